@@ -1,0 +1,97 @@
+package envelope
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	cloudevents "github.com/cloudevents/sdk-go/v2/event"
+	"github.com/cloudevents/sdk-go/v2/types"
+)
+
+// CloudEvents extension attributes carried by every message.
+const (
+	ExtStreamVersion = "streamversion"
+	ExtSchemaVersion = "schemaversion"
+	ExtCorrelationID = "correlationid"
+	ExtCausationID   = "causationid"
+	ExtActor         = "actor"
+	ExtTraceParent   = "traceparent"
+	ExtTraceState    = "tracestate"
+)
+
+// ContentType is the content type of a structured-mode CloudEvent.
+const ContentType = "application/cloudevents+json"
+
+// MarshalCloudEvent encodes an envelope as a CloudEvents 1.0 event in JSON
+// structured mode: id = event id, subject = cart id, the stream version and
+// schema version as extensions.
+func MarshalCloudEvent(e Envelope, source string) ([]byte, error) {
+	ce := cloudevents.New(cloudevents.CloudEventsVersionV1)
+	ce.SetID(e.EventID)
+	ce.SetSource(source)
+	ce.SetType(e.Type)
+	ce.SetSubject(e.StreamID)
+	ce.SetTime(e.OccurredAt)
+	ce.SetExtension(ExtStreamVersion, int32(e.Version))
+	ce.SetExtension(ExtSchemaVersion, int32(e.SchemaVersion))
+	for name, v := range map[string]string{
+		ExtCorrelationID: e.Metadata.CorrelationID, ExtCausationID: e.Metadata.CausationID, ExtActor: e.Metadata.Actor,
+		ExtTraceParent: e.Metadata.TraceParent, ExtTraceState: e.Metadata.TraceState,
+	} {
+		if v != "" {
+			ce.SetExtension(name, v)
+		}
+	}
+	// A json.RawMessage (not []byte) is embedded as JSON rather than base64.
+	if err := ce.SetData(cloudevents.ApplicationJSON, e.Data); err != nil {
+		return nil, fmt.Errorf("envelope: cloudevent %s data: %w", e.EventID, err)
+	}
+	if err := ce.Validate(); err != nil {
+		return nil, fmt.Errorf("envelope: cloudevent %s: %w", e.EventID, err)
+	}
+	b, err := json.Marshal(ce)
+	if err != nil {
+		return nil, fmt.Errorf("envelope: marshal cloudevent %s: %w", e.EventID, err)
+	}
+	return b, nil
+}
+
+// ErrNotCartEvent is returned for a message that is not a CloudEvent of a cart
+// stream this code can read.
+var ErrNotCartEvent = errors.New("envelope: not a cart cloudevent")
+
+// UnmarshalCloudEvent decodes a message written by MarshalCloudEvent.
+func UnmarshalCloudEvent(b []byte) (Envelope, error) {
+	var ce cloudevents.Event
+	if err := json.Unmarshal(b, &ce); err != nil {
+		return Envelope{}, fmt.Errorf("%w: %w", ErrNotCartEvent, err)
+	}
+	if err := ce.Validate(); err != nil {
+		return Envelope{}, fmt.Errorf("%w: %w", ErrNotCartEvent, err)
+	}
+	ext := ce.Extensions()
+	version, err := types.ToInteger(ext[ExtStreamVersion])
+	if err != nil || version < 1 {
+		return Envelope{}, fmt.Errorf("%w: event %s: bad %s", ErrNotCartEvent, ce.ID(), ExtStreamVersion)
+	}
+	schema, err := types.ToInteger(ext[ExtSchemaVersion])
+	if err != nil || schema < 1 {
+		return Envelope{}, fmt.Errorf("%w: event %s: bad %s", ErrNotCartEvent, ce.ID(), ExtSchemaVersion)
+	}
+	if ce.Subject() == "" {
+		return Envelope{}, fmt.Errorf("%w: event %s: no subject", ErrNotCartEvent, ce.ID())
+	}
+	str := func(name string) string {
+		s, _ := types.ToString(ext[name]) // absent optional attributes read as ""
+		return s
+	}
+	return Envelope{
+		EventID: ce.ID(), StreamID: ce.Subject(), StreamType: StreamTypeCart, Version: int(version),
+		Type: ce.Type(), SchemaVersion: int(schema), Data: json.RawMessage(ce.Data()), OccurredAt: ce.Time().UTC(),
+		Metadata: Metadata{
+			Actor: str(ExtActor), CorrelationID: str(ExtCorrelationID), CausationID: str(ExtCausationID),
+			TraceParent: str(ExtTraceParent), TraceState: str(ExtTraceState),
+		},
+	}, nil
+}
