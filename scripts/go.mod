@@ -5,6 +5,7 @@ go 1.26.8
 require github.com/cart-cqrs/cart/pkg v0.0.0
 
 require (
+	github.com/cart-cqrs/cart/migrations v0.0.0
 	github.com/golang-jwt/jwt/v5 v5.3.1 // indirect
 	github.com/google/uuid v1.6.0 // indirect
 	github.com/jackc/pgpassfile v1.0.0 // indirect
@@ -14,3 +15,5 @@ require (
 )
 
 replace github.com/cart-cqrs/cart/pkg => ../pkg
+
+replace github.com/cart-cqrs/cart/migrations => ../migrations

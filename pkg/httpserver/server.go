@@ -1,0 +1,92 @@
+package httpserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+)
+
+// ShutdownTimeout bounds how long Run waits for in-flight requests after its
+// context ends.
+const ShutdownTimeout = 10 * time.Second
+
+// Server is an HTTP server whose port is already bound.
+type Server struct {
+	srv    *http.Server
+	ln     net.Listener
+	logger *slog.Logger
+}
+
+// Listen binds addr now, so a taken port fails here and not later in a
+// goroutine, and returns a Server ready to Run h.
+func Listen(addr string, h http.Handler, logger *slog.Logger) (*Server, error) {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("httpserver: listen %s: %w", addr, err)
+	}
+	return &Server{
+		ln:     ln,
+		logger: logger,
+		srv: &http.Server{
+			Handler:           h,
+			ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout:       15 * time.Second,
+			WriteTimeout:      30 * time.Second,
+			IdleTimeout:       120 * time.Second,
+			MaxHeaderBytes:    64 << 10,
+			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		},
+	}, nil
+}
+
+// Addr is the bound address, e.g. "127.0.0.1:41234" after Listen(":0").
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// Run serves until ctx ends, then stops accepting, lets in-flight requests
+// finish (up to ShutdownTimeout) and returns nil. It returns an error if
+// serving fails or the drain times out. Call it once.
+func (s *Server) Run(ctx context.Context) error {
+	served := make(chan error, 1)
+	go func() { served <- s.srv.Serve(s.ln) }()
+	s.logger.LogAttrs(ctx, slog.LevelInfo, "http server listening", slog.String("addr", s.Addr()))
+
+	select {
+	case err := <-served:
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil // Close was called
+		}
+		return fmt.Errorf("httpserver: serve %s: %w", s.Addr(), err)
+	case <-ctx.Done():
+	}
+
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ShutdownTimeout)
+	defer cancel()
+	err := s.srv.Shutdown(sctx)
+	<-served // Serve returns as soon as Shutdown starts; reap the goroutine
+	if err != nil {
+		return fmt.Errorf("httpserver: shutdown %s: %w", s.Addr(), errors.Join(err, s.srv.Close()))
+	}
+	s.logger.LogAttrs(ctx, slog.LevelInfo, "http server stopped", slog.String("addr", s.Addr()))
+	return nil
+}
+
+// Close stops the server at once, dropping in-flight requests, and releases
+// the port; for a Server that never ran or must stop now. Prefer cancelling
+// Run's context.
+func (s *Server) Close() error {
+	err := s.srv.Close()
+	if lerr := s.ln.Close(); lerr != nil && !errors.Is(lerr, net.ErrClosed) {
+		err = errors.Join(err, lerr)
+	}
+	if err != nil {
+		return fmt.Errorf("httpserver: close %s: %w", s.Addr(), err)
+	}
+	return nil
+}
