@@ -1,0 +1,156 @@
+package app_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/cart-cqrs/cart/pkg/auth"
+	"github.com/cart-cqrs/cart/pkg/cart"
+	"github.com/cart-cqrs/cart/pkg/envconf"
+	"github.com/cart-cqrs/cart/pkg/readmodel"
+	"github.com/cart-cqrs/cart/pkg/redistest"
+	"github.com/cart-cqrs/cart/services/query/app"
+)
+
+var authCfg = auth.Config{
+	HS256Secret: []byte("query-test-secret-0123456789abcdef"),
+	Issuer:      "https://issuer.test",
+	Audience:    "cart-api",
+}
+
+func TestApp(t *testing.T) {
+	env := redistest.MustRedis(t)
+	a, err := app.New(context.Background(), app.Config{
+		HTTPAddr: "127.0.0.1:0", RedisURL: env.URL, RedisPrefix: env.Prefix, Auth: authCfg,
+	}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	stopped := false
+	t.Cleanup(func() {
+		if !stopped {
+			cancel()
+			<-done
+		}
+		if err := a.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	base := "http://" + a.Addr()
+
+	for _, path := range []string{"/healthz", "/readyz"} {
+		if code, body := fetch(t, base+path, ""); code != http.StatusOK {
+			t.Errorf("GET %s = %d: %s", path, code, body)
+		}
+	}
+
+	t.Run("ServesCart", func(t *testing.T) {
+		id := uuid.Must(uuid.NewV7()).String()
+		s := cart.Fold(cart.State{}, cart.Recorded{CartID: id, Version: 1, OccurredAt: time.Now().UTC(),
+			Event: cart.Opened{CustomerID: "alice"}})
+		doc, err := json.Marshal(readmodel.FromState(s))
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys := readmodel.Keys{Prefix: env.Prefix, Generation: 1}
+		if err := env.Client.HSet(ctx, keys.Cart(id), readmodel.FieldVersion, 1, readmodel.FieldDoc, doc).Err(); err != nil {
+			t.Fatal(err)
+		}
+		tok, err := auth.Issue(authCfg, "alice", "", time.Hour, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code, body := fetch(t, base+"/v1/carts/"+id, tok); code != http.StatusOK || body != string(doc) {
+			t.Errorf("GET cart = %d: %s", code, body)
+		}
+	})
+
+	cancel()
+	stopped = true
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return after cancel")
+	}
+}
+
+func TestNewRefusesBadConfig(t *testing.T) {
+	for name, cfg := range map[string]app.Config{
+		"NoSecret": {HTTPAddr: "127.0.0.1:0", RedisURL: "redis://127.0.0.1:6379/0", Auth: auth.Config{Issuer: "i", Audience: "a"}},
+		"BadURL":   {HTTPAddr: "127.0.0.1:0", RedisURL: "postgres://nope", Auth: authCfg},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if a, err := app.New(context.Background(), cfg, slog.New(slog.DiscardHandler)); err == nil {
+				_ = a.Close()
+				t.Fatal("New accepted a bad config")
+			}
+		})
+	}
+}
+
+func TestConfigFromEnv(t *testing.T) {
+	t.Run("Defaults", func(t *testing.T) {
+		cfg, err := app.ConfigFromEnv(envconf.Map(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.HTTPAddr != ":8081" || cfg.RedisURL != "redis://127.0.0.1:6379/0" || cfg.RedisPrefix != "cart:" ||
+			cfg.Auth.Disabled || cfg.LogLevel != slog.LevelInfo {
+			t.Errorf("defaults = %+v", cfg)
+		}
+	})
+	t.Run("Set", func(t *testing.T) {
+		cfg, err := app.ConfigFromEnv(envconf.Map(map[string]string{
+			"QUERY_ADDR": ":9999", "REDIS_PREFIX": "x:", "AUTH_HS256_SECRET": "s3cret", "AUTH_ISSUER": "iss",
+			"AUTH_AUDIENCE": "aud", "AUTH_DISABLED": "true", "LOG_LEVEL": "debug",
+		}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.HTTPAddr != ":9999" || cfg.RedisPrefix != "x:" || string(cfg.Auth.HS256Secret) != "s3cret" ||
+			cfg.Auth.Issuer != "iss" || cfg.Auth.Audience != "aud" || !cfg.Auth.Disabled || cfg.LogLevel != slog.LevelDebug {
+			t.Errorf("cfg = %+v", cfg)
+		}
+	})
+	t.Run("ErrEveryMalformedValue", func(t *testing.T) {
+		_, err := app.ConfigFromEnv(envconf.Map(map[string]string{"AUTH_DISABLED": "maybe", "LOG_LEVEL": "loud"}))
+		if err == nil || !strings.Contains(err.Error(), "AUTH_DISABLED") || !strings.Contains(err.Error(), "LOG_LEVEL") {
+			t.Fatalf("err = %v, want both variables named", err)
+		}
+	})
+}
+
+func fetch(t *testing.T, url, token string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = res.Body.Close() }()
+	body, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.StatusCode, string(body)
+}

@@ -1,0 +1,150 @@
+// Package redisstore reads the denormalized cart documents the projector
+// keeps in Redis. It knows the key layout (readmodel.Keys) and which
+// generation readers currently use; it never writes.
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/cart-cqrs/cart/pkg/readmodel"
+)
+
+// Store reads cart documents from one key prefix. It is safe for concurrent
+// use.
+type Store struct {
+	rdb    redis.Cmdable
+	prefix string
+	logger *slog.Logger
+	// gen caches the generation readers use; 0 means not read yet. A
+	// rebuild switches generations rarely, so a reader may lag by one
+	// refresh interval.
+	gen atomic.Int64
+}
+
+// New returns a Store over rdb for keys under prefix. The generation is read
+// on first use and kept fresh by Run.
+func New(rdb redis.Cmdable, prefix string, logger *slog.Logger) *Store {
+	return &Store{rdb: rdb, prefix: prefix, logger: logger}
+}
+
+// Cart returns the stored JSON document of a cart, exactly as stored, or
+// found=false when there is none.
+func (s *Store) Cart(ctx context.Context, cartID string) (doc []byte, found bool, err error) {
+	keys, err := s.keys(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	return s.doc(ctx, keys, cartID)
+}
+
+// OpenCart returns the document of a customer's open cart, as the index
+// customer → open cart names it, or found=false when the index or the
+// document is missing. Both reads use one generation. The document may not
+// be open (or even the customer's) when the index lags behind it: the caller
+// decides what that means.
+func (s *Store) OpenCart(ctx context.Context, customerID string) (doc []byte, found bool, err error) {
+	keys, err := s.keys(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	cartID, err := s.rdb.Get(ctx, keys.OpenCart(customerID)).Result()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return nil, false, nil
+	case err != nil:
+		return nil, false, fmt.Errorf("redis: get open cart of customer %s: %w", customerID, err)
+	}
+	return s.doc(ctx, keys, cartID)
+}
+
+func (s *Store) doc(ctx context.Context, keys readmodel.Keys, cartID string) ([]byte, bool, error) {
+	doc, err := s.rdb.HGet(ctx, keys.Cart(cartID), readmodel.FieldDoc).Bytes()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return nil, false, nil
+	case err != nil:
+		return nil, false, fmt.Errorf("redis: get cart %s: %w", cartID, err)
+	}
+	return doc, true, nil
+}
+
+// Ping reports whether Redis answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.rdb.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("redis: ping: %w", err)
+	}
+	return nil
+}
+
+// Generation returns the cached generation, reading it when it has not been
+// read yet (so the first request after start never serves a stale one).
+func (s *Store) Generation(ctx context.Context) (int, error) {
+	if g := s.gen.Load(); g > 0 {
+		return int(g), nil
+	}
+	return s.Refresh(ctx)
+}
+
+func (s *Store) keys(ctx context.Context) (readmodel.Keys, error) {
+	g, err := s.Generation(ctx)
+	if err != nil {
+		return readmodel.Keys{}, err
+	}
+	return readmodel.Keys{Prefix: s.prefix, Generation: g}, nil
+}
+
+// Refresh reads the current generation (absent means 1) and caches it.
+func (s *Store) Refresh(ctx context.Context) (int, error) {
+	v, err := s.rdb.Get(ctx, readmodel.CurrentGeneration(s.prefix)).Result()
+	g := 1
+	switch {
+	case errors.Is(err, redis.Nil):
+	case err != nil:
+		return 0, fmt.Errorf("redis: get current generation: %w", err)
+	default:
+		if g, err = strconv.Atoi(v); err != nil || g < 1 {
+			return 0, fmt.Errorf("redis: current generation %q is not a positive integer", v)
+		}
+	}
+	if old := s.gen.Swap(int64(g)); old != int64(g) && old != 0 {
+		s.logger.InfoContext(ctx, "read model generation switched", slog.Int64("from", old), slog.Int("to", g))
+	}
+	return g, nil
+}
+
+// Run refreshes the generation every interval until ctx ends. A failed
+// refresh keeps the last known generation (requests report Redis outages on
+// their own) and is logged; Run returns nil when ctx ends.
+func (s *Store) Run(ctx context.Context, every time.Duration) error {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		rctx, cancel := context.WithTimeout(ctx, every)
+		_, err := s.Refresh(rctx)
+		cancel()
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return nil
+		case err != nil && !failing:
+			failing = true
+			s.logger.WarnContext(ctx, "refresh read model generation", slog.Any("error", err))
+		case err == nil && failing:
+			failing = false
+			s.logger.InfoContext(ctx, "read model generation readable again")
+		}
+	}
+}
