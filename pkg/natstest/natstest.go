@@ -1,0 +1,131 @@
+// Package natstest gives each test its own JetStream stream name and subject
+// prefix, so tests (and concurrent test runs) sharing one server never see
+// each other's messages. The server is $NATS_URL when set; otherwise each call
+// starts its own embedded, current nats-server with JetStream, so tests do not
+// depend on whatever (possibly old) server runs on the machine.
+package natstest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Env is one test's slice of a NATS server. The code under test creates the
+// stream named Stream over subjects under SubjectPrefix.
+type Env struct {
+	URL           string
+	Stream        string // "CART_T_<RANDOM HEX>"
+	SubjectPrefix string // "t<random hex>.cart.events"
+	Conn          *nats.Conn
+	JS            jetstream.JetStream
+	Server        *server.Server // the embedded server; nil when NATS_URL is set
+}
+
+// MustNATS returns a connection with JetStream and fresh stream and subject
+// names. When the test ends the stream is deleted (if it was created), the
+// connection drained and an embedded server shut down.
+func MustNATS(tb testing.TB) Env {
+	tb.Helper()
+	id := randomHex(8)
+	env := Env{
+		Stream:        "CART_T_" + strings.ToUpper(id),
+		SubjectPrefix: "t" + id + ".cart.events",
+	}
+	env.URL = os.Getenv("NATS_URL")
+	if env.URL == "" {
+		env.Server = mustEmbedded(tb)
+		env.URL = env.Server.ClientURL()
+	}
+
+	nc, err := nats.Connect(env.URL, nats.Name("natstest "+tb.Name()))
+	if err != nil {
+		tb.Fatalf("natstest: connect %s: %v", env.URL, err)
+	}
+	env.Conn = nc
+	tb.Cleanup(func() { cleanup(tb, env) })
+
+	env.JS, err = jetstream.New(nc)
+	if err != nil {
+		tb.Fatalf("natstest: jetstream: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := env.JS.AccountInfo(ctx); err != nil {
+		tb.Fatalf("natstest: JetStream is not available on %s: %v", env.URL, err)
+	}
+	return env
+}
+
+func mustEmbedded(tb testing.TB) *server.Server {
+	tb.Helper()
+	s, err := server.NewServer(&server.Options{
+		Host:      "127.0.0.1",
+		Port:      server.RANDOM_PORT,
+		JetStream: true,
+		StoreDir:  tb.TempDir(), // removed after the server is shut down (cleanups run last-in first-out)
+		NoSigs:    true,
+		NoLog:     true,
+	})
+	if err != nil {
+		tb.Fatalf("natstest: embedded server: %v", err)
+	}
+	s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		s.Shutdown()
+		s.WaitForShutdown()
+		tb.Fatalf("natstest: embedded server not ready after 10s")
+	}
+	return s
+}
+
+func cleanup(tb testing.TB, env Env) {
+	if env.JS != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := env.JS.DeleteStream(ctx, env.Stream)
+		cancel()
+		if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+			tb.Errorf("natstest: delete stream %s: %v", env.Stream, err)
+		}
+	}
+	drain(tb, env.Conn)
+	if env.Server != nil {
+		env.Server.Shutdown()
+		env.Server.WaitForShutdown()
+	}
+}
+
+// drain lets in-flight messages of the test's subscriptions finish, then
+// closes the connection; it gives up after a few seconds.
+func drain(tb testing.TB, nc *nats.Conn) {
+	closed := make(chan struct{})
+	nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
+	if err := nc.Drain(); err != nil {
+		if !errors.Is(err, nats.ErrConnectionClosed) {
+			tb.Errorf("natstest: drain: %v", err)
+		}
+		nc.Close()
+		return
+	}
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		tb.Errorf("natstest: drain did not finish in 5s")
+		nc.Close()
+	}
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // never fails since Go 1.24
+	return hex.EncodeToString(b)
+}
