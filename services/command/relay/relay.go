@@ -1,0 +1,164 @@
+// Package relay is the outbox relay of the command service: it publishes the
+// rows of the transactional outbox to NATS JetStream as CloudEvents and
+// removes each row once JetStream has acknowledged it.
+//
+// Exactly one relay is active at a time across all command instances: the
+// leader holds a PostgreSQL session-level advisory lock on a connection of its
+// own; the others stand by and retry. The guarantees, and why they hold:
+//
+//   - At least once: a row is removed only after its PubAck arrived, so a crash
+//     at any point leaves unpublished rows in the outbox for the next leader.
+//   - Effectively once: every message carries Nats-Msg-Id = event id, so the
+//     stream drops the re-publication of a row whose PubAck arrived but whose
+//     removal did not happen (within the stream's duplicate window).
+//   - Per-cart order: events are published in waves (see publish.go); the
+//     k+1-th event of a cart is sent only after the k-th is in the stream.
+package relay
+
+import (
+	"context"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/cart-cqrs/cart/pkg/envelope"
+)
+
+// Defaults of Options.
+const (
+	DefaultStream          = "CART_EVENTS"
+	DefaultSubjectPrefix   = "cart.events"
+	DefaultSource          = "urn:cart-cqrs:command"
+	DefaultReplicas        = 1
+	DefaultDuplicateWindow = 5 * time.Minute
+	DefaultBatchSize       = 500
+	DefaultPollInterval    = time.Second
+	DefaultPublishTimeout  = 5 * time.Second
+	DefaultStandbyInterval = time.Second
+	// DefaultLockKey is the advisory lock key: "cart_out" in ASCII.
+	DefaultLockKey int64 = 0x636172745f6f7574
+)
+
+// notifyChannel is the channel the outbox trigger notifies on commit.
+const notifyChannel = "cart_outbox"
+
+// Options configure the relay and the stream. Zero values take the defaults.
+type Options struct {
+	Stream          string        // JetStream stream name, default "CART_EVENTS"
+	SubjectPrefix   string        // default "cart.events"; stream subjects = SubjectPrefix+".>"
+	Source          string        // CloudEvents source, default "urn:cart-cqrs:command"
+	Replicas        int           // default 1
+	DuplicateWindow time.Duration // default 5m
+	BatchSize       int           // rows per round, default 500
+	PollInterval    time.Duration // fallback poll when no NOTIFY arrives, default 1s
+	PublishTimeout  time.Duration // per batch, default 5s
+	LockKey         int64         // advisory lock key, default DefaultLockKey
+	// StandbyInterval is how often a standby retries the lock, and the pause
+	// before contending again after leadership was lost; default 1s.
+	StandbyInterval time.Duration
+	// AfterPublish is a fault-injection hook for tests and chaos runs: called after the PubAcks of a batch and before its rows are
+	// removed. An error makes the relay drop leadership as if it had crashed at that point.
+	AfterPublish func(ctx context.Context, published []envelope.Envelope) error
+}
+
+func (o Options) withDefaults() Options {
+	if o.Stream == "" {
+		o.Stream = DefaultStream
+	}
+	if o.SubjectPrefix == "" {
+		o.SubjectPrefix = DefaultSubjectPrefix
+	}
+	if o.Source == "" {
+		o.Source = DefaultSource
+	}
+	if o.Replicas <= 0 {
+		o.Replicas = DefaultReplicas
+	}
+	if o.DuplicateWindow <= 0 {
+		o.DuplicateWindow = DefaultDuplicateWindow
+	}
+	if o.BatchSize <= 0 {
+		o.BatchSize = DefaultBatchSize
+	}
+	if o.PollInterval <= 0 {
+		o.PollInterval = DefaultPollInterval
+	}
+	if o.PublishTimeout <= 0 {
+		o.PublishTimeout = DefaultPublishTimeout
+	}
+	if o.LockKey == 0 {
+		o.LockKey = DefaultLockKey
+	}
+	if o.StandbyInterval <= 0 {
+		o.StandbyInterval = DefaultStandbyInterval
+	}
+	return o
+}
+
+// Relay publishes the outbox while it is the leader. Create it with New and
+// run it with Run.
+type Relay struct {
+	pool   *pgxpool.Pool
+	js     jetstream.JetStream
+	opts   Options
+	logger *slog.Logger
+
+	leader    atomic.Bool
+	published atomic.Uint64
+	lastRound atomic.Int64 // nanoseconds
+}
+
+// New returns a relay. js should be created with
+// jetstream.WithPublishAsyncTimeout so that a PubAck that never arrives does
+// not stay pending in the client forever; the relay itself gives up waiting
+// after PublishTimeout either way.
+func New(pool *pgxpool.Pool, js jetstream.JetStream, opts Options, logger *slog.Logger) *Relay {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Relay{pool: pool, js: js, opts: opts.withDefaults(), logger: logger.With("component", "relay")}
+}
+
+// IsLeader reports whether this relay holds the lock and publishes.
+func (r *Relay) IsLeader() bool { return r.leader.Load() }
+
+// Published is the number of events this relay has seen acknowledged by
+// JetStream (duplicates included), since it was created.
+func (r *Relay) Published() uint64 { return r.published.Load() }
+
+// LastRoundDuration is how long the last non-empty round took (read,
+// publish, remove).
+func (r *Relay) LastRoundDuration() time.Duration { return time.Duration(r.lastRound.Load()) }
+
+// Run contends for leadership, and publishes while it leads, until ctx ends.
+// Every failure (PostgreSQL, NATS, the AfterPublish hook) ends the current
+// leadership at most; Run then contends again. It returns nil on a clean stop.
+func (r *Relay) Run(ctx context.Context) error {
+	for {
+		err := r.contend(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			r.logger.Warn("relay: failed; contending again", "after", r.opts.StandbyInterval, "error", err)
+		}
+		if !sleep(ctx, r.opts.StandbyInterval) {
+			return nil
+		}
+	}
+}
+
+// sleep waits for d or until ctx ends; it reports whether d elapsed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
