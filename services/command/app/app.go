@@ -1,0 +1,304 @@
+// Package app is the command service's composition root: from a Config it
+// builds the PostgreSQL pool (applying migrations), the NATS connection and
+// stream, the repository, the HTTP API and the outbox relay; it runs the HTTP
+// server and the relay together and releases everything on Close. main and
+// the end-to-end tests start the service through it.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cart-cqrs/cart/migrations"
+	"github.com/cart-cqrs/cart/pkg/auth"
+	"github.com/cart-cqrs/cart/pkg/httpserver"
+	"github.com/cart-cqrs/cart/services/command/internal/httpapi"
+	"github.com/cart-cqrs/cart/services/command/internal/postgres"
+	"github.com/cart-cqrs/cart/services/command/relay"
+)
+
+var _ httpapi.Carts = (*postgres.Repository)(nil)
+
+const (
+	// serviceName identifies this service's connections in NATS and
+	// PostgreSQL monitoring.
+	serviceName = "cart-command"
+	// startTimeout bounds each start-up step that talks to a dependency.
+	startTimeout = 10 * time.Second
+	// streamRetry is the pause between attempts to create the stream when
+	// NATS was not reachable at start.
+	streamRetry = 2 * time.Second
+	// drainTimeout bounds how long Close waits for NATS to drain.
+	drainTimeout = 5 * time.Second
+)
+
+// App is a command service.
+type App struct {
+	logger    *slog.Logger
+	pool      *pgxpool.Pool
+	nc        *nats.Conn
+	ncClosed  chan struct{}
+	js        jetstream.JetStream
+	relayOpts relay.Options
+	relay     *relay.Relay // nil when the relay is disabled
+	server    *httpserver.Server
+
+	streamMu    sync.Mutex
+	streamReady bool
+}
+
+// New connects to PostgreSQL (applying migrations when cfg.Migrate) and NATS,
+// makes sure the stream exists, builds the API and listens on cfg.HTTPAddr.
+// NATS being down does not stop the service from starting: commands are
+// accepted into the outbox and the relay publishes once NATS is back.
+func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("command: config: %w", err)
+	}
+	verifier, err := auth.NewVerifier(cfg.Auth)
+	if err != nil {
+		return nil, fmt.Errorf("command: %w", err)
+	}
+	if cfg.Auth.Disabled {
+		logger.WarnContext(ctx, "authentication is DISABLED: callers are trusted by header (development only)")
+	}
+	a := &App{logger: logger, ncClosed: make(chan struct{}), relayOpts: cfg.Relay}
+	if cfg.RelayAfterPublish != nil {
+		a.relayOpts.AfterPublish = cfg.RelayAfterPublish
+	}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, a.Close())
+		}
+	}()
+
+	if cfg.Migrate {
+		mctx, cancel := context.WithTimeout(ctx, 5*time.Minute) // waits for other instances' migrations
+		err := migrations.Up(mctx, cfg.DatabaseURL, logger)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("command: %w", err)
+		}
+	}
+	if a.pool, err = openPool(ctx, cfg); err != nil {
+		return nil, err
+	}
+	if err := a.connectNATS(ctx, cfg); err != nil {
+		return nil, err
+	}
+	sctx, cancel := context.WithTimeout(ctx, startTimeout)
+	if err := a.ensureStream(sctx); err != nil {
+		logger.WarnContext(ctx, "stream not ensured yet; the relay retries", "stream", cfg.Relay.Stream, "error", err)
+	}
+	cancel()
+
+	repo := postgres.New(a.pool,
+		postgres.WithSnapshotEvery(cfg.SnapshotEvery),
+		postgres.WithConflictRetries(cfg.ConflictRetries))
+	if cfg.RelayEnabled {
+		a.relay = relay.New(a.pool, a.js, a.relayOpts, logger)
+	}
+
+	reg := prometheus.NewRegistry()
+	e := httpserver.NewEcho(logger, reg, "command")
+	httpserver.Health(e, reg, map[string]func(context.Context) error{
+		"postgres": a.pool.Ping,
+		"nats":     a.natsConnected,
+	})
+	httpapi.Mount(e, repo, verifier)
+	if a.server, err = httpserver.Listen(cfg.HTTPAddr, e, logger); err != nil {
+		return nil, fmt.Errorf("command: %w", err)
+	}
+	return a, nil
+}
+
+func openPool(ctx context.Context, cfg Config) (*pgxpool.Pool, error) {
+	pcfg, err := pgxpool.ParseConfig(cfg.DatabaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("command: database url: %w", err)
+	}
+	pcfg.MaxConns = int32(cfg.DatabaseMaxConns)
+	if pcfg.ConnConfig.RuntimeParams["application_name"] == "" {
+		pcfg.ConnConfig.RuntimeParams["application_name"] = serviceName
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		return nil, fmt.Errorf("command: postgres pool: %w", err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, startTimeout)
+	defer cancel()
+	if err := pool.Ping(pctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("command: postgres: %w", err)
+	}
+	return pool, nil
+}
+
+// connectNATS connects for good: the client reconnects forever, and a NATS
+// that is down at start is retried in the background.
+func (a *App) connectNATS(ctx context.Context, cfg Config) error {
+	nc, err := nats.Connect(cfg.NATSURL,
+		nats.Name(serviceName),
+		nats.MaxReconnects(-1),
+		nats.RetryOnFailedConnect(true),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			a.logger.Warn("nats disconnected", "error", err)
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			a.logger.Info("nats reconnected", "url", nc.ConnectedUrlRedacted())
+		}),
+		nats.ClosedHandler(func(*nats.Conn) { close(a.ncClosed) }),
+	)
+	if err != nil {
+		return fmt.Errorf("command: nats connect: %w", err)
+	}
+	a.nc = nc
+	publishTimeout := cfg.Relay.PublishTimeout
+	if publishTimeout <= 0 {
+		publishTimeout = relay.DefaultPublishTimeout
+	}
+	if a.js, err = jetstream.New(nc, jetstream.WithPublishAsyncTimeout(publishTimeout)); err != nil {
+		return fmt.Errorf("command: jetstream: %w", err)
+	}
+	a.logger.InfoContext(ctx, "nats connecting", "url", nc.ConnectedUrlRedacted(), "status", nc.Status().String())
+	return nil
+}
+
+func (a *App) natsConnected(context.Context) error {
+	if s := a.nc.Status(); s != nats.CONNECTED {
+		return fmt.Errorf("nats: connection %s", s)
+	}
+	return nil
+}
+
+// ensureStream creates or updates the stream once per App.
+func (a *App) ensureStream(ctx context.Context) error {
+	a.streamMu.Lock()
+	defer a.streamMu.Unlock()
+	if a.streamReady {
+		return nil
+	}
+	if _, err := relay.EnsureStream(ctx, a.js, a.relayOpts); err != nil {
+		return fmt.Errorf("command: %w", err)
+	}
+	a.streamReady = true
+	return nil
+}
+
+// Addr is the address the API listens on (the real port when cfg asked for
+// ":0").
+func (a *App) Addr() string { return a.server.Addr() }
+
+// RelayIsLeader reports whether this instance's relay currently publishes
+// the outbox (false when the relay is disabled).
+func (a *App) RelayIsLeader() bool { return a.relay != nil && a.relay.IsLeader() }
+
+// Run serves requests and runs the relay until ctx ends, then stops both
+// gracefully. Either of them failing stops the other; Run waits for both and
+// returns the first fatal error.
+func (a *App) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	run := func(name string, f func(context.Context) error) {
+		wg.Go(func() {
+			err := f(ctx)
+			if err == nil && ctx.Err() == nil {
+				err = fmt.Errorf("%s stopped unexpectedly", name)
+			}
+			if err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+			cancel() // one part stopping stops the other
+		})
+	}
+	run("http server", a.server.Run)
+	if a.relay != nil {
+		run("relay", a.runRelay)
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("command: %w", err)
+	}
+	return nil
+}
+
+// runRelay makes sure the stream exists (NATS may have been down at start),
+// then runs the relay.
+func (a *App) runRelay(ctx context.Context) error {
+	for {
+		sctx, cancel := context.WithTimeout(ctx, startTimeout)
+		err := a.ensureStream(sctx)
+		cancel()
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		a.logger.WarnContext(ctx, "stream not ensured; retrying", "after", streamRetry, "error", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(streamRetry):
+		}
+	}
+	return a.relay.Run(ctx)
+}
+
+// Close releases the port, drains NATS and closes the pool. Call it after
+// Run returned (or instead of Run); it is safe on a partly built App.
+func (a *App) Close() error {
+	var errs []error
+	if a.server != nil {
+		if err := a.server.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if a.nc != nil {
+		errs = append(errs, a.drainNATS())
+	}
+	if a.pool != nil {
+		a.pool.Close()
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("command: close: %w", err)
+	}
+	return nil
+}
+
+func (a *App) drainNATS() error {
+	if err := a.nc.Drain(); err != nil {
+		a.nc.Close()
+		// Closed already, or never connected: nothing was in flight.
+		if errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, nats.ErrConnectionReconnecting) {
+			return nil
+		}
+		return fmt.Errorf("nats drain: %w", err)
+	}
+	select {
+	case <-a.ncClosed:
+		return nil
+	case <-time.After(drainTimeout):
+		a.nc.Close()
+		return fmt.Errorf("nats drain: not finished after %v", drainTimeout)
+	}
+}

@@ -1,0 +1,190 @@
+package app_test
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cart-cqrs/cart/pkg/auth"
+	"github.com/cart-cqrs/cart/pkg/envconf"
+	"github.com/cart-cqrs/cart/pkg/envelope"
+	"github.com/cart-cqrs/cart/pkg/natstest"
+	"github.com/cart-cqrs/cart/pkg/pgtest"
+	"github.com/cart-cqrs/cart/services/command/app"
+	"github.com/cart-cqrs/cart/services/command/relay"
+)
+
+// TestApp starts the service as main does, on a free port against a fresh
+// database and stream: a command goes through HTTP, the relay publishes its
+// event, /readyz is green, and Run returns nil once its context ends.
+func TestApp(t *testing.T) {
+	dbURL := pgtest.MustDatabase(t)
+	nt := natstest.MustNATS(t)
+	cfg := app.Config{
+		HTTPAddr:         "127.0.0.1:0",
+		DatabaseURL:      dbURL,
+		DatabaseMaxConns: 4,
+		NATSURL:          nt.URL,
+		Auth: auth.Config{
+			HS256Secret: []byte("app-test-secret-app-test-secret-!"),
+			Issuer:      "https://issuer.test", Audience: "cart-cqrs",
+		},
+		Relay:           relay.Options{Stream: nt.Stream, SubjectPrefix: nt.SubjectPrefix, PollInterval: 100 * time.Millisecond},
+		RelayEnabled:    true,
+		SnapshotEvery:   20,
+		ConflictRetries: 5,
+		Migrate:         true,
+	}
+	hooked := make(chan struct{}, 16)
+	cfg.RelayAfterPublish = func(context.Context, []envelope.Envelope) error {
+		select {
+		case hooked <- struct{}{}:
+		default:
+		}
+		return nil
+	}
+
+	a, err := app.New(t.Context(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- a.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-ran:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("Run did not return after cancel")
+		}
+		if err := a.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	base := "http://" + a.Addr()
+
+	tok, err := auth.Issue(cfg.Auth, "alice", "", time.Hour, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, base+"/v1/carts", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body struct {
+		CartID  string `json:"cartId"`
+		Version int    `json:"version"`
+	}
+	err = json.NewDecoder(res.Body).Decode(&body)
+	res.Body.Close()
+	if err != nil || res.StatusCode != http.StatusCreated || body.Version != 1 || res.Header.Get("ETag") != `"1"` {
+		t.Fatalf("POST /v1/carts = %d %+v (%v)", res.StatusCode, body, err)
+	}
+
+	// The relay publishes the cart.opened event to the stream.
+	stream, err := nt.JS.Stream(t.Context(), nt.Stream)
+	if err != nil {
+		t.Fatalf("stream %s: %v", nt.Stream, err)
+	}
+	subject := envelope.Subject(nt.SubjectPrefix, body.CartID, "cart.opened")
+	poll(t, "the event reaches the stream", func() bool {
+		_, err := stream.GetLastMsgForSubject(t.Context(), subject)
+		return err == nil
+	})
+	select {
+	case <-hooked:
+	default:
+		t.Error("RelayAfterPublish was not called")
+	}
+	if !a.RelayIsLeader() {
+		t.Error("the only relay is not the leader")
+	}
+
+	res, err = http.Get(base + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("/readyz = %d", res.StatusCode)
+	}
+}
+
+// poll checks done until it reports true, failing the test after a deadline.
+func poll(t *testing.T, what string, done func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !done() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 15s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestConfigFromEnv(t *testing.T) {
+	t.Run("Defaults", func(t *testing.T) {
+		cfg, err := app.ConfigFromEnv(envconf.Map(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.HTTPAddr != ":8080" || cfg.NATSURL != "nats://127.0.0.1:4222" ||
+			cfg.DatabaseURL != "postgres://postgres@127.0.0.1:5432/cart?sslmode=disable" ||
+			cfg.Relay.Stream != "CART_EVENTS" || cfg.Relay.SubjectPrefix != "cart.events" || cfg.Relay.Replicas != 1 ||
+			cfg.Relay.DuplicateWindow != 5*time.Minute || cfg.Relay.BatchSize != 500 || cfg.Relay.PollInterval != time.Second ||
+			!cfg.RelayEnabled || cfg.SnapshotEvery != 20 || cfg.ConflictRetries != 5 || !cfg.Migrate ||
+			cfg.LogLevel != slog.LevelInfo || cfg.Auth.Disabled {
+			t.Fatalf("defaults = %+v", cfg)
+		}
+	})
+	t.Run("Overrides", func(t *testing.T) {
+		cfg, err := app.ConfigFromEnv(envconf.Map(map[string]string{
+			"COMMAND_ADDR": ":9090", "NATS_STREAM": "S", "NATS_SUBJECT_PREFIX": "p.q", "NATS_STREAM_REPLICAS": "3",
+			"NATS_DUPLICATE_WINDOW": "2m", "RELAY_BATCH_SIZE": "50", "RELAY_POLL_INTERVAL": "250ms", "RELAY_ENABLED": "false",
+			"SNAPSHOT_EVERY": "7", "CONFLICT_RETRIES": "0", "MIGRATE": "false", "AUTH_DISABLED": "true", "LOG_LEVEL": "debug",
+			"AUTH_HS256_SECRET": "s", "AUTH_ISSUER": "i", "AUTH_AUDIENCE": "a",
+		}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.HTTPAddr != ":9090" || cfg.Relay.Stream != "S" || cfg.Relay.SubjectPrefix != "p.q" || cfg.Relay.Replicas != 3 ||
+			cfg.Relay.DuplicateWindow != 2*time.Minute || cfg.Relay.BatchSize != 50 || cfg.Relay.PollInterval != 250*time.Millisecond ||
+			cfg.RelayEnabled || cfg.SnapshotEvery != 7 || cfg.ConflictRetries != 0 || cfg.Migrate || !cfg.Auth.Disabled ||
+			cfg.LogLevel != slog.LevelDebug || string(cfg.Auth.HS256Secret) != "s" || cfg.Auth.Issuer != "i" || cfg.Auth.Audience != "a" {
+			t.Fatalf("overrides = %+v", cfg)
+		}
+	})
+	t.Run("EveryMistakeReported", func(t *testing.T) {
+		_, err := app.ConfigFromEnv(envconf.Map(map[string]string{
+			"RELAY_ENABLED": "maybe", "NATS_DUPLICATE_WINDOW": "5 minutes", "SNAPSHOT_EVERY": "0", "LOG_LEVEL": "loud",
+		}))
+		if err == nil {
+			t.Fatal("no error")
+		}
+		for _, want := range []string{"RELAY_ENABLED", "NATS_DUPLICATE_WINDOW", "SNAPSHOT_EVERY", "LOG_LEVEL"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("error does not name %s: %v", want, err)
+			}
+		}
+	})
+}
+
+func TestNewRefusesBadAuthConfig(t *testing.T) {
+	cfg, err := app.ConfigFromEnv(envconf.Map(map[string]string{"COMMAND_ADDR": "127.0.0.1:0"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := app.New(t.Context(), cfg, nil); err == nil || !strings.Contains(err.Error(), "auth") {
+		t.Fatalf("New without an auth secret = %v, want an auth config error", err)
+	}
+}

@@ -1,0 +1,122 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/cart-cqrs/cart/pkg/auth"
+	"github.com/cart-cqrs/cart/pkg/envconf"
+	"github.com/cart-cqrs/cart/pkg/envelope"
+	"github.com/cart-cqrs/cart/services/command/internal/postgres"
+	"github.com/cart-cqrs/cart/services/command/relay"
+)
+
+// Config is everything the command service needs to start.
+type Config struct {
+	// HTTPAddr is the listen address of the API, health and metrics
+	// (COMMAND_ADDR, default ":8080"; ":0" picks a free port).
+	HTTPAddr string
+	// DatabaseURL locates PostgreSQL, the source of truth (DATABASE_URL).
+	DatabaseURL string
+	// DatabaseMaxConns caps the connection pool (DATABASE_MAX_CONNS, default
+	// 16). The relay's leadership connection is taken out of the pool.
+	DatabaseMaxConns int
+	// NATSURL locates NATS JetStream, where the relay publishes (NATS_URL).
+	NATSURL string
+	// Auth checks bearer tokens (AUTH_HS256_SECRET, AUTH_ISSUER,
+	// AUTH_AUDIENCE, AUTH_DISABLED — disabling is for development only).
+	Auth auth.Config
+	// Relay configures the stream this service creates or updates and the
+	// outbox relay: NATS_STREAM (CART_EVENTS), NATS_SUBJECT_PREFIX
+	// (cart.events), NATS_STREAM_REPLICAS (1), NATS_DUPLICATE_WINDOW (5m),
+	// RELAY_BATCH_SIZE (500), RELAY_POLL_INTERVAL (1s),
+	// RELAY_PUBLISH_TIMEOUT (5s), CLOUDEVENTS_SOURCE (urn:cart-cqrs:command).
+	Relay relay.Options
+	// RelayEnabled runs the outbox relay in this instance (RELAY_ENABLED,
+	// default true). Several instances may enable it: one leads at a time.
+	RelayEnabled bool
+	// RelayAfterPublish, when set, is copied into Relay.AfterPublish: a
+	// fault-injection hook for tests and chaos runs. Not read from the
+	// environment.
+	RelayAfterPublish func(ctx context.Context, published []envelope.Envelope) error
+	// SnapshotEvery stores a cart snapshot each time its version crosses a
+	// multiple of it (SNAPSHOT_EVERY, default 20).
+	SnapshotEvery int
+	// ConflictRetries is how often a command that lost a race with another
+	// writer is retried before the client gets 409 (CONFLICT_RETRIES,
+	// default 5).
+	ConflictRetries int
+	// Migrate applies the database migrations on start (MIGRATE, default
+	// true); safe with several instances starting at once.
+	Migrate bool
+	// LogLevel is the minimum level logged (LOG_LEVEL: debug, info, warn,
+	// error; default info). main builds the logger with it.
+	LogLevel slog.Level
+}
+
+// ConfigFromEnv reads the Config from the environment; lookup is usually
+// os.LookupEnv. Every malformed value is reported at once.
+func ConfigFromEnv(lookup func(string) (string, bool)) (Config, error) {
+	r := envconf.New(lookup)
+	cfg := Config{
+		HTTPAddr:         r.String("COMMAND_ADDR", ":8080"),
+		DatabaseURL:      r.String("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/cart?sslmode=disable"),
+		DatabaseMaxConns: r.Int("DATABASE_MAX_CONNS", 16),
+		NATSURL:          r.String("NATS_URL", "nats://127.0.0.1:4222"),
+		Auth: auth.Config{
+			HS256Secret: r.Bytes("AUTH_HS256_SECRET"),
+			Issuer:      r.String("AUTH_ISSUER", ""),
+			Audience:    r.String("AUTH_AUDIENCE", ""),
+			Disabled:    r.Bool("AUTH_DISABLED", false),
+		},
+		Relay: relay.Options{
+			Stream:          r.String("NATS_STREAM", relay.DefaultStream),
+			SubjectPrefix:   r.String("NATS_SUBJECT_PREFIX", relay.DefaultSubjectPrefix),
+			Source:          r.String("CLOUDEVENTS_SOURCE", relay.DefaultSource),
+			Replicas:        r.Int("NATS_STREAM_REPLICAS", relay.DefaultReplicas),
+			DuplicateWindow: r.Duration("NATS_DUPLICATE_WINDOW", relay.DefaultDuplicateWindow),
+			BatchSize:       r.Int("RELAY_BATCH_SIZE", relay.DefaultBatchSize),
+			PollInterval:    r.Duration("RELAY_POLL_INTERVAL", relay.DefaultPollInterval),
+			PublishTimeout:  r.Duration("RELAY_PUBLISH_TIMEOUT", relay.DefaultPublishTimeout),
+		},
+		RelayEnabled:    r.Bool("RELAY_ENABLED", true),
+		SnapshotEvery:   r.Int("SNAPSHOT_EVERY", postgres.DefaultSnapshotEvery),
+		ConflictRetries: r.Int("CONFLICT_RETRIES", postgres.DefaultConflictRetries),
+		Migrate:         r.Bool("MIGRATE", true),
+	}
+	errs := []error{r.Err()}
+	level := r.String("LOG_LEVEL", "info")
+	if err := cfg.LogLevel.UnmarshalText([]byte(level)); err != nil {
+		errs = append(errs, fmt.Errorf("envconf: LOG_LEVEL=%q: want debug, info, warn or error: %w", level, err))
+	}
+	errs = append(errs, cfg.validate())
+	if err := errors.Join(errs...); err != nil {
+		return Config{}, fmt.Errorf("command: config: %w", err)
+	}
+	return cfg, nil
+}
+
+// validate reports values no service should start with. Zero values of the
+// relay options mean "the default" and are accepted.
+func (cfg Config) validate() error {
+	var errs []error
+	check := func(ok bool, format string, args ...any) {
+		if !ok {
+			errs = append(errs, fmt.Errorf(format, args...))
+		}
+	}
+	check(cfg.HTTPAddr != "", "HTTP address is required")
+	check(cfg.DatabaseURL != "", "database URL is required")
+	check(cfg.NATSURL != "", "NATS URL is required")
+	check(cfg.DatabaseMaxConns >= 2, "DATABASE_MAX_CONNS=%d: want at least 2", cfg.DatabaseMaxConns)
+	check(cfg.SnapshotEvery >= 1, "SNAPSHOT_EVERY=%d: want at least 1", cfg.SnapshotEvery)
+	check(cfg.ConflictRetries >= 0, "CONFLICT_RETRIES=%d: want 0 or more", cfg.ConflictRetries)
+	check(cfg.Relay.Replicas >= 0 && cfg.Relay.Replicas <= 5, "NATS_STREAM_REPLICAS=%d: want 1 to 5", cfg.Relay.Replicas)
+	check(cfg.Relay.BatchSize >= 0, "RELAY_BATCH_SIZE=%d: want a positive number", cfg.Relay.BatchSize)
+	check(cfg.Relay.DuplicateWindow >= 0, "NATS_DUPLICATE_WINDOW=%v: want a positive duration", cfg.Relay.DuplicateWindow)
+	check(cfg.Relay.PollInterval >= 0, "RELAY_POLL_INTERVAL=%v: want a positive duration", cfg.Relay.PollInterval)
+	check(cfg.Relay.PublishTimeout >= 0, "RELAY_PUBLISH_TIMEOUT=%v: want a positive duration", cfg.Relay.PublishTimeout)
+	return errors.Join(errs...)
+}

@@ -1,0 +1,31 @@
+package httpapi
+
+import (
+	"github.com/labstack/echo/v4"
+
+	"github.com/cart-cqrs/cart/pkg/cart"
+)
+
+type addItemRequest struct {
+	ProductID string `json:"productId"`
+	Quantity  int    `json:"quantity"`
+}
+
+// addItem handles POST /v1/carts/:cartId/add-item {"productId", "quantity"}.
+// The catalog is read before the cart: the event keeps the name and price
+// the customer saw, and an unknown product (nil) is the domain's to refuse.
+func (h *Handler) addItem(c echo.Context) error {
+	var req addItemRequest
+	if err := decode(c, &req, false); err != nil {
+		return err
+	}
+	var product *cart.Product
+	if req.ProductID != "" {
+		p, err := h.carts.Product(c.Request().Context(), req.ProductID)
+		if err != nil {
+			return err
+		}
+		product = p
+	}
+	return h.update(c, cart.AddItem{ProductID: req.ProductID, Quantity: req.Quantity, Product: product})
+}

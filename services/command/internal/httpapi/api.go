@@ -1,0 +1,91 @@
+// Package httpapi is the command service's HTTP interface: one echo handler
+// per cart command under /v1, each turning a request into a cart command,
+// running it through the repository and answering with the cart's new
+// version. Errors are returned as they are; the shared problem handler maps
+// them to RFC 9457 bodies.
+package httpapi
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/cart-cqrs/cart/pkg/auth"
+	"github.com/cart-cqrs/cart/pkg/cart"
+	"github.com/cart-cqrs/cart/pkg/envelope"
+)
+
+// Carts is what the handlers need from the write side.
+type Carts interface {
+	// Open returns the caller's open cart, or opens one (created).
+	Open(ctx context.Context, by cart.Actor, md envelope.Metadata) (cartID string, version int, created bool, err error)
+	// Update runs decide on the cart's current state and appends the events
+	// it returns, atomically and with optimistic concurrency.
+	Update(ctx context.Context, cartID string, by cart.Actor, md envelope.Metadata,
+		decide func(cart.State) ([]cart.Event, error)) (version int, err error)
+	// Product returns a catalog entry, or nil when the product is unknown.
+	Product(ctx context.Context, id string) (*cart.Product, error)
+}
+
+// Handler serves the cart commands.
+type Handler struct {
+	carts Carts
+}
+
+// Mount registers the command routes on e under /v1, behind authentication.
+func Mount(e *echo.Echo, carts Carts, verifier *auth.Verifier) {
+	h := &Handler{carts: carts}
+	v1 := e.Group("/v1", auth.Middleware(verifier))
+	v1.POST("/carts", h.open)
+	v1.POST("/carts/:cartId/add-item", h.addItem)
+	v1.POST("/carts/:cartId/remove-item", h.removeItem)
+	v1.POST("/carts/:cartId/change-quantity", h.changeQuantity)
+	v1.POST("/carts/:cartId/checkout", h.checkout)
+}
+
+// Result is the body of every successful command: the cart and its stream
+// version after the command (also sent as the ETag).
+type Result struct {
+	CartID  string `json:"cartId"`
+	Version int    `json:"version"`
+}
+
+func respond(c echo.Context, status int, cartID string, version int) error {
+	c.Response().Header().Set("ETag", etag(version))
+	return c.JSON(status, Result{CartID: cartID, Version: version})
+}
+
+func etag(version int) string { return `"` + strconv.Itoa(version) + `"` }
+
+// update runs cmd on the cart named in the path, honouring If-Match, and
+// answers 200 with the new version.
+func (h *Handler) update(c echo.Context, cmd cart.Command) error {
+	by, md, err := caller(c)
+	if err != nil {
+		return err
+	}
+	precondition, err := ifMatch(c.Request().Header)
+	if err != nil {
+		return err
+	}
+	cartID := c.Param("cartId")
+	version, err := h.carts.Update(c.Request().Context(), cartID, by, md, func(s cart.State) ([]cart.Event, error) {
+		// Ownership first: If-Match must not tell a stranger the version.
+		evs, err := cart.Decide(s, by, cmd)
+		if err != nil {
+			return nil, err
+		}
+		if err := precondition(s.Version); err != nil {
+			return nil, err
+		}
+		return evs, nil
+	})
+	if err != nil {
+		return err
+	}
+	// Update accepted the id, so it is a UUID; answer with the id as it is
+	// stored (lower case), whatever case the client used.
+	return respond(c, http.StatusOK, canonical(cartID), version)
+}

@@ -1,0 +1,15 @@
+package httpapi
+
+import (
+	"github.com/labstack/echo/v4"
+
+	"github.com/cart-cqrs/cart/pkg/cart"
+)
+
+// checkout handles POST /v1/carts/:cartId/checkout; the body is empty or {}.
+func (h *Handler) checkout(c echo.Context) error {
+	if err := decode(c, &struct{}{}, true); err != nil {
+		return err
+	}
+	return h.update(c, cart.Checkout{})
+}

@@ -1,0 +1,101 @@
+// Package postgres is the command side's adapter to PostgreSQL: it loads a
+// cart's state (snapshot + the events after it), runs a decision on it and
+// appends the resulting events, the cart's head version and the outbox rows in
+// one transaction, retrying when another writer got there first. It never
+// talks to NATS: the outbox relay publishes what this package commits.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/cart-cqrs/cart/pkg/cart"
+)
+
+// Defaults for the options.
+const (
+	DefaultSnapshotEvery   = 20
+	DefaultConflictRetries = 5
+)
+
+// Repository stores carts as event streams. It is safe for concurrent use.
+type Repository struct {
+	pool          *pgxpool.Pool
+	snapshotEvery int
+	maxRetries    int
+	clock         func() time.Time
+}
+
+// Option configures a Repository.
+type Option func(*Repository)
+
+// WithSnapshotEvery makes the repository store a snapshot of a cart each time
+// its version crosses a multiple of n (n < 1 keeps the default).
+func WithSnapshotEvery(n int) Option {
+	return func(r *Repository) {
+		if n >= 1 {
+			r.snapshotEvery = n
+		}
+	}
+}
+
+// WithConflictRetries sets how many times a command that lost a race with
+// another writer is reloaded and decided again before the caller gets a
+// conflict (n < 0 keeps the default; 0 means no retry).
+func WithConflictRetries(n int) Option {
+	return func(r *Repository) {
+		if n >= 0 {
+			r.maxRetries = n
+		}
+	}
+}
+
+// WithClock sets the clock that stamps events (occurred_at) and rows.
+func WithClock(now func() time.Time) Option {
+	return func(r *Repository) {
+		if now != nil {
+			r.clock = now
+		}
+	}
+}
+
+// New returns a Repository over pool.
+func New(pool *pgxpool.Pool, opts ...Option) *Repository {
+	r := &Repository{
+		pool:          pool,
+		snapshotEvery: DefaultSnapshotEvery,
+		maxRetries:    DefaultConflictRetries,
+		clock:         time.Now,
+	}
+	for _, o := range opts {
+		o(r)
+	}
+	return r
+}
+
+// now is the clock at PostgreSQL's precision, so that a state folded in
+// memory equals the same state loaded back from the rows.
+func (r *Repository) now() time.Time {
+	return r.clock().UTC().Truncate(time.Microsecond)
+}
+
+// Product returns a catalog entry, or nil (and no error) when the catalog
+// does not know id.
+func (r *Repository) Product(ctx context.Context, id string) (*cart.Product, error) {
+	p := cart.Product{ID: id}
+	err := r.pool.QueryRow(ctx,
+		`SELECT name, unit_price, currency, available FROM products WHERE product_id = $1`, id,
+	).Scan(&p.Name, &p.UnitPrice, &p.Currency, &p.Available)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("postgres: product %q: %w", id, err)
+	}
+	return &p, nil
+}
