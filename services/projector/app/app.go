@@ -1,0 +1,157 @@
+// Package app is the projector's composition root: it builds the projector
+// from a Config, serves its health and metrics, and runs until its context
+// ends. main.go and the end-to-end tests start it the same way.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/cart-cqrs/cart/pkg/httpserver"
+	"github.com/cart-cqrs/cart/pkg/readmodel"
+	"github.com/cart-cqrs/cart/services/projector/internal/projector"
+	"github.com/cart-cqrs/cart/services/projector/internal/redis"
+)
+
+// App is a running projector.
+type App struct {
+	logger *slog.Logger
+	pool   *pgxpool.Pool
+	nc     *nats.Conn
+	rdb    *goredis.Client
+	proj   *projector.Projector
+	server *httpserver.Server
+}
+
+// New connects to PostgreSQL, NATS and Redis and binds the HTTP address.
+// Dependencies that are down do not fail New: the projector waits for them
+// and /readyz says what is missing. Only the configuration and the port can.
+func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.Default()
+	}
+	a := &App{logger: logger}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, a.Close())
+		}
+	}()
+
+	if a.pool, err = pgxpool.New(ctx, cfg.DatabaseURL); err != nil {
+		return nil, fmt.Errorf("app: postgres: %w", err)
+	}
+	ropts, err := goredis.ParseURL(cfg.RedisURL)
+	if err != nil {
+		return nil, fmt.Errorf("app: redis url: %w", err)
+	}
+	a.rdb = goredis.NewClient(ropts)
+	a.nc, err = nats.Connect(cfg.NATSURL,
+		nats.Name("cart-projector"),
+		nats.RetryOnFailedConnect(true),
+		nats.MaxReconnects(-1),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			logger.Warn("nats: disconnected", "err", err)
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) { logger.Info("nats: reconnected", "url", nc.ConnectedUrlRedacted()) }),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("app: nats: %w", err)
+	}
+	js, err := jetstream.New(a.nc)
+	if err != nil {
+		return nil, fmt.Errorf("app: jetstream: %w", err)
+	}
+
+	reg := prometheus.NewRegistry()
+	metrics, err := projector.NewMetrics(reg)
+	if err != nil {
+		return nil, fmt.Errorf("app: %w", err)
+	}
+	store := redis.New(a.rdb, readmodel.Keys{Prefix: cfg.RedisPrefix, Generation: 1})
+	a.proj = projector.New(projector.Config{
+		Stream: cfg.Stream, SubjectPrefix: cfg.SubjectPrefix, Durable: cfg.Durable,
+		BatchSize: cfg.BatchSize, AckWait: cfg.AckWait, MaxAckPending: cfg.MaxAckPending,
+	}, js, store, a.pool, metrics, logger)
+
+	e := httpserver.NewEcho(logger, reg, "projector")
+	httpserver.Health(e, reg, map[string]func(context.Context) error{
+		"postgres": a.pool.Ping,
+		"redis":    func(ctx context.Context) error { return a.rdb.Ping(ctx).Err() },
+		"nats": func(context.Context) error {
+			if s := a.nc.Status(); s != nats.CONNECTED {
+				return fmt.Errorf("nats: %s", s)
+			}
+			return nil
+		},
+		"consumer": func(context.Context) error {
+			if !a.proj.Attached() {
+				return errors.New("projector: consumer not attached")
+			}
+			return nil
+		},
+	})
+	if a.server, err = httpserver.Listen(cfg.HTTPAddr, e, logger); err != nil {
+		return nil, fmt.Errorf("app: %w", err)
+	}
+	return a, nil
+}
+
+// Addr is the bound HTTP address.
+func (a *App) Addr() string { return a.server.Addr() }
+
+// Run projects and serves until ctx ends, then finishes the batch in hand
+// and the in-flight requests. It returns the first error that stopped it.
+func (a *App) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make(chan error, 2)
+	go func() { errs <- a.proj.Run(ctx) }()
+	go func() { errs <- a.server.Run(ctx) }()
+	var first error
+	for range 2 {
+		// Whichever stops first stops the other.
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+		cancel()
+	}
+	return first
+}
+
+// Close releases the connections. It is safe after Run returned.
+func (a *App) Close() error {
+	var errs []error
+	if a.server != nil {
+		errs = append(errs, a.server.Close())
+	}
+	if a.nc != nil {
+		if !a.nc.IsClosed() {
+			// Acks are fire-and-forget publishes: send what is buffered.
+			if err := a.nc.FlushTimeout(2 * time.Second); err != nil && a.nc.IsConnected() {
+				errs = append(errs, fmt.Errorf("app: nats flush: %w", err))
+			}
+		}
+		a.nc.Close()
+	}
+	if a.rdb != nil {
+		if err := a.rdb.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("app: redis close: %w", err))
+		}
+	}
+	if a.pool != nil {
+		a.pool.Close()
+	}
+	return errors.Join(errs...)
+}

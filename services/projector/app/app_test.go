@@ -1,0 +1,103 @@
+package app_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/cart-cqrs/cart/pkg/envconf"
+	"github.com/cart-cqrs/cart/pkg/natstest"
+	"github.com/cart-cqrs/cart/pkg/pgtest"
+	"github.com/cart-cqrs/cart/pkg/redistest"
+	"github.com/cart-cqrs/cart/services/projector/app"
+)
+
+func TestConfigFromEnv(t *testing.T) {
+	cfg, err := app.ConfigFromEnv(envconf.Map(map[string]string{"PROJECTOR_BATCH": "64", "NATS_DURABLE": "p2"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.HTTPAddr != ":8082" || cfg.BatchSize != 64 || cfg.Durable != "p2" || cfg.AckWait != 30*time.Second || cfg.Stream != "CART_EVENTS" {
+		t.Fatalf("config = %+v", cfg)
+	}
+	if _, err := app.ConfigFromEnv(envconf.Map(map[string]string{"PROJECTOR_BATCH": "0", "PROJECTOR_ACK_WAIT": "soon"})); err == nil {
+		t.Fatal("bad values accepted")
+	}
+}
+
+func TestApp_ReadyOnceAttachedAndStops(t *testing.T) {
+	dbURL := pgtest.MustDatabase(t)
+	nenv := natstest.MustNATS(t)
+	renv := redistest.MustRedis(t)
+	cfg := app.Config{
+		HTTPAddr: "127.0.0.1:0", DatabaseURL: dbURL, NATSURL: nenv.URL, Stream: nenv.Stream,
+		SubjectPrefix: nenv.SubjectPrefix, Durable: "cart-projector", RedisURL: renv.URL, RedisPrefix: renv.Prefix,
+		BatchSize: 256, AckWait: 30 * time.Second, MaxAckPending: 1024,
+	}
+	logger := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	a, err := app.New(context.Background(), cfg, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := a.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+
+	base := "http://" + a.Addr()
+	if got := status(t, base+"/healthz"); got != http.StatusOK {
+		t.Fatalf("/healthz = %d", got)
+	}
+	// No stream yet: the projector waits for the relay to create it.
+	if got := status(t, base+"/readyz"); got != http.StatusServiceUnavailable {
+		t.Fatalf("/readyz before the stream exists = %d, want 503", got)
+	}
+	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer scancel()
+	if _, err := nenv.JS.CreateStream(sctx, jetstream.StreamConfig{
+		Name: nenv.Stream, Subjects: []string{nenv.SubjectPrefix + ".>"}, Storage: jetstream.FileStorage, Duplicates: 5 * time.Minute,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for status(t, base+"/readyz") != http.StatusOK {
+		if time.Now().After(deadline) {
+			t.Fatal("/readyz not 200 after 20s")
+		}
+		time.Sleep(50 * time.Millisecond) // poll interval
+	}
+	if got := status(t, base+"/metrics"); got != http.StatusOK {
+		t.Fatalf("/metrics = %d", got)
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("Run did not return after cancel")
+	}
+}
+
+func status(t *testing.T, url string) int {
+	t.Helper()
+	res, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	_, _ = io.Copy(io.Discard, res.Body)
+	return res.StatusCode
+}

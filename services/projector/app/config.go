@@ -1,0 +1,83 @@
+package app
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/cart-cqrs/cart/pkg/envconf"
+)
+
+// Config is everything the projector needs to start.
+type Config struct {
+	// HTTPAddr serves /healthz, /readyz and /metrics (PROJECTOR_ADDR, ":8082").
+	HTTPAddr string
+	// DatabaseURL is the event store, read only to repair gaps; the projector
+	// needs SELECT on events and applies no migrations (DATABASE_URL).
+	DatabaseURL string
+	// NATSURL is the NATS server (NATS_URL).
+	NATSURL string
+	// Stream is the JetStream stream of cart events (NATS_STREAM, "CART_EVENTS").
+	Stream string
+	// SubjectPrefix is the events' subject prefix (NATS_SUBJECT_PREFIX, "cart.events").
+	SubjectPrefix string
+	// Durable names the consumer all projector instances share
+	// (NATS_DURABLE, "cart-projector").
+	Durable string
+	// RedisURL is the read-model store (REDIS_URL).
+	RedisURL string
+	// RedisPrefix starts every read-model key (REDIS_PREFIX, "cart:").
+	RedisPrefix string
+	// BatchSize is the most messages projected at once (PROJECTOR_BATCH, 256).
+	BatchSize int
+	// AckWait is how long NATS waits for an ack before redelivering
+	// (PROJECTOR_ACK_WAIT, 30s).
+	AckWait time.Duration
+	// MaxAckPending is the most unacknowledged messages over all instances
+	// (PROJECTOR_MAX_ACK_PENDING, 1024).
+	MaxAckPending int
+	// LogLevel is the lowest level logged (LOG_LEVEL, "info"); main.go uses it.
+	LogLevel slog.Level
+}
+
+// ConfigFromEnv reads the configuration from the environment; lookup is
+// os.LookupEnv in production and a map in tests.
+func ConfigFromEnv(lookup func(string) (string, bool)) (Config, error) {
+	r := envconf.New(lookup)
+	cfg := Config{
+		HTTPAddr:      r.String("PROJECTOR_ADDR", ":8082"),
+		DatabaseURL:   r.String("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/cart?sslmode=disable"),
+		NATSURL:       r.String("NATS_URL", "nats://127.0.0.1:4222"),
+		Stream:        r.String("NATS_STREAM", "CART_EVENTS"),
+		SubjectPrefix: r.String("NATS_SUBJECT_PREFIX", "cart.events"),
+		Durable:       r.String("NATS_DURABLE", "cart-projector"),
+		RedisURL:      r.String("REDIS_URL", "redis://127.0.0.1:6379/0"),
+		RedisPrefix:   r.String("REDIS_PREFIX", "cart:"),
+		BatchSize:     r.Int("PROJECTOR_BATCH", 256),
+		AckWait:       r.Duration("PROJECTOR_ACK_WAIT", 30*time.Second),
+		MaxAckPending: r.Int("PROJECTOR_MAX_ACK_PENDING", 1024),
+	}
+	level := r.String("LOG_LEVEL", "info")
+	if err := cfg.LogLevel.UnmarshalText([]byte(level)); err != nil {
+		return Config{}, errors.Join(r.Err(), fmt.Errorf("app: LOG_LEVEL=%q: %w", level, err))
+	}
+	if err := r.Err(); err != nil {
+		return Config{}, err
+	}
+	return cfg, cfg.validate()
+}
+
+func (c Config) validate() error {
+	var errs []error
+	if c.BatchSize < 1 || c.BatchSize > c.MaxAckPending {
+		errs = append(errs, fmt.Errorf("app: batch size %d must be between 1 and max ack pending %d", c.BatchSize, c.MaxAckPending))
+	}
+	if c.AckWait < time.Second {
+		errs = append(errs, fmt.Errorf("app: ack wait %s must be at least 1s", c.AckWait))
+	}
+	if c.Stream == "" || c.SubjectPrefix == "" || c.Durable == "" {
+		errs = append(errs, errors.New("app: stream, subject prefix and durable must be set"))
+	}
+	return errors.Join(errs...)
+}

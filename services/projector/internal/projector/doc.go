@@ -1,0 +1,11 @@
+// Package projector keeps the denormalized cart documents up to date from the
+// event stream. It pulls cart events from a durable JetStream consumer in
+// batches, folds them onto the stored documents with the domain's own fold
+// (cart.Evolve), repairs gaps from the event log in PostgreSQL, and acks a
+// message only once its effect is stored.
+//
+// Applying is idempotent and ordered per cart: an event at or below the stored
+// version is a duplicate, the next version is applied, and a later one means a
+// gap. Several projectors may share the durable consumer: the store refuses a
+// write computed from a stale version (ErrConflict) and the cart is reloaded.
+package projector

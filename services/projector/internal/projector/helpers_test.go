@@ -1,0 +1,337 @@
+package projector_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/cart-cqrs/cart/pkg/cart"
+	"github.com/cart-cqrs/cart/pkg/envelope"
+	"github.com/cart-cqrs/cart/pkg/natstest"
+	"github.com/cart-cqrs/cart/pkg/pgtest"
+	"github.com/cart-cqrs/cart/pkg/readmodel"
+	"github.com/cart-cqrs/cart/pkg/redistest"
+	"github.com/cart-cqrs/cart/services/projector/internal/projector"
+	"github.com/cart-cqrs/cart/services/projector/internal/redis"
+)
+
+const (
+	durable = "cart-projector"
+	source  = "urn:cart-cqrs:test"
+)
+
+// fixture is one test's PostgreSQL database, stream and Redis key prefix,
+// plus the events it has recorded per cart.
+type fixture struct {
+	pool   *pgxpool.Pool
+	nats   natstest.Env
+	redis  redistest.Env
+	keys   readmodel.Keys
+	mu     sync.Mutex
+	events map[string][]envelope.Envelope
+}
+
+func mustFixture(tb testing.TB) *fixture {
+	tb.Helper()
+	pool, _ := pgtest.MustPool(tb)
+	f := &fixture{pool: pool, nats: natstest.MustNATS(tb), redis: redistest.MustRedis(tb), events: map[string][]envelope.Envelope{}}
+	f.keys = readmodel.Keys{Prefix: f.redis.Prefix, Generation: 1}
+	// The stream as the brief's NATS contract (and the command service's
+	// relay) makes it.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := f.nats.JS.CreateStream(ctx, jetstream.StreamConfig{
+		Name: f.nats.Stream, Subjects: []string{f.nats.SubjectPrefix + ".>"},
+		Storage: jetstream.FileStorage, Duplicates: 5 * time.Minute, Replicas: 1,
+	}); err != nil {
+		tb.Fatalf("create stream: %v", err)
+	}
+	return f
+}
+
+// instance is a running projector.
+type instance struct {
+	metrics *projector.Metrics
+	proj    *projector.Projector
+	stop    func()
+}
+
+// startProjector runs a projector on its own NATS connection until stop is
+// called or the test ends.
+func (f *fixture) startProjector(tb testing.TB, cfg projector.Config) *instance {
+	tb.Helper()
+	cfg.Stream, cfg.SubjectPrefix = f.nats.Stream, f.nats.SubjectPrefix
+	if cfg.Durable == "" {
+		cfg.Durable = durable
+	}
+	if cfg.RetryDelay == 0 {
+		cfg.RetryDelay = 50 * time.Millisecond
+	}
+	if cfg.IdleWait == 0 {
+		cfg.IdleWait = 200 * time.Millisecond
+	}
+	nc, err := nats.Connect(f.nats.URL, nats.Name("projector "+tb.Name()))
+	if err != nil {
+		tb.Fatalf("connect: %v", err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		tb.Fatalf("jetstream: %v", err)
+	}
+	metrics, err := projector.NewMetrics(prometheus.NewRegistry())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	logger := slog.New(slog.NewTextHandler(tb.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	p := projector.New(cfg, js, redis.New(f.redis.Client, f.keys), f.pool, metrics, logger)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				tb.Errorf("projector Run: %v", err)
+			}
+			nc.Close()
+		})
+	}
+	tb.Cleanup(stop)
+	return &instance{metrics: metrics, proj: p, stop: stop}
+}
+
+// record appends events to a cart's stream in PostgreSQL, with the next
+// versions, and returns their envelopes (not yet published).
+func (f *fixture) record(tb testing.TB, cartID string, evs ...cart.Event) []envelope.Envelope {
+	tb.Helper()
+	envs := f.build(tb, cartID, evs...)
+	f.insert(tb, envs)
+	return envs
+}
+
+// build makes the envelopes of a cart's next events and counts them as the
+// cart's, without storing them anywhere.
+func (f *fixture) build(tb testing.TB, cartID string, evs ...cart.Event) []envelope.Envelope {
+	tb.Helper()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []envelope.Envelope
+	for _, ev := range evs {
+		version := len(f.events[cartID]) + 1
+		at := time.Now().UTC().Truncate(time.Microsecond) // PostgreSQL's precision
+		env, err := envelope.New(newID(), cartID, version, ev,
+			envelope.Metadata{Actor: "test", CorrelationID: "corr-" + strconv.Itoa(version)}, at)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		f.events[cartID] = append(f.events[cartID], env)
+		out = append(out, env)
+	}
+	return out
+}
+
+// insert appends envelopes to the event log as the command service does.
+func (f *fixture) insert(tb testing.TB, envs []envelope.Envelope) {
+	tb.Helper()
+	for _, e := range envs {
+		if _, err := f.pool.Exec(context.Background(),
+			`INSERT INTO events (event_id, stream_id, stream_type, version, type, schema_version, data, metadata, occurred_at)
+			 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+			e.EventID, e.StreamID, e.StreamType, e.Version, e.Type, e.SchemaVersion, e.Data, e.Metadata, e.OccurredAt,
+		); err != nil {
+			tb.Fatalf("insert event %s v%d: %v", e.StreamID, e.Version, err)
+		}
+	}
+}
+
+// publish sends events as the relay does: CloudEvent JSON on the event's
+// subject with Nats-Msg-Id = event id (or the given suffix appended, to get
+// a duplicate past the stream's deduplication).
+func (f *fixture) publish(tb testing.TB, envs []envelope.Envelope, msgIDSuffix string) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, e := range envs {
+		data, err := envelope.MarshalCloudEvent(e, source)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		msg := nats.NewMsg(envelope.Subject(f.nats.SubjectPrefix, e.StreamID, e.Type))
+		msg.Data = data
+		msg.Header.Set(jetstream.MsgIDHeader, e.EventID+msgIDSuffix)
+		msg.Header.Set("Content-Type", envelope.ContentType)
+		if _, err := f.nats.JS.PublishMsg(ctx, msg); err != nil {
+			tb.Fatalf("publish %s v%d: %v", e.StreamID, e.Version, err)
+		}
+	}
+}
+
+// want is the document the query service must serve for a cart, the fold of
+// every event recorded for it, and its version.
+func (f *fixture) want(tb testing.TB, cartID string) (string, int) {
+	tb.Helper()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var recs []cart.Recorded
+	for _, e := range f.events[cartID] {
+		r, err := e.Recorded()
+		if err != nil {
+			tb.Fatal(err)
+		}
+		recs = append(recs, r)
+	}
+	b, err := json.Marshal(readmodel.FromState(cart.Fold(cart.State{}, recs...)))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return string(b), len(recs)
+}
+
+// stored is a cart's document as Redis holds it.
+func (f *fixture) stored(ctx context.Context, cartID string) (version, doc string, err error) {
+	vals, err := f.redis.Client.HMGet(ctx, f.keys.Cart(cartID), readmodel.FieldVersion, readmodel.FieldDoc).Result()
+	if err != nil {
+		return "", "", err
+	}
+	version, _ = vals[0].(string)
+	doc, _ = vals[1].(string)
+	return version, doc, nil
+}
+
+// waitDocs polls until every cart's document is the fold of its events.
+func (f *fixture) waitDocs(tb testing.TB, cartIDs ...string) {
+	tb.Helper()
+	eventually(tb, func(ctx context.Context) error {
+		for _, id := range cartIDs {
+			want, n := f.want(tb, id)
+			version, doc, err := f.stored(ctx, id)
+			if err != nil {
+				return err
+			}
+			if doc != want {
+				return fmt.Errorf("cart %s:\n got %s\nwant %s", id, doc, want)
+			}
+			if version != strconv.Itoa(n) {
+				return fmt.Errorf("cart %s: version field %q, want %d", id, version, n)
+			}
+		}
+		return nil
+	})
+}
+
+// openCart is the customer's open-cart index, "" when absent.
+func (f *fixture) openCart(ctx context.Context, customerID string) (string, error) {
+	id, err := f.redis.Client.Get(ctx, f.keys.OpenCart(customerID)).Result()
+	if errors.Is(err, goredis.Nil) {
+		return "", nil
+	}
+	return id, err
+}
+
+func (f *fixture) waitOpenCart(tb testing.TB, customerID, want string) {
+	tb.Helper()
+	eventually(tb, func(ctx context.Context) error {
+		got, err := f.openCart(ctx, customerID)
+		if err == nil && got != want {
+			err = fmt.Errorf("open cart of %s = %q, want %q", customerID, got, want)
+		}
+		return err
+	})
+}
+
+// waitSettled polls until the durable consumer has nothing pending and
+// nothing waiting for an ack: every message was acked or terminated.
+func (f *fixture) waitSettled(tb testing.TB, name string) {
+	tb.Helper()
+	eventually(tb, func(ctx context.Context) error {
+		cons, err := f.nats.JS.Consumer(ctx, f.nats.Stream, name)
+		if err != nil {
+			return err
+		}
+		info, err := cons.Info(ctx)
+		if err != nil {
+			return err
+		}
+		if info.NumPending != 0 || info.NumAckPending != 0 {
+			return fmt.Errorf("consumer %s: %d pending, %d awaiting ack", name, info.NumPending, info.NumAckPending)
+		}
+		return nil
+	})
+}
+
+// eventually polls check until it passes or 20 seconds have gone by.
+func eventually(tb testing.TB, check func(ctx context.Context) error) {
+	tb.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := check(ctx)
+		cancel()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("still failing after 20s: %v", err)
+		}
+		<-tick.C
+	}
+}
+
+func counter(c prometheus.Counter) int { return int(testutil.ToFloat64(c)) }
+
+// script is a realistic stream of n events for a customer's cart: opened,
+// lines added, changed and removed, and checked out when checkout is set.
+func script(customerID string, n int, checkout bool) []cart.Event {
+	products := []cart.ItemAdded{
+		{ProductID: "123", Name: "Espresso beans 1 kg", UnitPrice: 1899, Currency: "EUR", Quantity: 1},
+		{ProductID: "456", Name: "Ceramic mug", UnitPrice: 1250, Currency: "EUR", Quantity: 2},
+		{ProductID: "789", Name: "Milk frother", UnitPrice: 3499, Currency: "EUR", Quantity: 1},
+	}
+	evs := []cart.Event{cart.Opened{CustomerID: customerID}}
+	s := cart.State{}
+	qty := map[string]int{}
+	body := n - 1
+	if checkout {
+		body--
+	}
+	for i := range body {
+		p := products[i%len(products)]
+		switch {
+		case i%4 == 3 && qty[p.ProductID] > 0:
+			evs = append(evs, cart.QuantityChanged{ProductID: p.ProductID, OldQuantity: qty[p.ProductID], NewQuantity: qty[p.ProductID] + 1})
+			qty[p.ProductID]++
+		case i%5 == 4 && qty[p.ProductID] > 0:
+			evs = append(evs, cart.ItemRemoved{ProductID: p.ProductID, Quantity: qty[p.ProductID], Reason: cart.ReasonCustomer})
+			delete(qty, p.ProductID)
+		default:
+			evs = append(evs, p)
+			qty[p.ProductID] += p.Quantity
+		}
+	}
+	if checkout {
+		for i, e := range evs {
+			s = cart.Evolve(s, cart.Recorded{CartID: "x", Version: i + 1, Event: e})
+		}
+		evs = append(evs, cart.CheckedOut{Lines: s.Lines, ItemCount: s.ItemCount(), Total: s.Total(), Currency: s.Currency()})
+	}
+	return evs
+}
+
+func newID() string { return uuid.Must(uuid.NewV7()).String() }

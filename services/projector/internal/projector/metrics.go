@@ -1,0 +1,50 @@
+package projector
+
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the projector's counters. Register them once per registry and
+// share them between projectors of one process.
+type Metrics struct {
+	Applied       prometheus.Counter
+	Duplicates    prometheus.Counter
+	GapsRepaired  prometheus.Counter
+	Terminated    prometheus.Counter
+	BatchDuration prometheus.Histogram
+}
+
+// NewMetrics creates the projector's metrics and registers them with reg.
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	m := &Metrics{
+		Applied: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "cart_projector_events_applied_total",
+			Help: "Events folded into a cart document and stored.",
+		}),
+		Duplicates: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "cart_projector_events_duplicate_total",
+			Help: "Events acknowledged without change because the document already had them.",
+		}),
+		GapsRepaired: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "cart_projector_gaps_repaired_total",
+			Help: "Version gaps filled from the event log in PostgreSQL.",
+		}),
+		Terminated: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "cart_projector_messages_terminated_total",
+			Help: "Messages that are not cart events and were terminated.",
+		}),
+		BatchDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "cart_projector_batch_duration_seconds",
+			Help:    "Time to project one fetched batch, from decoding to the last ack.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+		}),
+	}
+	for _, c := range []prometheus.Collector{m.Applied, m.Duplicates, m.GapsRepaired, m.Terminated, m.BatchDuration} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("projector: register metrics: %w", err)
+		}
+	}
+	return m, nil
+}
