@@ -7,8 +7,6 @@ package natstest
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"os"
 	"strings"
@@ -18,6 +16,8 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/cart-cqrs/cart/pkg/internal/testserver"
 )
 
 // Env is one test's slice of a NATS server. The code under test creates the
@@ -36,7 +36,7 @@ type Env struct {
 // connection drained and an embedded server shut down.
 func MustNATS(tb testing.TB) Env {
 	tb.Helper()
-	id := randomHex(8)
+	id := testserver.RandomHex(8)
 	env := Env{
 		Stream:        "CART_T_" + strings.ToUpper(id),
 		SubjectPrefix: "t" + id + ".cart.events",
@@ -122,10 +122,4 @@ func drain(tb testing.TB, nc *nats.Conn) {
 		tb.Errorf("natstest: drain did not finish in 5s")
 		nc.Close()
 	}
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b) // never fails since Go 1.24
-	return hex.EncodeToString(b)
 }

@@ -7,8 +7,6 @@ package pgtest
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"net/url"
 	"strings"
@@ -17,6 +15,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/cart-cqrs/cart/pkg/internal/testserver"
 )
 
 // opTimeout bounds each administrative step; building the template the
@@ -27,7 +27,7 @@ const opTimeout = 2 * time.Minute
 // returns its URL. The database is dropped when the test ends.
 func MustDatabase(tb testing.TB) string {
 	tb.Helper()
-	adminURL := mustServer(tb)
+	adminURL := server.Must(tb)
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
 	tpl, err := template(ctx, adminURL)
@@ -42,7 +42,7 @@ func MustDatabase(tb testing.TB) string {
 // is dropped when the test ends.
 func MustEmptyDatabase(tb testing.TB) string {
 	tb.Helper()
-	return mustCreate(tb, mustServer(tb), "")
+	return mustCreate(tb, server.Must(tb), "")
 }
 
 // MustPool is MustDatabase plus a pool connected to it, closed when the
@@ -60,7 +60,7 @@ func MustPool(tb testing.TB) (*pgxpool.Pool, string) {
 
 func mustCreate(tb testing.TB, adminURL, options string) string {
 	tb.Helper()
-	name := "cart_test_" + randomHex(8)
+	name := "cart_test_" + testserver.RandomHex(8)
 	dbURL, err := withDatabase(adminURL, name)
 	if err != nil {
 		tb.Fatalf("pgtest: %v", err)
@@ -117,9 +117,3 @@ func withDatabase(adminURL, name string) (string, error) {
 }
 
 func ident(name string) string { return pgx.Identifier{name}.Sanitize() }
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b) // never fails since Go 1.24
-	return hex.EncodeToString(b)
-}
