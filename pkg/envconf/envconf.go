@@ -6,6 +6,7 @@ package envconf
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"strconv"
 	"time"
@@ -96,6 +97,20 @@ func (r *Reader) Bool(key string, def bool) bool {
 		return def
 	}
 	return b
+}
+
+// Level reads a log level: debug, info, warn or error.
+func (r *Reader) Level(key string, def slog.Level) slog.Level {
+	v, ok := r.lookup(key)
+	if !ok {
+		return def
+	}
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(v)); err != nil {
+		r.fail(key, v, "debug, info, warn or error", err)
+		return def
+	}
+	return l
 }
 
 // Bytes returns the variable's raw bytes (for secrets), or nil when it is

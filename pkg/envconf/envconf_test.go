@@ -1,6 +1,7 @@
 package envconf_test
 
 import (
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -65,4 +66,17 @@ func TestReader(t *testing.T) {
 			t.Errorf("String = %q", got)
 		}
 	})
+}
+
+func TestLevel(t *testing.T) {
+	r := envconf.New(envconf.Map(map[string]string{"A": "debug", "B": "loud"}))
+	if got := r.Level("A", slog.LevelInfo); got != slog.LevelDebug {
+		t.Errorf("Level(A) = %v", got)
+	}
+	if got := r.Level("C", slog.LevelWarn); got != slog.LevelWarn {
+		t.Errorf("Level(C) = %v, want the default", got)
+	}
+	if got := r.Level("B", slog.LevelInfo); got != slog.LevelInfo || r.Err() == nil || !strings.Contains(r.Err().Error(), "B=") {
+		t.Errorf("Level(B) = %v, err %v", got, r.Err())
+	}
 }

@@ -44,6 +44,12 @@ func run(ctx context.Context, bin string) error {
 			return fmt.Errorf("set DATABASE_URL: %w", err)
 		}
 	}
+	// People read these logs, not a log shipper.
+	if _, ok := os.LookupEnv("LOG_FORMAT"); !ok {
+		if err := os.Setenv("LOG_FORMAT", "text"); err != nil {
+			return fmt.Errorf("set LOG_FORMAT: %w", err)
+		}
+	}
 	ensureCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	err := migrations.EnsureDatabase(ensureCtx, dbURL)
 	cancel()

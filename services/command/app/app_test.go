@@ -143,7 +143,7 @@ func TestConfigFromEnv(t *testing.T) {
 			cfg.Relay.Stream != "CART_EVENTS" || cfg.Relay.SubjectPrefix != "cart.events" || cfg.Relay.Replicas != 1 ||
 			cfg.Relay.DuplicateWindow != 5*time.Minute || cfg.Relay.BatchSize != 500 || cfg.Relay.PollInterval != time.Second ||
 			!cfg.RelayEnabled || cfg.SnapshotEvery != 20 || cfg.ConflictRetries != 5 || !cfg.Migrate ||
-			cfg.LogLevel != slog.LevelInfo || cfg.Auth.Disabled {
+			cfg.Auth.Disabled {
 			t.Fatalf("defaults = %+v", cfg)
 		}
 	})
@@ -160,18 +160,18 @@ func TestConfigFromEnv(t *testing.T) {
 		if cfg.HTTPAddr != ":9090" || cfg.Relay.Stream != "S" || cfg.Relay.SubjectPrefix != "p.q" || cfg.Relay.Replicas != 3 ||
 			cfg.Relay.DuplicateWindow != 2*time.Minute || cfg.Relay.BatchSize != 50 || cfg.Relay.PollInterval != 250*time.Millisecond ||
 			cfg.RelayEnabled || cfg.SnapshotEvery != 7 || cfg.ConflictRetries != 0 || cfg.Migrate || !cfg.Auth.Disabled ||
-			cfg.LogLevel != slog.LevelDebug || string(cfg.Auth.HS256Secret) != "s" || cfg.Auth.Issuer != "i" || cfg.Auth.Audience != "a" {
+			string(cfg.Auth.HS256Secret) != "s" || cfg.Auth.Issuer != "i" || cfg.Auth.Audience != "a" {
 			t.Fatalf("overrides = %+v", cfg)
 		}
 	})
 	t.Run("EveryMistakeReported", func(t *testing.T) {
 		_, err := app.ConfigFromEnv(envconf.Map(map[string]string{
-			"RELAY_ENABLED": "maybe", "NATS_DUPLICATE_WINDOW": "5 minutes", "SNAPSHOT_EVERY": "0", "LOG_LEVEL": "loud",
+			"RELAY_ENABLED": "maybe", "NATS_DUPLICATE_WINDOW": "5 minutes", "SNAPSHOT_EVERY": "0",
 		}))
 		if err == nil {
 			t.Fatal("no error")
 		}
-		for _, want := range []string{"RELAY_ENABLED", "NATS_DUPLICATE_WINDOW", "SNAPSHOT_EVERY", "LOG_LEVEL"} {
+		for _, want := range []string{"RELAY_ENABLED", "NATS_DUPLICATE_WINDOW", "SNAPSHOT_EVERY"} {
 			if !strings.Contains(err.Error(), want) {
 				t.Errorf("error does not name %s: %v", want, err)
 			}

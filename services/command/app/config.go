@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 
 	"github.com/cart-cqrs/cart/pkg/auth"
 	"github.com/cart-cqrs/cart/pkg/envconf"
@@ -51,9 +50,6 @@ type Config struct {
 	// Migrate applies the database migrations on start (MIGRATE, default
 	// true); safe with several instances starting at once.
 	Migrate bool
-	// LogLevel is the minimum level logged (LOG_LEVEL: debug, info, warn,
-	// error; default info). main builds the logger with it.
-	LogLevel slog.Level
 }
 
 // ConfigFromEnv reads the Config from the environment; lookup is usually
@@ -87,10 +83,6 @@ func ConfigFromEnv(lookup func(string) (string, bool)) (Config, error) {
 		Migrate:         r.Bool("MIGRATE", true),
 	}
 	errs := []error{r.Err()}
-	level := r.String("LOG_LEVEL", "info")
-	if err := cfg.LogLevel.UnmarshalText([]byte(level)); err != nil {
-		errs = append(errs, fmt.Errorf("envconf: LOG_LEVEL=%q: want debug, info, warn or error: %w", level, err))
-	}
 	errs = append(errs, cfg.validate())
 	if err := errors.Join(errs...); err != nil {
 		return Config{}, fmt.Errorf("command: config: %w", err)

@@ -3,7 +3,6 @@ package app
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 	"time"
 
 	"github.com/cart-cqrs/cart/pkg/envconf"
@@ -37,8 +36,6 @@ type Config struct {
 	// MaxAckPending is the most unacknowledged messages over all instances
 	// (PROJECTOR_MAX_ACK_PENDING, 1024).
 	MaxAckPending int
-	// LogLevel is the lowest level logged (LOG_LEVEL, "info"); main.go uses it.
-	LogLevel slog.Level
 }
 
 // ConfigFromEnv reads the configuration from the environment; lookup is
@@ -57,10 +54,6 @@ func ConfigFromEnv(lookup func(string) (string, bool)) (Config, error) {
 		BatchSize:     r.Int("PROJECTOR_BATCH", 256),
 		AckWait:       r.Duration("PROJECTOR_ACK_WAIT", 30*time.Second),
 		MaxAckPending: r.Int("PROJECTOR_MAX_ACK_PENDING", 1024),
-	}
-	level := r.String("LOG_LEVEL", "info")
-	if err := cfg.LogLevel.UnmarshalText([]byte(level)); err != nil {
-		return Config{}, errors.Join(r.Err(), fmt.Errorf("app: LOG_LEVEL=%q: %w", level, err))
 	}
 	if err := r.Err(); err != nil {
 		return Config{}, err

@@ -3,7 +3,6 @@ package app
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 
 	"github.com/cart-cqrs/cart/pkg/auth"
 	"github.com/cart-cqrs/cart/pkg/envconf"
@@ -23,9 +22,6 @@ type Config struct {
 	// Auth checks bearer tokens (AUTH_HS256_SECRET, AUTH_ISSUER,
 	// AUTH_AUDIENCE, AUTH_DISABLED — disabling is for development only).
 	Auth auth.Config
-	// LogLevel is the minimum level logged (LOG_LEVEL: debug, info, warn,
-	// error; default info). main builds the logger with it.
-	LogLevel slog.Level
 }
 
 // ConfigFromEnv reads the Config from the environment; lookup is usually
@@ -44,10 +40,6 @@ func ConfigFromEnv(lookup func(string) (string, bool)) (Config, error) {
 		},
 	}
 	errs := []error{r.Err()}
-	level := r.String("LOG_LEVEL", "info")
-	if err := cfg.LogLevel.UnmarshalText([]byte(level)); err != nil {
-		errs = append(errs, fmt.Errorf("envconf: LOG_LEVEL=%q: want debug, info, warn or error: %w", level, err))
-	}
 	if err := errors.Join(errs...); err != nil {
 		return Config{}, fmt.Errorf("query: config: %w", err)
 	}

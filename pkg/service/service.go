@@ -1,0 +1,93 @@
+// Package service runs one service's app as a process: structured logs on
+// stderr (LOG_LEVEL, LOG_FORMAT), the app built from the environment, run
+// until SIGINT or SIGTERM and closed, and the outcome as the exit code. Each
+// service's main is one call to Main.
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/cart-cqrs/cart/pkg/envconf"
+)
+
+// App is what each service's composition root builds.
+type App interface {
+	Addr() string
+	Run(ctx context.Context) error
+	Close() error
+}
+
+// Main runs the service named name and exits: 0 after a clean stop, 1 when
+// the configuration is wrong, the app cannot start, or it fails.
+func Main[C any, A App](
+	name string,
+	configFromEnv func(lookup func(string) (string, bool)) (C, error),
+	newApp func(ctx context.Context, cfg C, logger *slog.Logger) (A, error),
+) {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	err := run(ctx, os.LookupEnv, os.Stderr, name, configFromEnv, newApp)
+	stop()
+	if err != nil {
+		os.Exit(1)
+	}
+}
+
+// run is Main until ctx ends (a signal), without the exit.
+func run[C any, A App](
+	ctx context.Context, lookup func(string) (string, bool), stderr io.Writer, name string,
+	configFromEnv func(lookup func(string) (string, bool)) (C, error),
+	newApp func(ctx context.Context, cfg C, logger *slog.Logger) (A, error),
+) error {
+	logger, err := newLogger(lookup, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
+		return err
+	}
+	logger = logger.With("service", name)
+	cfg, err := configFromEnv(lookup)
+	if err != nil {
+		logger.Error("configuration", "err", err)
+		return err
+	}
+	a, err := newApp(ctx, cfg, logger)
+	if err != nil {
+		logger.Error("start", "err", err)
+		return err
+	}
+	logger.Info("started", "addr", a.Addr())
+	err = a.Run(ctx)
+	if cerr := a.Close(); cerr != nil {
+		err = errors.Join(err, cerr)
+	}
+	if err != nil {
+		logger.Error("stopped", "err", err)
+		return err
+	}
+	logger.Info("stopped")
+	return nil
+}
+
+// newLogger builds the process's logger: JSON by default (for log
+// shippers), text for people (LOG_FORMAT=text, which make run sets).
+func newLogger(lookup func(string) (string, bool), w io.Writer) (*slog.Logger, error) {
+	r := envconf.New(lookup)
+	opts := &slog.HandlerOptions{Level: r.Level("LOG_LEVEL", slog.LevelInfo)}
+	format := r.String("LOG_FORMAT", "json")
+	if err := r.Err(); err != nil {
+		return nil, err
+	}
+	switch format {
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("envconf: LOG_FORMAT=%q: want json or text", format)
+}
