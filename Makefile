@@ -22,7 +22,7 @@ help: ## List the targets
 
 .PHONY: run
 run: build ## Run the whole system in the foreground: migrations, command :8080, query :8081, projector :8082
-	go run ./scripts/devrun -bin bin
+	@exec bin/devrun -bin bin
 
 .PHONY: test
 test: ## Run every test (vet, gofmt, the race detector; needs PostgreSQL and Redis, see README)
@@ -31,9 +31,9 @@ test: ## Run every test (vet, gofmt, the race detector; needs PostgreSQL and Red
 	go test $(GO_TEST_FLAGS) $(PKGS)
 
 .PHONY: build
-build: ## Build the three service binaries into bin/
+build: ## Build the three service binaries (and the local runner) into bin/
 	@mkdir -p bin
-	go build -trimpath -o bin/ ./services/command ./services/projector ./services/query
+	go build -trimpath -o bin/ ./services/command ./services/projector ./services/query ./scripts/devrun
 
 .PHONY: token
 token: ## Print a development token: make token SUB=alice [ROLE=admin]

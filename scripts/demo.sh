@@ -33,7 +33,7 @@ step() { # step DESCRIPTION PATH BODY
 	local out
 	out=$(send "/v1/carts/$cart/$2" "$3")
 	version=$(field version "$out")
-	printf '%-28s → version %s\n' "$1" "$version"
+	printf '%s → version %s\n' "$1" "$version"
 }
 step "add 123 × 2" add-item '{"productId":"123","quantity":2}'
 step "change 123 → 1" change-quantity '{"productId":"123","quantity":1}'

@@ -74,8 +74,8 @@ const (
 // Keys names the Redis keys of one generation of the read models. A rebuild
 // fills a new generation and then switches readers to it at once.
 //
-// Each cart's keys share the hash tag {<cartId>}, so in a Redis Cluster they
-// stay in one slot and can be changed in one script.
+// A cart's keys carry the hash tag {<cartId>} and a customer's keys the tag
+// {<customerId>}, so in a Redis Cluster each group stays in one slot.
 type Keys struct {
 	Prefix     string
 	Generation int
