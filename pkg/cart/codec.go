@@ -10,7 +10,7 @@ import (
 // versions stay readable forever: Decode upcasts them.
 var SchemaVersion = map[string]int{
 	TypeOpened:          1,
-	TypeItemAdded:       1,
+	TypeItemAdded:       2,
 	TypeItemRemoved:     1,
 	TypeQuantityChanged: 1,
 	TypeCheckedOut:      1,
@@ -49,7 +49,11 @@ func Decode(typ string, schemaVersion int, data []byte) (Event, error) {
 	case TypeOpened:
 		e, err = decodeAs[Opened](data)
 	case TypeItemAdded:
-		e, err = decodeAs[ItemAdded](data)
+		if schemaVersion == 1 {
+			e, err = upcastItemAddedV1(data)
+		} else {
+			e, err = decodeAs[ItemAdded](data)
+		}
 	case TypeItemRemoved:
 		e, err = decodeAs[ItemRemoved](data)
 	case TypeQuantityChanged:

@@ -28,12 +28,13 @@ type Opened struct {
 
 // ItemAdded adds Quantity units of a product. Name and UnitPrice are the
 // catalog's at that moment, so the event alone says what the customer saw.
+// Its JSON is schema version 2 (upcast.go), where the price is a Money.
 type ItemAdded struct {
-	ProductID string `json:"productId"`
-	Name      string `json:"name"`
-	UnitPrice int64  `json:"unitPrice"`
-	Currency  string `json:"currency"`
-	Quantity  int    `json:"quantity"`
+	ProductID string
+	Name      string
+	UnitPrice int64
+	Currency  string
+	Quantity  int
 }
 
 // ItemRemoved takes a whole line out of the cart; Reason says who or what
