@@ -29,7 +29,7 @@ func TestCloudEventRoundTrip(t *testing.T) {
 	}
 	for k, want := range map[string]any{
 		"specversion": "1.0", "id": e.EventID, "type": "cart.item-added", "subject": e.StreamID,
-		"source": "urn:cart-cqrs:command", "streamversion": 2.0, "schemaversion": 1.0, "datacontenttype": "application/json",
+		"source": "urn:cart-cqrs:command", "streamversion": 2.0, "schemaversion": float64(cart.SchemaVersion[cart.TypeItemAdded]), "datacontenttype": "application/json",
 		"actor": "alice", "correlationid": "req-1", "causationid": "cmd-1",
 	} {
 		if raw[k] != want {
