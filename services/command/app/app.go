@@ -50,6 +50,7 @@ type App struct {
 	js        jetstream.JetStream
 	relayOpts relay.Options
 	relay     *relay.Relay // nil when the relay is disabled
+	repo      *postgres.Repository
 	server    *httpserver.Server
 
 	streamMu    sync.Mutex
@@ -104,9 +105,10 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err erro
 	}
 	cancel()
 
-	repo := postgres.New(a.pool,
+	a.repo = postgres.New(a.pool,
 		postgres.WithSnapshotEvery(cfg.SnapshotEvery),
-		postgres.WithConflictRetries(cfg.ConflictRetries))
+		postgres.WithConflictRetries(cfg.ConflictRetries),
+		postgres.WithIdempotencyTTL(cfg.IdempotencyTTL))
 	if cfg.RelayEnabled {
 		a.relay = relay.New(a.pool, a.js, a.relayOpts, logger)
 	}
@@ -117,7 +119,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err erro
 		"postgres": a.pool.Ping,
 		"nats":     a.natsConnected,
 	})
-	httpapi.Mount(e, repo, verifier)
+	httpapi.Mount(e, a.repo, verifier)
 	if a.server, err = httpserver.Listen(cfg.HTTPAddr, e, logger); err != nil {
 		return nil, fmt.Errorf("command: %w", err)
 	}
@@ -205,9 +207,9 @@ func (a *App) Addr() string { return a.server.Addr() }
 // the outbox (false when the relay is disabled).
 func (a *App) RelayIsLeader() bool { return a.relay != nil && a.relay.IsLeader() }
 
-// Run serves requests and runs the relay until ctx ends, then stops both
-// gracefully. Either of them failing stops the other; Run waits for both and
-// returns the first fatal error.
+// Run serves requests and runs the relay and the idempotency key cleanup
+// until ctx ends, then stops them gracefully. One of them failing stops the
+// others; Run waits for all and returns the first fatal error.
 func (a *App) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -227,13 +229,14 @@ func (a *App) Run(ctx context.Context) error {
 				errs = append(errs, err)
 				mu.Unlock()
 			}
-			cancel() // one part stopping stops the other
+			cancel() // one part stopping stops the others
 		})
 	}
 	run("http server", a.server.Run)
 	if a.relay != nil {
 		run("relay", a.runRelay)
 	}
+	run("idempotency key cleanup", a.runKeyCleanup)
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("command: %w", err)

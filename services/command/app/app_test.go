@@ -143,7 +143,7 @@ func TestConfigFromEnv(t *testing.T) {
 			cfg.Relay.Stream != "CART_EVENTS" || cfg.Relay.SubjectPrefix != "cart.events" || cfg.Relay.Replicas != 1 ||
 			cfg.Relay.DuplicateWindow != 5*time.Minute || cfg.Relay.BatchSize != 500 || cfg.Relay.PollInterval != time.Second ||
 			!cfg.RelayEnabled || cfg.SnapshotEvery != 20 || cfg.ConflictRetries != 5 || !cfg.Migrate ||
-			cfg.Auth.Disabled {
+			cfg.Auth.Disabled || cfg.IdempotencyTTL != 24*time.Hour {
 			t.Fatalf("defaults = %+v", cfg)
 		}
 	})
@@ -152,7 +152,7 @@ func TestConfigFromEnv(t *testing.T) {
 			"COMMAND_ADDR": ":9090", "NATS_STREAM": "S", "NATS_SUBJECT_PREFIX": "p.q", "NATS_STREAM_REPLICAS": "3",
 			"NATS_DUPLICATE_WINDOW": "2m", "RELAY_BATCH_SIZE": "50", "RELAY_POLL_INTERVAL": "250ms", "RELAY_ENABLED": "false",
 			"SNAPSHOT_EVERY": "7", "CONFLICT_RETRIES": "0", "MIGRATE": "false", "AUTH_DISABLED": "true", "LOG_LEVEL": "debug",
-			"AUTH_HS256_SECRET": "s", "AUTH_ISSUER": "i", "AUTH_AUDIENCE": "a",
+			"AUTH_HS256_SECRET": "s", "AUTH_ISSUER": "i", "AUTH_AUDIENCE": "a", "IDEMPOTENCY_TTL": "1h",
 		}))
 		if err != nil {
 			t.Fatal(err)
@@ -160,18 +160,19 @@ func TestConfigFromEnv(t *testing.T) {
 		if cfg.HTTPAddr != ":9090" || cfg.Relay.Stream != "S" || cfg.Relay.SubjectPrefix != "p.q" || cfg.Relay.Replicas != 3 ||
 			cfg.Relay.DuplicateWindow != 2*time.Minute || cfg.Relay.BatchSize != 50 || cfg.Relay.PollInterval != 250*time.Millisecond ||
 			cfg.RelayEnabled || cfg.SnapshotEvery != 7 || cfg.ConflictRetries != 0 || cfg.Migrate || !cfg.Auth.Disabled ||
-			string(cfg.Auth.HS256Secret) != "s" || cfg.Auth.Issuer != "i" || cfg.Auth.Audience != "a" {
+			string(cfg.Auth.HS256Secret) != "s" || cfg.Auth.Issuer != "i" || cfg.Auth.Audience != "a" ||
+			cfg.IdempotencyTTL != time.Hour {
 			t.Fatalf("overrides = %+v", cfg)
 		}
 	})
 	t.Run("EveryMistakeReported", func(t *testing.T) {
 		_, err := app.ConfigFromEnv(envconf.Map(map[string]string{
-			"RELAY_ENABLED": "maybe", "NATS_DUPLICATE_WINDOW": "5 minutes", "SNAPSHOT_EVERY": "0",
+			"RELAY_ENABLED": "maybe", "NATS_DUPLICATE_WINDOW": "5 minutes", "SNAPSHOT_EVERY": "0", "IDEMPOTENCY_TTL": "-1s",
 		}))
 		if err == nil {
 			t.Fatal("no error")
 		}
-		for _, want := range []string{"RELAY_ENABLED", "NATS_DUPLICATE_WINDOW", "SNAPSHOT_EVERY"} {
+		for _, want := range []string{"RELAY_ENABLED", "NATS_DUPLICATE_WINDOW", "SNAPSHOT_EVERY", "IDEMPOTENCY_TTL"} {
 			if !strings.Contains(err.Error(), want) {
 				t.Errorf("error does not name %s: %v", want, err)
 			}

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/cart-cqrs/cart/pkg/auth"
 	"github.com/cart-cqrs/cart/pkg/envconf"
 	"github.com/cart-cqrs/cart/pkg/envelope"
+	"github.com/cart-cqrs/cart/services/command/internal/idempotency"
 	"github.com/cart-cqrs/cart/services/command/internal/postgres"
 	"github.com/cart-cqrs/cart/services/command/relay"
 )
@@ -47,6 +49,10 @@ type Config struct {
 	// writer is retried before the client gets 409 (CONFLICT_RETRIES,
 	// default 5).
 	ConflictRetries int
+	// IdempotencyTTL is how long an Idempotency-Key and the response stored
+	// for it are kept (IDEMPOTENCY_TTL, default 24h; 0 means the default).
+	// Expired keys are treated as absent and deleted every minute.
+	IdempotencyTTL time.Duration
 	// Migrate applies the database migrations on start (MIGRATE, default
 	// true); safe with several instances starting at once.
 	Migrate bool
@@ -80,6 +86,7 @@ func ConfigFromEnv(lookup func(string) (string, bool)) (Config, error) {
 		RelayEnabled:    r.Bool("RELAY_ENABLED", true),
 		SnapshotEvery:   r.Int("SNAPSHOT_EVERY", postgres.DefaultSnapshotEvery),
 		ConflictRetries: r.Int("CONFLICT_RETRIES", postgres.DefaultConflictRetries),
+		IdempotencyTTL:  r.Duration("IDEMPOTENCY_TTL", idempotency.DefaultTTL),
 		Migrate:         r.Bool("MIGRATE", true),
 	}
 	errs := []error{r.Err()}
@@ -105,6 +112,7 @@ func (cfg Config) validate() error {
 	check(cfg.DatabaseMaxConns >= 2, "DATABASE_MAX_CONNS=%d: want at least 2", cfg.DatabaseMaxConns)
 	check(cfg.SnapshotEvery >= 1, "SNAPSHOT_EVERY=%d: want at least 1", cfg.SnapshotEvery)
 	check(cfg.ConflictRetries >= 0, "CONFLICT_RETRIES=%d: want 0 or more", cfg.ConflictRetries)
+	check(cfg.IdempotencyTTL >= 0, "IDEMPOTENCY_TTL=%v: want a positive duration", cfg.IdempotencyTTL)
 	check(cfg.Relay.Replicas >= 0 && cfg.Relay.Replicas <= 5, "NATS_STREAM_REPLICAS=%d: want 1 to 5", cfg.Relay.Replicas)
 	check(cfg.Relay.BatchSize >= 0, "RELAY_BATCH_SIZE=%d: want a positive number", cfg.Relay.BatchSize)
 	check(cfg.Relay.DuplicateWindow >= 0, "NATS_DUPLICATE_WINDOW=%v: want a positive duration", cfg.Relay.DuplicateWindow)

@@ -27,5 +27,5 @@ func (h *Handler) addItem(c echo.Context) error {
 		}
 		product = p
 	}
-	return h.update(c, cart.AddItem{ProductID: req.ProductID, Quantity: req.Quantity, Product: product})
+	return h.update(c, req, cart.AddItem{ProductID: req.ProductID, Quantity: req.Quantity, Product: product})
 }

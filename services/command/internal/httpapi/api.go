@@ -1,8 +1,9 @@
 // Package httpapi is the command service's HTTP interface: one echo handler
 // per cart command under /v1, each turning a request into a cart command,
 // running it through the repository and answering with the cart's new
-// version. Errors are returned as they are; the shared problem handler maps
-// them to RFC 9457 bodies.
+// version. A command sent with an Idempotency-Key is answered, on a retry,
+// with its first response. Errors are returned as they are; the shared
+// problem handler maps them to RFC 9457 bodies.
 package httpapi
 
 import (
@@ -15,6 +16,7 @@ import (
 	"github.com/cart-cqrs/cart/pkg/auth"
 	"github.com/cart-cqrs/cart/pkg/cart"
 	"github.com/cart-cqrs/cart/pkg/envelope"
+	"github.com/cart-cqrs/cart/services/command/internal/idempotency"
 )
 
 // Carts is what the handlers need from the write side.
@@ -25,6 +27,13 @@ type Carts interface {
 	// it returns, atomically and with optimistic concurrency.
 	Update(ctx context.Context, cartID string, by cart.Actor, md envelope.Metadata,
 		decide func(cart.State) ([]cart.Event, error)) (version int, err error)
+	// OpenIdempotent and UpdateIdempotent are Open and Update under an
+	// idempotency key: the first request with the key runs and stores the
+	// response req.Respond renders, with its events; a retry gets that
+	// response back (Replayed) and runs nothing.
+	OpenIdempotent(ctx context.Context, req idempotency.Request, by cart.Actor, md envelope.Metadata) (idempotency.Response, error)
+	UpdateIdempotent(ctx context.Context, req idempotency.Request, cartID string, by cart.Actor, md envelope.Metadata,
+		decide func(cart.State) ([]cart.Event, error)) (idempotency.Response, error)
 	// Product returns a catalog entry, or nil when the product is unknown.
 	Product(ctx context.Context, id string) (*cart.Product, error)
 }
@@ -59,9 +68,10 @@ func respond(c echo.Context, status int, cartID string, version int) error {
 
 func etag(version int) string { return `"` + strconv.Itoa(version) + `"` }
 
-// update runs cmd on the cart named in the path, honouring If-Match, and
-// answers 200 with the new version.
-func (h *Handler) update(c echo.Context, cmd cart.Command) error {
+// update runs cmd, decoded from body, on the cart named in the path,
+// honouring If-Match and Idempotency-Key, and answers 200 with the new
+// version.
+func (h *Handler) update(c echo.Context, body any, cmd cart.Command) error {
 	by, md, err := caller(c)
 	if err != nil {
 		return err
@@ -70,8 +80,12 @@ func (h *Handler) update(c echo.Context, cmd cart.Command) error {
 	if err != nil {
 		return err
 	}
+	idem, err := idempotencyRequest(c, by.ID, body)
+	if err != nil {
+		return err
+	}
 	cartID := c.Param("cartId")
-	version, err := h.carts.Update(c.Request().Context(), cartID, by, md, func(s cart.State) ([]cart.Event, error) {
+	decide := func(s cart.State) ([]cart.Event, error) {
 		// Ownership first: If-Match must not tell a stranger the version.
 		evs, err := cart.Decide(s, by, cmd)
 		if err != nil {
@@ -81,7 +95,16 @@ func (h *Handler) update(c echo.Context, cmd cart.Command) error {
 			return nil, err
 		}
 		return evs, nil
-	})
+	}
+	ctx := c.Request().Context()
+	if idem != nil {
+		resp, err := h.carts.UpdateIdempotent(ctx, *idem, cartID, by, md, decide)
+		if err != nil {
+			return err
+		}
+		return send(c, resp)
+	}
+	version, err := h.carts.Update(ctx, cartID, by, md, decide)
 	if err != nil {
 		return err
 	}

@@ -19,5 +19,5 @@ func (h *Handler) changeQuantity(c echo.Context) error {
 	if err := decode(c, &req, false); err != nil {
 		return err
 	}
-	return h.update(c, cart.ChangeQuantity{ProductID: req.ProductID, Quantity: req.Quantity})
+	return h.update(c, req, cart.ChangeQuantity{ProductID: req.ProductID, Quantity: req.Quantity})
 }

@@ -8,8 +8,9 @@ import (
 
 // checkout handles POST /v1/carts/:cartId/checkout; the body is empty or {}.
 func (h *Handler) checkout(c echo.Context) error {
-	if err := decode(c, &struct{}{}, true); err != nil {
+	var req struct{}
+	if err := decode(c, &req, true); err != nil {
 		return err
 	}
-	return h.update(c, cart.Checkout{})
+	return h.update(c, req, cart.Checkout{})
 }

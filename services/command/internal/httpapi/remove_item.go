@@ -19,5 +19,5 @@ func (h *Handler) removeItem(c echo.Context) error {
 	if err := decode(c, &req, false); err != nil {
 		return err
 	}
-	return h.update(c, cart.RemoveItem{ProductID: req.ProductID, Reason: req.Reason})
+	return h.update(c, req, cart.RemoveItem{ProductID: req.ProductID, Reason: req.Reason})
 }

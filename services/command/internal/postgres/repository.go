@@ -1,8 +1,10 @@
 // Package postgres is the command side's adapter to PostgreSQL: it loads a
 // cart's state (snapshot + the events after it), runs a decision on it and
 // appends the resulting events, the cart's head version and the outbox rows in
-// one transaction, retrying when another writer got there first. It never
-// talks to NATS: the outbox relay publishes what this package commits.
+// one transaction, retrying when another writer got there first. A command
+// sent with an idempotency key stores its response in that same transaction,
+// so that a retry is answered from it. It never talks to NATS: the outbox
+// relay publishes what this package commits.
 package postgres
 
 import (
@@ -15,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/cart-cqrs/cart/pkg/cart"
+	"github.com/cart-cqrs/cart/services/command/internal/idempotency"
 )
 
 // Defaults for the options.
@@ -28,6 +31,7 @@ type Repository struct {
 	pool          *pgxpool.Pool
 	snapshotEvery int
 	maxRetries    int
+	keyTTL        time.Duration
 	clock         func() time.Time
 }
 
@@ -55,7 +59,18 @@ func WithConflictRetries(n int) Option {
 	}
 }
 
-// WithClock sets the clock that stamps events (occurred_at) and rows.
+// WithIdempotencyTTL sets how long an idempotency key and its response are
+// kept (d <= 0 keeps idempotency.DefaultTTL). An expired key is no key.
+func WithIdempotencyTTL(d time.Duration) Option {
+	return func(r *Repository) {
+		if d > 0 {
+			r.keyTTL = d
+		}
+	}
+}
+
+// WithClock sets the clock that stamps events (occurred_at) and rows, and
+// that idempotency keys expire by.
 func WithClock(now func() time.Time) Option {
 	return func(r *Repository) {
 		if now != nil {
@@ -70,6 +85,7 @@ func New(pool *pgxpool.Pool, opts ...Option) *Repository {
 		pool:          pool,
 		snapshotEvery: DefaultSnapshotEvery,
 		maxRetries:    DefaultConflictRetries,
+		keyTTL:        idempotency.DefaultTTL,
 		clock:         time.Now,
 	}
 	for _, o := range opts {

@@ -9,6 +9,7 @@ import (
 	"github.com/cart-cqrs/cart/pkg/cart"
 	"github.com/cart-cqrs/cart/pkg/envelope"
 	"github.com/cart-cqrs/cart/pkg/problem"
+	"github.com/cart-cqrs/cart/services/command/internal/idempotency"
 )
 
 // Backoff between conflict retries: jittered, doubling from base up to max.
@@ -28,33 +29,85 @@ const (
 // side effects.
 func (r *Repository) Update(ctx context.Context, cartID string, by cart.Actor, md envelope.Metadata,
 	decide func(cart.State) ([]cart.Event, error)) (version int, err error) {
-	for attempt := 0; ; attempt++ {
-		s, err := r.Load(ctx, cartID)
-		if err != nil {
-			return 0, err
-		}
-		evs, err := decide(s)
-		if err != nil {
-			return 0, err
-		}
-		if len(evs) == 0 {
-			return s.Version, nil
-		}
-		next, err := r.write(ctx, headUpdate, s, s.CustomerID, evs, md)
-		if err == nil {
-			return next.Version, nil
-		}
-		if !errors.Is(err, errConflict) {
-			return 0, err
+	resp, err := r.update(ctx, nil, cartID, md, decide)
+	return resp.Version, err
+}
+
+// UpdateIdempotent is Update under an idempotency key. The first request
+// with the key runs the command and stores req.Respond's response with the
+// events, in the same transaction; a no-op stores it alone. A later request
+// with the key gets that response back (Replayed) and runs nothing — or, when
+// it is not the same request, a 422 problem "idempotency-key-reused". A
+// refused command stores nothing: its retry is decided again. An expired key
+// is no key.
+func (r *Repository) UpdateIdempotent(ctx context.Context, req idempotency.Request, cartID string, by cart.Actor,
+	md envelope.Metadata, decide func(cart.State) ([]cart.Event, error)) (idempotency.Response, error) {
+	return r.update(ctx, &req, cartID, md, decide)
+}
+
+func (r *Repository) update(ctx context.Context, req *idempotency.Request, cartID string, md envelope.Metadata,
+	decide func(cart.State) ([]cart.Event, error)) (idempotency.Response, error) {
+	for attempt, keyRaces := 0, 0; ; {
+		resp, err := r.updateOnce(ctx, req, cartID, md, decide)
+		switch {
+		case err == nil:
+			return resp, nil
+		case errors.Is(err, errKeyTaken) && keyRaces < maxKeyRaces:
+			keyRaces++ // the next read of the key answers
+			continue
+		case !errors.Is(err, errConflict):
+			return idempotency.Response{}, err
 		}
 		if attempt >= r.maxRetries {
-			return 0, problem.New(problem.Conflict, "concurrent-modification",
-				"the cart was changed by another request at the same time; retry")
+			return idempotency.Response{}, errConcurrentModification()
 		}
 		if err := sleep(ctx, backoff(attempt)); err != nil {
-			return 0, err
+			return idempotency.Response{}, err
 		}
+		attempt++
 	}
+}
+
+// updateOnce is one attempt of update: load, decide, append.
+func (r *Repository) updateOnce(ctx context.Context, req *idempotency.Request, cartID string, md envelope.Metadata,
+	decide func(cart.State) ([]cart.Event, error)) (idempotency.Response, error) {
+	s, err := r.Load(ctx, cartID)
+	if err != nil {
+		return idempotency.Response{}, err
+	}
+	// The key is read after the load, not before: if a concurrent request
+	// with the same key committed before the load saw its events, this read
+	// sees its key. Read before, a commit in between would leave us deciding
+	// on the changed cart — and refusing, say, the checkout the other request
+	// just did — instead of replaying its response.
+	if resp, found, err := r.replay(ctx, req); err != nil || found {
+		return resp, err
+	}
+	evs, err := decide(s)
+	if err != nil {
+		return idempotency.Response{}, err
+	}
+	version := s.Version + len(evs)
+	key, err := keyFor(req, s.CartID, version, false)
+	if err != nil {
+		return idempotency.Response{}, err
+	}
+	if len(evs) == 0 {
+		err = r.storeKey(ctx, key)
+	} else {
+		_, err = r.write(ctx, headUpdate, s, s.CustomerID, evs, md, key)
+	}
+	if err != nil {
+		return idempotency.Response{}, err
+	}
+	return key.response(s.CartID, version), nil
+}
+
+// errConcurrentModification is what a command gets when it lost the race to
+// other writers on every attempt.
+func errConcurrentModification() error {
+	return problem.New(problem.Conflict, "concurrent-modification",
+		"the cart was changed by another request at the same time; retry")
 }
 
 // backoff is a random duration in [d/2, d) where d doubles each attempt, so

@@ -19,6 +19,7 @@ const (
 	sqlstateUniqueViolation      = "23505"
 	constraintStreamVersion      = "events_stream_version_key"
 	constraintOneOpenPerCustomer = "carts_one_open_per_customer"
+	constraintIdempotencyKey     = "idempotency_keys_pkey"
 )
 
 var (
@@ -26,6 +27,10 @@ var (
 	errConflict = errors.New("postgres: stream version moved on")
 	// errOpenExists: another request opened the customer's cart first.
 	errOpenExists = errors.New("postgres: customer already has an open cart")
+	// errKeyTaken: a concurrent request with the same idempotency key
+	// stored it first (and committed: PostgreSQL reports the violation only
+	// then).
+	errKeyTaken = errors.New("postgres: idempotency key stored by a concurrent request")
 )
 
 // The head statements move the cart's registry row; each returns cart_id
@@ -62,10 +67,11 @@ WHERE snapshots.version < EXCLUDED.version OR snapshots.schema_version <> EXCLUD
 )
 
 // write appends evs to the stream whose state is s, in one transaction: the
-// head statement (insert or compare-and-set of the carts row), the events,
-// their outbox rows and, when the new version crosses a multiple of
-// snapshotEvery, a snapshot. It returns the new state.
-func (r *Repository) write(ctx context.Context, head string, s cart.State, customerID string, evs []cart.Event, md envelope.Metadata) (_ cart.State, err error) {
+// idempotency key when there is one, the head statement (insert or
+// compare-and-set of the carts row), the events, their outbox rows and, when
+// the new version crosses a multiple of snapshotEvery, a snapshot. It returns
+// the new state.
+func (r *Repository) write(ctx context.Context, head string, s cart.State, customerID string, evs []cart.Event, md envelope.Metadata, key *keyRow) (cart.State, error) {
 	now := r.now()
 	mdJSON, err := json.Marshal(md)
 	if err != nil {
@@ -95,55 +101,61 @@ func (r *Repository) write(ctx context.Context, head string, s cart.State, custo
 	}
 
 	b := &pgx.Batch{}
+	// The key goes first: a concurrent request with the same key waits on
+	// it before touching the cart, and fails once this one commits.
+	r.queueKey(b, key, now)
+	appendAt := b.Len()
 	b.Queue(head+appendTail, pgx.NamedArgs{
 		"cart": s.CartID, "customer": customerID, "status": string(next.Status),
 		"version": next.Version, "expected": s.Version, "at": now,
 		"streamType": envelope.StreamTypeCart, "metadata": string(mdJSON),
 		"ids": ids, "versions": versions, "types": types, "schemas": schemas, "data": data,
 	})
-	snap := s.Version/r.snapshotEvery != next.Version/r.snapshotEvery
-	if snap {
+	if s.Version/r.snapshotEvery != next.Version/r.snapshotEvery {
 		state, err := json.Marshal(next)
 		if err != nil {
 			return cart.State{}, fmt.Errorf("postgres: append cart %s: snapshot: %w", s.CartID, err)
 		}
 		b.Queue(upsertSnapshot, s.CartID, next.Version, SnapshotSchemaVersion, string(state), now)
 	}
-
-	tx, err := r.pool.Begin(ctx)
-	if err != nil {
-		return cart.State{}, fmt.Errorf("postgres: append cart %s: begin: %w", s.CartID, err)
-	}
-	defer func() {
-		// After a successful Commit, Rollback is a no-op returning ErrTxClosed.
-		if rerr := tx.Rollback(ctx); rerr != nil && !errors.Is(rerr, pgx.ErrTxClosed) && err != nil {
-			err = errors.Join(err, fmt.Errorf("postgres: append cart %s: rollback: %w", s.CartID, rerr))
-		}
-	}()
-	if err := sendAppend(ctx, tx, b, n); err != nil {
+	if err := r.commit(ctx, b, appendAt, n); err != nil {
 		return cart.State{}, fmt.Errorf("postgres: append cart %s v%d: %w", s.CartID, next.Version, err)
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return cart.State{}, fmt.Errorf("postgres: append cart %s v%d: commit: %w", s.CartID, next.Version, classify(err))
 	}
 	return next, nil
 }
 
-// sendAppend runs the batch in one round trip and checks that all n events
-// made it into the outbox.
-func sendAppend(ctx context.Context, tx pgx.Tx, b *pgx.Batch, n int) error {
-	br := tx.SendBatch(ctx, b)
-	tag, err := br.Exec()
-	if err == nil && tag.RowsAffected() != int64(n) {
-		err = errConflict
+// commit runs the batch in one transaction, in one round trip, and commits
+// it. The statement at appendAt (if any, else -1) must insert n outbox rows,
+// or another writer moved the stream on (errConflict).
+func (r *Repository) commit(ctx context.Context, b *pgx.Batch, appendAt, n int) (err error) {
+	tx, err := r.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
 	}
-	for i := 1; err == nil && i < b.Len(); i++ {
-		_, err = br.Exec()
+	defer func() {
+		// After a successful Commit, Rollback is a no-op returning ErrTxClosed.
+		if rerr := tx.Rollback(ctx); rerr != nil && !errors.Is(rerr, pgx.ErrTxClosed) && err != nil {
+			err = errors.Join(err, fmt.Errorf("rollback: %w", rerr))
+		}
+	}()
+	br := tx.SendBatch(ctx, b)
+	for i := 0; err == nil && i < b.Len(); i++ {
+		var tag pgconn.CommandTag
+		tag, err = br.Exec()
+		if err == nil && i == appendAt && tag.RowsAffected() != int64(n) {
+			err = errConflict
+		}
 	}
 	if cerr := br.Close(); err == nil && cerr != nil {
 		err = cerr
 	}
-	return classify(err)
+	if err != nil {
+		return classify(err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("commit: %w", classify(err))
+	}
+	return nil
 }
 
 // classify turns the unique violations that mean "someone else won" into the
@@ -156,6 +168,8 @@ func classify(err error) error {
 			return fmt.Errorf("%w: %w", errConflict, err)
 		case constraintOneOpenPerCustomer:
 			return fmt.Errorf("%w: %w", errOpenExists, err)
+		case constraintIdempotencyKey:
+			return fmt.Errorf("%w: %w", errKeyTaken, err)
 		}
 	}
 	return err
