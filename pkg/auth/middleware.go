@@ -56,7 +56,7 @@ func authenticate(v *Verifier, c echo.Context) (Principal, error) {
 	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
 		return Principal{}, problem.New(problem.Unauthorized, CodeUnauthorized, "a bearer token is required")
 	}
-	p, err := v.Verify(token)
+	p, err := v.VerifyContext(c.Request().Context(), token)
 	if err != nil {
 		// The detail is a short reason; the token and jwt's text stay out
 		// of the response (Err is logged at debug by the handler).
@@ -71,6 +71,8 @@ func reason(err error) string {
 		return "the token has expired"
 	case errors.Is(err, jwt.ErrTokenNotValidYet), errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
 		return "the token is not valid yet"
+	case errors.Is(err, ErrUnknownKey):
+		return "the token's signing key is unknown"
 	default:
 		return "the token is invalid"
 	}

@@ -65,7 +65,14 @@ func MustServe(tb testing.TB, checks map[string]func(context.Context) error) *te
 		return c.JSON(http.StatusOK, v)
 	})
 
-	srv, err := httpserver.Listen("127.0.0.1:0", e, logger)
+	return &testServer{URL: "http://" + MustRun(tb, e, logger), logs: logs}
+}
+
+// MustRun serves h on a real port until cleanup, when it stops the server
+// and checks Run's result. It returns the address.
+func MustRun(tb testing.TB, h http.Handler, logger *slog.Logger, opts ...httpserver.ListenOption) string {
+	tb.Helper()
+	srv, err := httpserver.Listen("127.0.0.1:0", h, logger, opts...)
 	if err != nil {
 		tb.Fatalf("Listen: %v", err)
 	}
@@ -78,7 +85,7 @@ func MustServe(tb testing.TB, checks map[string]func(context.Context) error) *te
 			tb.Errorf("Run: %v", err)
 		}
 	})
-	return &testServer{URL: "http://" + srv.Addr(), logs: logs}
+	return srv.Addr()
 }
 
 func mustDo(tb testing.TB, req *http.Request) (*http.Response, []byte) {

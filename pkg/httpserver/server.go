@@ -1,6 +1,7 @@
 package httpserver
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +15,35 @@ import (
 // context ends.
 const ShutdownTimeout = 10 * time.Second
 
+// Timeouts bound how long a client may hold a connection at each stage; the
+// read-header and idle timeouts stop slow or idle clients from pinning
+// connections (slowloris).
+type Timeouts struct {
+	ReadHeader time.Duration // to read the request line and headers
+	Read       time.Duration // to read the whole request, body included
+	Write      time.Duration // from the end of the headers to the end of the response
+	Idle       time.Duration // a keep-alive connection waits for the next request
+}
+
+// DefaultTimeouts are what Listen uses unless told otherwise.
+var DefaultTimeouts = Timeouts{ReadHeader: 5 * time.Second, Read: 15 * time.Second, Write: 30 * time.Second, Idle: 120 * time.Second}
+
+// MaxHeaderBytes bounds the request line and headers (431 beyond).
+const MaxHeaderBytes = 64 << 10
+
+// ListenOption tunes Listen.
+type ListenOption func(*http.Server)
+
+// WithTimeouts replaces DefaultTimeouts; zero fields keep their default.
+func WithTimeouts(t Timeouts) ListenOption {
+	return func(s *http.Server) {
+		s.ReadHeaderTimeout = cmp.Or(t.ReadHeader, s.ReadHeaderTimeout)
+		s.ReadTimeout = cmp.Or(t.Read, s.ReadTimeout)
+		s.WriteTimeout = cmp.Or(t.Write, s.WriteTimeout)
+		s.IdleTimeout = cmp.Or(t.Idle, s.IdleTimeout)
+	}
+}
+
 // Server is an HTTP server whose port is already bound.
 type Server struct {
 	srv    *http.Server
@@ -23,7 +53,7 @@ type Server struct {
 
 // Listen binds addr now, so a taken port fails here and not later in a
 // goroutine, and returns a Server ready to Run h.
-func Listen(addr string, h http.Handler, logger *slog.Logger) (*Server, error) {
+func Listen(addr string, h http.Handler, logger *slog.Logger, opts ...ListenOption) (*Server, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
@@ -31,19 +61,19 @@ func Listen(addr string, h http.Handler, logger *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("httpserver: listen %s: %w", addr, err)
 	}
-	return &Server{
-		ln:     ln,
-		logger: logger,
-		srv: &http.Server{
-			Handler:           h,
-			ReadHeaderTimeout: 5 * time.Second,
-			ReadTimeout:       15 * time.Second,
-			WriteTimeout:      30 * time.Second,
-			IdleTimeout:       120 * time.Second,
-			MaxHeaderBytes:    64 << 10,
-			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-		},
-	}, nil
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: DefaultTimeouts.ReadHeader,
+		ReadTimeout:       DefaultTimeouts.Read,
+		WriteTimeout:      DefaultTimeouts.Write,
+		IdleTimeout:       DefaultTimeouts.Idle,
+		MaxHeaderBytes:    MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	for _, opt := range opts {
+		opt(srv)
+	}
+	return &Server{ln: ln, logger: logger, srv: srv}, nil
 }
 
 // Addr is the bound address, e.g. "127.0.0.1:41234" after Listen(":0").
