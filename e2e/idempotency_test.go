@@ -27,7 +27,7 @@ func sendKeyed(url, tok, key string, body any) (reply, error) {
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+tok)
 	req.Header.Set("Idempotency-Key", key)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := clientFor(req.URL.Host).Do(req)
 	if err != nil {
 		return reply{}, fmt.Errorf("POST %s: %w", url, err)
 	}

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -23,11 +24,14 @@ import (
 	"github.com/cart-cqrs/cart/pkg/envelope"
 	"github.com/cart-cqrs/cart/pkg/eventlog"
 	"github.com/cart-cqrs/cart/pkg/natstest"
+	"github.com/cart-cqrs/cart/pkg/openapi/openapitest"
 	"github.com/cart-cqrs/cart/pkg/pgtest"
 	"github.com/cart-cqrs/cart/pkg/readmodel"
 	"github.com/cart-cqrs/cart/pkg/redistest"
+	commandapi "github.com/cart-cqrs/cart/services/command/api"
 	commandapp "github.com/cart-cqrs/cart/services/command/app"
 	projectorapp "github.com/cart-cqrs/cart/services/projector/app"
+	queryapi "github.com/cart-cqrs/cart/services/query/api"
 	queryapp "github.com/cart-cqrs/cart/services/query/app"
 )
 
@@ -67,6 +71,8 @@ func mustStart(tb testing.TB, opts options) *system {
 		"AUTH_HS256_SECRET": testSecret, "AUTH_ISSUER": testAuth.Issuer, "AUTH_AUDIENCE": testAuth.Audience,
 		"COMMAND_ADDR": "127.0.0.1:0", "QUERY_ADDR": "127.0.0.1:0", "PROJECTOR_ADDR": "127.0.0.1:0",
 		"RELAY_POLL_INTERVAL": "200ms",
+		// The tests poll the query service far faster than a customer would.
+		"RATE_LIMIT_RPS": "0",
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	ctx, cancel := context.WithCancel(context.Background())
@@ -120,6 +126,15 @@ func mustStart(tb testing.TB, opts options) *system {
 		commandURL: "http://" + cmd.Addr(), queryURL: "http://" + qry.Addr(), projectorURL: "http://" + proj.Addr(),
 		pool: pool, nats: n, redis: r,
 	}
+	// Every answer the tests get from the two APIs must match its OpenAPI
+	// document.
+	client := openapitest.Client(tb, map[string]*openapi3.T{
+		cmd.Addr(): openapitest.MustLoad(tb, commandapi.OpenAPI),
+		qry.Addr(): openapitest.MustLoad(tb, queryapi.OpenAPI),
+	})
+	clients.Store(cmd.Addr(), client)
+	clients.Store(qry.Addr(), client)
+	tb.Cleanup(func() { clients.Delete(cmd.Addr()); clients.Delete(qry.Addr()) })
 	eventually(tb, 20*time.Second, "stream created and services ready", func() error {
 		st, err := n.JS.Stream(ctx, n.Stream)
 		if err != nil {
@@ -139,6 +154,17 @@ func mustStart(tb testing.TB, opts options) *system {
 		return nil
 	})
 	return s
+}
+
+// clients holds, by host, the HTTP client that checks a system's answers
+// against its OpenAPI documents.
+var clients sync.Map
+
+func clientFor(host string) *http.Client {
+	if c, ok := clients.Load(host); ok {
+		return c.(*http.Client)
+	}
+	return http.DefaultClient
 }
 
 // eventually polls check until it returns nil or the deadline passes.
@@ -200,7 +226,7 @@ func send(method, url, tok string, body any) (reply, error) {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Authorization", "Bearer "+tok)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := clientFor(req.URL.Host).Do(req)
 	if err != nil {
 		return reply{}, fmt.Errorf("%s %s: %w", method, url, err)
 	}

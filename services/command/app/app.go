@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/labstack/echo/v4"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,6 +22,8 @@ import (
 	"github.com/cart-cqrs/cart/migrations"
 	"github.com/cart-cqrs/cart/pkg/auth"
 	"github.com/cart-cqrs/cart/pkg/httpserver"
+	"github.com/cart-cqrs/cart/pkg/openapi"
+	"github.com/cart-cqrs/cart/services/command/api"
 	"github.com/cart-cqrs/cart/services/command/internal/httpapi"
 	"github.com/cart-cqrs/cart/services/command/internal/postgres"
 	"github.com/cart-cqrs/cart/services/command/relay"
@@ -52,6 +55,8 @@ type App struct {
 	relay     *relay.Relay // nil when the relay is disabled
 	repo      *postgres.Repository
 	server    *httpserver.Server
+	routes    []*echo.Route
+	verifier  *auth.Verifier
 
 	streamMu    sync.Mutex
 	streamReady bool
@@ -68,14 +73,20 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err erro
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("command: config: %w", err)
 	}
-	verifier, err := auth.NewVerifier(cfg.Auth)
+	verifier, err := auth.NewVerifier(cfg.Auth, auth.WithLogger(logger))
 	if err != nil {
 		return nil, fmt.Errorf("command: %w", err)
+	}
+	kctx, kcancel := context.WithTimeout(ctx, startTimeout)
+	kerr := verifier.Refresh(kctx) // loads JWKS keys before serving; a no-op with HS256
+	kcancel()
+	if kerr != nil {
+		logger.WarnContext(ctx, "signing keys not loaded yet; retrying in the background", "error", kerr)
 	}
 	if cfg.Auth.Disabled {
 		logger.WarnContext(ctx, "authentication is DISABLED: callers are trusted by header (development only)")
 	}
-	a := &App{logger: logger, ncClosed: make(chan struct{}), relayOpts: cfg.Relay}
+	a := &App{logger: logger, ncClosed: make(chan struct{}), relayOpts: cfg.Relay, verifier: verifier}
 	if cfg.RelayAfterPublish != nil {
 		a.relayOpts.AfterPublish = cfg.RelayAfterPublish
 	}
@@ -115,16 +126,26 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err erro
 
 	reg := prometheus.NewRegistry()
 	e := httpserver.NewEcho(logger, reg, "command")
+	httpserver.CORS(e, cfg.Limits)
 	httpserver.Health(e, reg, map[string]func(context.Context) error{
 		"postgres": a.pool.Ping,
 		"nats":     a.natsConnected,
+		"auth":     verifier.Ready,
 	})
-	httpapi.Mount(e, a.repo, verifier)
+	httpapi.Mount(e, a.repo, verifier, httpserver.RateLimit(cfg.Limits, logger))
+	if err := openapi.Mount(e, api.OpenAPI); err != nil {
+		return nil, fmt.Errorf("command: %w", err)
+	}
+	a.routes = e.Routes()
 	if a.server, err = httpserver.Listen(cfg.HTTPAddr, e, logger); err != nil {
 		return nil, fmt.Errorf("command: %w", err)
 	}
 	return a, nil
 }
+
+// Routes are the HTTP routes the service serves; its OpenAPI document must
+// describe each of them (a test checks).
+func (a *App) Routes() []*echo.Route { return a.routes }
 
 func openPool(ctx context.Context, cfg Config) (*pgxpool.Pool, error) {
 	pcfg, err := pgxpool.ParseConfig(cfg.DatabaseURL)
@@ -237,6 +258,7 @@ func (a *App) Run(ctx context.Context) error {
 		run("relay", a.runRelay)
 	}
 	run("idempotency key cleanup", a.runKeyCleanup)
+	run("signing keys", a.verifier.Run)
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("command: %w", err)

@@ -101,9 +101,11 @@ func TestApp(t *testing.T) {
 		_, err := stream.GetLastMsgForSubject(t.Context(), subject)
 		return err == nil
 	})
+	// The hook runs after the batch's PubAcks, so just after the message
+	// became visible in the stream.
 	select {
 	case <-hooked:
-	default:
+	case <-time.After(10 * time.Second):
 		t.Error("RelayAfterPublish was not called")
 	}
 	if !a.RelayIsLeader() {

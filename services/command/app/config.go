@@ -9,6 +9,7 @@ import (
 	"github.com/cart-cqrs/cart/pkg/auth"
 	"github.com/cart-cqrs/cart/pkg/envconf"
 	"github.com/cart-cqrs/cart/pkg/envelope"
+	"github.com/cart-cqrs/cart/pkg/httpserver"
 	"github.com/cart-cqrs/cart/services/command/internal/idempotency"
 	"github.com/cart-cqrs/cart/services/command/internal/postgres"
 	"github.com/cart-cqrs/cart/services/command/relay"
@@ -26,9 +27,15 @@ type Config struct {
 	DatabaseMaxConns int
 	// NATSURL locates NATS JetStream, where the relay publishes (NATS_URL).
 	NATSURL string
-	// Auth checks bearer tokens (AUTH_HS256_SECRET, AUTH_ISSUER,
-	// AUTH_AUDIENCE, AUTH_DISABLED — disabling is for development only).
+	// Auth checks bearer tokens: AUTH_HS256_SECRET (development) or
+	// AUTH_JWKS_URL (production: RS256/ES256 keys, AUTH_ALGORITHMS,
+	// AUTH_JWKS_REFRESH), AUTH_ISSUER, AUTH_AUDIENCE, AUTH_LEEWAY, and
+	// AUTH_DISABLED (development only).
 	Auth auth.Config
+	// Limits are the per-customer rate limit (RATE_LIMIT_RPS, RATE_LIMIT_BURST;
+	// 0 turns it off) and the browser origins allowed by CORS
+	// (CORS_ALLOWED_ORIGINS, comma-separated exact origins).
+	Limits httpserver.Limits
 	// Relay configures the stream this service creates or updates and the
 	// outbox relay: NATS_STREAM (CART_EVENTS), NATS_SUBJECT_PREFIX
 	// (cart.events), NATS_STREAM_REPLICAS (1), NATS_DUPLICATE_WINDOW (5m),
@@ -67,12 +74,8 @@ func ConfigFromEnv(lookup func(string) (string, bool)) (Config, error) {
 		DatabaseURL:      r.String("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/cart?sslmode=disable"),
 		DatabaseMaxConns: r.Int("DATABASE_MAX_CONNS", 16),
 		NATSURL:          r.String("NATS_URL", "nats://127.0.0.1:4222"),
-		Auth: auth.Config{
-			HS256Secret: r.Bytes("AUTH_HS256_SECRET"),
-			Issuer:      r.String("AUTH_ISSUER", ""),
-			Audience:    r.String("AUTH_AUDIENCE", ""),
-			Disabled:    r.Bool("AUTH_DISABLED", false),
-		},
+		Auth:             auth.ConfigFromEnv(r),
+		Limits:           httpserver.LimitsFromEnv(r),
 		Relay: relay.Options{
 			Stream:          r.String("NATS_STREAM", relay.DefaultStream),
 			SubjectPrefix:   r.String("NATS_SUBJECT_PREFIX", relay.DefaultSubjectPrefix),
@@ -89,8 +92,7 @@ func ConfigFromEnv(lookup func(string) (string, bool)) (Config, error) {
 		IdempotencyTTL:  r.Duration("IDEMPOTENCY_TTL", idempotency.DefaultTTL),
 		Migrate:         r.Bool("MIGRATE", true),
 	}
-	errs := []error{r.Err()}
-	errs = append(errs, cfg.validate())
+	errs := []error{r.Err(), cfg.validate()}
 	if err := errors.Join(errs...); err != nil {
 		return Config{}, fmt.Errorf("command: config: %w", err)
 	}
@@ -118,5 +120,6 @@ func (cfg Config) validate() error {
 	check(cfg.Relay.DuplicateWindow >= 0, "NATS_DUPLICATE_WINDOW=%v: want a positive duration", cfg.Relay.DuplicateWindow)
 	check(cfg.Relay.PollInterval >= 0, "RELAY_POLL_INTERVAL=%v: want a positive duration", cfg.Relay.PollInterval)
 	check(cfg.Relay.PublishTimeout >= 0, "RELAY_PUBLISH_TIMEOUT=%v: want a positive duration", cfg.Relay.PublishTimeout)
+	errs = append(errs, cfg.Limits.Validate())
 	return errors.Join(errs...)
 }

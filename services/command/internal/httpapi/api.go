@@ -43,10 +43,11 @@ type Handler struct {
 	carts Carts
 }
 
-// Mount registers the command routes on e under /v1, behind authentication.
-func Mount(e *echo.Echo, carts Carts, verifier *auth.Verifier) {
+// Mount registers the command routes on e under /v1, behind authentication
+// and then mw (the per-customer rate limit, which needs the caller).
+func Mount(e *echo.Echo, carts Carts, verifier *auth.Verifier, mw ...echo.MiddlewareFunc) {
 	h := &Handler{carts: carts}
-	v1 := e.Group("/v1", auth.Middleware(verifier))
+	v1 := e.Group("/v1", append([]echo.MiddlewareFunc{auth.Middleware(verifier)}, mw...)...)
 	v1.POST("/carts", h.open)
 	v1.POST("/carts/:cartId/add-item", h.addItem)
 	v1.POST("/carts/:cartId/remove-item", h.removeItem)

@@ -1,0 +1,10 @@
+// Package api holds the command service's OpenAPI document, written first
+// and served at /openapi.json; the tests check the service against it.
+package api
+
+import _ "embed"
+
+// OpenAPI is the document, in YAML.
+//
+//go:embed openapi.yaml
+var OpenAPI []byte
