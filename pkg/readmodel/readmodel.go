@@ -1,6 +1,8 @@
-// Package readmodel is the denormalized cart document kept in Redis and the
-// names of the keys it lives under. The projector writes it with the domain's
-// fold; the query service serves it as it is.
+// Package readmodel is the denormalized cart document kept in Redis, the
+// cart's history list next to it, the update notice the projector publishes,
+// and the names of the keys they live under. The projector writes them with
+// the domain's fold; the query service serves them and folds the history for
+// time travel.
 package readmodel
 
 import (
@@ -89,6 +91,20 @@ func (k Keys) Cart(cartID string) string {
 // OpenCart is a string holding the id of a customer's open cart.
 func (k Keys) OpenCart(customerID string) string {
 	return fmt.Sprintf("%sg%d:customer:{%s}:open-cart", k.Prefix, k.Generation, customerID)
+}
+
+// History is a list of JSON HistoryEntry values, one per event of the
+// cart in version order. It shares the cart's hash tag, so the projector
+// writes it and the document in one script in a Redis Cluster too.
+func (k Keys) History(cartID string) string {
+	return k.Cart(cartID) + ":history"
+}
+
+// Updates is the Pub/Sub channel on which the projector announces each
+// written document version (an Update). One channel per generation, so
+// that a rebuild filling the next generation wakes nobody.
+func (k Keys) Updates() string {
+	return fmt.Sprintf("%sg%d:cart-updates", k.Prefix, k.Generation)
 }
 
 // CurrentGeneration is the key holding the generation readers use; absent

@@ -12,11 +12,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/cart-cqrs/cart/pkg/auth"
 	"github.com/cart-cqrs/cart/pkg/httpserver"
+	"github.com/cart-cqrs/cart/pkg/openapi"
+	"github.com/cart-cqrs/cart/services/query/api"
 	"github.com/cart-cqrs/cart/services/query/internal/httpapi"
 	"github.com/cart-cqrs/cart/services/query/internal/redisstore"
 )
@@ -25,22 +28,37 @@ import (
 // generation is current; a rebuild's switch is seen within this lag.
 const generationRefresh = time.Second
 
-var _ httpapi.Carts = (*redisstore.Store)(nil)
+var (
+	_ httpapi.Carts   = (*redisstore.Store)(nil)
+	_ httpapi.Updates = (*redisstore.Updates)(nil)
+)
 
 // App is a running query service.
 type App struct {
-	logger *slog.Logger
-	rdb    *redis.Client
-	store  *redisstore.Store
-	server *httpserver.Server
+	logger   *slog.Logger
+	rdb      *redis.Client
+	store    *redisstore.Store
+	updates  *redisstore.Updates
+	server   *httpserver.Server
+	verifier *auth.Verifier
+	routes   []*echo.Route
 }
 
 // New connects to Redis (lazily: the service starts while Redis is down and
 // reports it on /readyz) and listens on cfg.HTTPAddr.
 func New(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) {
-	verifier, err := auth.NewVerifier(cfg.Auth)
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("query: %w", err)
+	}
+	verifier, err := auth.NewVerifier(cfg.Auth, auth.WithLogger(logger))
 	if err != nil {
 		return nil, fmt.Errorf("query: %w", err)
+	}
+	kctx, kcancel := context.WithTimeout(ctx, 10*time.Second)
+	kerr := verifier.Refresh(kctx) // loads JWKS keys before serving; a no-op with HS256
+	kcancel()
+	if kerr != nil {
+		logger.WarnContext(ctx, "signing keys not loaded yet; retrying in the background", "error", kerr)
 	}
 	if cfg.Auth.Disabled {
 		logger.WarnContext(ctx, "authentication is DISABLED: callers are trusted by header (development only)")
@@ -51,32 +69,55 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) {
 	}
 	rdb := redis.NewClient(opts)
 	store := redisstore.New(rdb, cfg.RedisPrefix, logger)
+	updates := redisstore.NewUpdates(rdb, store, logger)
 
 	reg := prometheus.NewRegistry()
+	metrics, err := httpapi.NewMetrics(reg)
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("query: %w", err), rdb.Close())
+	}
+	if err := reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "cart_query_min_version_waiters",
+		Help: "?minVersion reads waiting for the read model now.",
+	}, func() float64 { return float64(updates.Waiters()) })); err != nil {
+		return nil, errors.Join(fmt.Errorf("query: register metrics: %w", err), rdb.Close())
+	}
 	e := httpserver.NewEcho(logger, reg, "query")
-	httpserver.Health(e, reg, map[string]func(context.Context) error{"redis": store.Ping})
-	httpapi.Register(e, verifier, store)
+	httpserver.CORS(e, cfg.Limits)
+	httpserver.Health(e, reg, map[string]func(context.Context) error{"redis": store.Ping, "auth": verifier.Ready})
+	httpapi.Register(e, verifier, store, httpapi.Options{
+		Updates: updates, MinVersionWait: cfg.MinVersionWait, Metrics: metrics,
+		Middleware: []echo.MiddlewareFunc{httpserver.RateLimit(cfg.Limits, logger)},
+	})
+	if err := openapi.Mount(e, api.OpenAPI); err != nil {
+		return nil, errors.Join(fmt.Errorf("query: %w", err), rdb.Close())
+	}
 
 	server, err := httpserver.Listen(cfg.HTTPAddr, e, logger)
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("query: %w", err), rdb.Close())
 	}
-	return &App{logger: logger, rdb: rdb, store: store, server: server}, nil
+	return &App{logger: logger, rdb: rdb, store: store, updates: updates, server: server, verifier: verifier, routes: e.Routes()}, nil
 }
+
+// Routes are the HTTP routes the service serves; its OpenAPI document must
+// describe each of them (a test checks).
+func (a *App) Routes() []*echo.Route { return a.routes }
 
 // Addr is the address the API listens on (the real port when cfg asked for
 // ":0").
 func (a *App) Addr() string { return a.server.Addr() }
 
-// Run serves requests and keeps the read-model generation fresh until ctx
-// ends, then shuts the server down gracefully. It returns the first fatal
-// error.
+// Run serves requests, keeps the read-model generation fresh and holds the
+// subscription to the projector's updates (which wakes ?minVersion reads)
+// until ctx ends, then shuts the server down gracefully. It returns the
+// first fatal error.
 func (a *App) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
 		wg   sync.WaitGroup
-		errs = make([]error, 2)
+		errs = make([]error, 4)
 	)
 	run := func(i int, f func(context.Context) error) {
 		wg.Go(func() {
@@ -86,6 +127,8 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	run(0, a.server.Run)
 	run(1, func(ctx context.Context) error { return a.store.Run(ctx, generationRefresh) })
+	run(2, a.updates.Run)
+	run(3, a.verifier.Run)
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("query: %w", err)

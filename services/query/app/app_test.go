@@ -74,6 +74,46 @@ func TestApp(t *testing.T) {
 		if code, body := fetch(t, base+"/v1/carts/"+id, tok); code != http.StatusOK || body != string(doc) {
 			t.Errorf("GET cart = %d: %s", code, body)
 		}
+		// The projector's next write, announced: a waiting read sees it.
+		done := make(chan string, 1)
+		go func() {
+			// Not fetch: t.Fatal is for the test's own goroutine.
+			req, _ := http.NewRequest(http.MethodGet, base+"/v1/carts/"+id+"?minVersion=2", nil)
+			req.Header.Set("Authorization", "Bearer "+tok)
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				done <- err.Error()
+				return
+			}
+			defer func() { _ = res.Body.Close() }()
+			body, err := io.ReadAll(res.Body)
+			if err != nil {
+				done <- err.Error()
+				return
+			}
+			done <- string(body)
+		}()
+		s2 := cart.Evolve(s, cart.Recorded{CartID: id, Version: 2, OccurredAt: time.Now().UTC(), Event: cart.CheckedOut{}})
+		doc2, err := json.Marshal(readmodel.FromState(s2))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := env.Client.HSet(ctx, keys.Cart(id), readmodel.FieldVersion, 2, readmodel.FieldDoc, doc2).Err(); err != nil {
+			t.Fatal(err)
+		}
+		u := readmodel.Update{CartID: id, Version: 2, CustomerID: "alice"}
+		if err := env.Client.Publish(ctx, keys.Updates(), u.String()).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if body := <-done; body != string(doc2) {
+			t.Errorf("GET cart?minVersion=2 = %s", body)
+		}
+		_, metrics := fetch(t, base+"/metrics", "")
+		for _, name := range []string{"cart_query_min_version_wait_seconds", "cart_query_min_version_give_ups_total", "cart_query_min_version_waiters"} {
+			if !strings.Contains(metrics, name) {
+				t.Errorf("/metrics has no %s", name)
+			}
+		}
 	})
 
 	cancel()
@@ -92,6 +132,7 @@ func TestNewRefusesBadConfig(t *testing.T) {
 	for name, cfg := range map[string]app.Config{
 		"NoSecret": {HTTPAddr: "127.0.0.1:0", RedisURL: "redis://127.0.0.1:6379/0", Auth: auth.Config{Issuer: "i", Audience: "a"}},
 		"BadURL":   {HTTPAddr: "127.0.0.1:0", RedisURL: "postgres://nope", Auth: authCfg},
+		"LongWait": {HTTPAddr: "127.0.0.1:0", RedisURL: "redis://127.0.0.1:6379/0", Auth: authCfg, MinVersionWait: time.Minute},
 	} {
 		t.Run(name, func(t *testing.T) {
 			if a, err := app.New(context.Background(), cfg, slog.New(slog.DiscardHandler)); err == nil {
@@ -109,21 +150,29 @@ func TestConfigFromEnv(t *testing.T) {
 			t.Fatal(err)
 		}
 		if cfg.HTTPAddr != ":8081" || cfg.RedisURL != "redis://127.0.0.1:6379/0" || cfg.RedisPrefix != "cart:" ||
-			cfg.Auth.Disabled {
+			cfg.Auth.Disabled || cfg.MinVersionWait != 2*time.Second {
 			t.Errorf("defaults = %+v", cfg)
 		}
 	})
 	t.Run("Set", func(t *testing.T) {
 		cfg, err := app.ConfigFromEnv(envconf.Map(map[string]string{
 			"QUERY_ADDR": ":9999", "REDIS_PREFIX": "x:", "AUTH_HS256_SECRET": "s3cret", "AUTH_ISSUER": "iss",
-			"AUTH_AUDIENCE": "aud", "AUTH_DISABLED": "true", "LOG_LEVEL": "debug",
+			"AUTH_AUDIENCE": "aud", "AUTH_DISABLED": "true", "LOG_LEVEL": "debug", "QUERY_MIN_VERSION_WAIT": "10s",
 		}))
 		if err != nil {
 			t.Fatal(err)
 		}
 		if cfg.HTTPAddr != ":9999" || cfg.RedisPrefix != "x:" || string(cfg.Auth.HS256Secret) != "s3cret" ||
-			cfg.Auth.Issuer != "iss" || cfg.Auth.Audience != "aud" || !cfg.Auth.Disabled {
+			cfg.Auth.Issuer != "iss" || cfg.Auth.Audience != "aud" || !cfg.Auth.Disabled || cfg.MinVersionWait != 10*time.Second {
 			t.Errorf("cfg = %+v", cfg)
+		}
+	})
+	t.Run("ErrMinVersionWait", func(t *testing.T) {
+		for _, v := range []string{"0s", "-1s", "11s", "soon"} {
+			_, err := app.ConfigFromEnv(envconf.Map(map[string]string{"QUERY_MIN_VERSION_WAIT": v}))
+			if err == nil || !strings.Contains(err.Error(), "QUERY_MIN_VERSION_WAIT") {
+				t.Errorf("QUERY_MIN_VERSION_WAIT=%s: err = %v", v, err)
+			}
 		}
 	})
 	t.Run("ErrEveryMalformedValue", func(t *testing.T) {

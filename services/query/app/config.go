@@ -3,9 +3,11 @@ package app
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/cart-cqrs/cart/pkg/auth"
 	"github.com/cart-cqrs/cart/pkg/envconf"
+	"github.com/cart-cqrs/cart/pkg/httpserver"
 )
 
 // Config is everything the query service needs to start.
@@ -19,9 +21,31 @@ type Config struct {
 	// RedisPrefix starts every read-model key (REDIS_PREFIX, default "cart:");
 	// it must match the projector's.
 	RedisPrefix string
-	// Auth checks bearer tokens (AUTH_HS256_SECRET, AUTH_ISSUER,
-	// AUTH_AUDIENCE, AUTH_DISABLED — disabling is for development only).
+	// Auth checks bearer tokens: AUTH_HS256_SECRET (development) or
+	// AUTH_JWKS_URL (production: RS256/ES256 keys, AUTH_ALGORITHMS,
+	// AUTH_JWKS_REFRESH), AUTH_ISSUER, AUTH_AUDIENCE, AUTH_LEEWAY, and
+	// AUTH_DISABLED (development only).
 	Auth auth.Config
+	// Limits are the per-customer rate limit (RATE_LIMIT_RPS, RATE_LIMIT_BURST;
+	// 0 turns it off) and the browser origins allowed by CORS
+	// (CORS_ALLOWED_ORIGINS, comma-separated exact origins).
+	Limits httpserver.Limits
+	// MinVersionWait bounds how long a ?minVersion read waits for the read
+	// model to reach the version (QUERY_MIN_VERSION_WAIT, default 2s, at
+	// most MaxMinVersionWait; zero means the default).
+	MinVersionWait time.Duration
+}
+
+// MaxMinVersionWait caps MinVersionWait: a read held longer than this ties
+// up a connection for a projector that is not merely late but stuck, and
+// the client is better told (503, retry) than kept waiting.
+const MaxMinVersionWait = 10 * time.Second
+
+func (c Config) validate() error {
+	if c.MinVersionWait < 0 || c.MinVersionWait > MaxMinVersionWait {
+		return fmt.Errorf("QUERY_MIN_VERSION_WAIT: %s is not between 0 and %s", c.MinVersionWait, MaxMinVersionWait)
+	}
+	return nil
 }
 
 // ConfigFromEnv reads the Config from the environment; lookup is usually
@@ -29,17 +53,17 @@ type Config struct {
 func ConfigFromEnv(lookup func(string) (string, bool)) (Config, error) {
 	r := envconf.New(lookup)
 	cfg := Config{
-		HTTPAddr:    r.String("QUERY_ADDR", ":8081"),
-		RedisURL:    r.String("REDIS_URL", "redis://127.0.0.1:6379/0"),
-		RedisPrefix: r.String("REDIS_PREFIX", "cart:"),
-		Auth: auth.Config{
-			HS256Secret: r.Bytes("AUTH_HS256_SECRET"),
-			Issuer:      r.String("AUTH_ISSUER", ""),
-			Audience:    r.String("AUTH_AUDIENCE", ""),
-			Disabled:    r.Bool("AUTH_DISABLED", false),
-		},
+		HTTPAddr:       r.String("QUERY_ADDR", ":8081"),
+		RedisURL:       r.String("REDIS_URL", "redis://127.0.0.1:6379/0"),
+		RedisPrefix:    r.String("REDIS_PREFIX", "cart:"),
+		Auth:           auth.ConfigFromEnv(r),
+		Limits:         httpserver.LimitsFromEnv(r),
+		MinVersionWait: r.Duration("QUERY_MIN_VERSION_WAIT", 2*time.Second),
 	}
-	errs := []error{r.Err()}
+	errs := []error{r.Err(), cfg.validate(), cfg.Limits.Validate()}
+	if cfg.MinVersionWait == 0 {
+		errs = append(errs, errors.New("QUERY_MIN_VERSION_WAIT: must be positive"))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return Config{}, fmt.Errorf("query: config: %w", err)
 	}

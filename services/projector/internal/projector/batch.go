@@ -19,9 +19,11 @@ import (
 // projector keeps changing; its messages are then redelivered later.
 const maxConflicts = 5
 
-// item is one decoded message.
+// item is one decoded message: the event as stored (for the history) and as
+// the fold reads it.
 type item struct {
 	msg jetstream.Msg
+	env envelope.Envelope
 	rec cart.Recorded
 }
 
@@ -39,6 +41,8 @@ type outcome struct {
 	applied    int
 	duplicates int
 	gaps       int
+	// history is true when the write rebuilds the cart's history list.
+	history bool
 }
 
 // Process projects one batch of messages and acks, naks or terminates each
@@ -103,7 +107,7 @@ func (p *Projector) decode(ctx context.Context, msgs []jetstream.Msg) []*group {
 	byCart := make(map[string]*group)
 	var groups []*group
 	for _, m := range msgs {
-		rec, err := recorded(m.Data())
+		env, rec, err := recorded(m.Data())
 		if err != nil {
 			p.metrics.Terminated.Inc()
 			p.logger.ErrorContext(ctx, "projector: terminating a message that is not a cart event",
@@ -119,7 +123,7 @@ func (p *Projector) decode(ctx context.Context, msgs []jetstream.Msg) []*group {
 			byCart[rec.CartID] = g
 			groups = append(groups, g)
 		}
-		g.items = append(g.items, item{msg: m, rec: rec})
+		g.items = append(g.items, item{msg: m, env: env, rec: rec})
 	}
 	for _, g := range groups {
 		// A redelivery may arrive after a later version; the version, not the
@@ -129,20 +133,39 @@ func (p *Projector) decode(ctx context.Context, msgs []jetstream.Msg) []*group {
 	return groups
 }
 
-func recorded(data []byte) (cart.Recorded, error) {
+func recorded(data []byte) (envelope.Envelope, cart.Recorded, error) {
 	env, err := envelope.UnmarshalCloudEvent(data)
 	if err != nil {
-		return cart.Recorded{}, err
+		return envelope.Envelope{}, cart.Recorded{}, err
 	}
-	return env.Recorded()
+	rec, err := env.Recorded()
+	return env, rec, err
 }
 
 // project folds a cart's messages onto its stored document: duplicates are
 // acknowledged as they are, the next version is applied, and a gap is first
-// filled from the event log.
+// filled from the event log. The events applied, repaired ones included, go
+// to the cart's history; a history out of step with the document is first
+// rebuilt from the event log.
 func (p *Projector) project(ctx context.Context, g *group, doc Doc) outcome {
 	s, cur := doc.State, doc.Version
 	o := outcome{}
+	var history []envelope.Envelope
+	if doc.HistoryLen != doc.Version {
+		o.history = true
+		if doc.Version > 0 {
+			envs, _, err := p.readGap(ctx, g.cartID, 0, doc.Version)
+			if err != nil {
+				p.logger.WarnContext(ctx, "projector: history not rebuilt, retrying later",
+					"cart", g.cartID, "version", doc.Version, "history", doc.HistoryLen, "err", err)
+				for _, it := range g.items {
+					o.retry = append(o.retry, it.msg)
+				}
+				return o
+			}
+			history = envs
+		}
+	}
 	for i, it := range g.items {
 		v := it.rec.Version
 		if v <= cur {
@@ -151,7 +174,7 @@ func (p *Projector) project(ctx context.Context, g *group, doc Doc) outcome {
 			continue
 		}
 		if v > cur+1 {
-			missing, err := p.readGap(ctx, g.cartID, cur, v-1)
+			envs, missing, err := p.readGap(ctx, g.cartID, cur, v-1)
 			if err != nil {
 				p.logger.WarnContext(ctx, "projector: gap not repaired, retrying later",
 					"cart", g.cartID, "have", cur, "got", v, "err", err)
@@ -161,40 +184,46 @@ func (p *Projector) project(ctx context.Context, g *group, doc Doc) outcome {
 				break
 			}
 			s = cart.Fold(s, missing...)
+			history = append(history, envs...)
 			o.gaps++
 		}
 		s = cart.Evolve(s, it.rec)
+		history = append(history, it.env)
 		cur = v
 		o.applied++
 		o.ack = append(o.ack, it.msg)
 	}
-	o.write = Write{CartID: g.cartID, From: doc.Version, State: s, Changed: cur != doc.Version}
+	o.write = Write{
+		CartID: g.cartID, From: doc.Version, State: s, Changed: cur != doc.Version,
+		History: history, HistoryLen: doc.HistoryLen, ReplaceHistory: o.history,
+	}
 	return o
 }
 
 // errGapOpen means the event log does not have the missing events either.
 var errGapOpen = errors.New("events missing from the event log")
 
-// readGap reads a cart's events after..upTo from PostgreSQL, the source of
-// truth, and insists they are all there.
-func (p *Projector) readGap(ctx context.Context, cartID string, after, upTo int) ([]cart.Recorded, error) {
+// readGap reads a cart's events after..upTo (upTo > after) from PostgreSQL,
+// the source of truth, and insists they are all there. It returns them as
+// stored and decoded.
+func (p *Projector) readGap(ctx context.Context, cartID string, after, upTo int) ([]envelope.Envelope, []cart.Recorded, error) {
 	envs, err := eventlog.ReadStream(ctx, p.events, cartID, after, upTo)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if len(envs) != upTo-after {
-		return nil, fmt.Errorf("postgres: cart %s versions %d..%d: found %d: %w", cartID, after+1, upTo, len(envs), errGapOpen)
+		return nil, nil, fmt.Errorf("postgres: cart %s versions %d..%d: found %d: %w", cartID, after+1, upTo, len(envs), errGapOpen)
 	}
 	recs := make([]cart.Recorded, len(envs))
 	for i, e := range envs {
 		if e.Version != after+1+i {
-			return nil, fmt.Errorf("postgres: cart %s: version %d at %d: %w", cartID, e.Version, after+1+i, errGapOpen)
+			return nil, nil, fmt.Errorf("postgres: cart %s: version %d at %d: %w", cartID, e.Version, after+1+i, errGapOpen)
 		}
 		if recs[i], err = e.Recorded(); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	return recs, nil
+	return envs, recs, nil
 }
 
 // settle acknowledges what a stored outcome covers.
@@ -208,6 +237,9 @@ func (p *Projector) settle(ctx context.Context, o outcome) {
 	p.metrics.Applied.Add(float64(o.applied))
 	p.metrics.Duplicates.Add(float64(o.duplicates))
 	p.metrics.GapsRepaired.Add(float64(o.gaps))
+	if o.history && len(o.ack) > 0 {
+		p.metrics.HistoryRepaired.Inc()
+	}
 }
 
 func (p *Projector) retryGroups(ctx context.Context, groups []*group) {

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -213,11 +215,15 @@ func (f *fixture) stored(ctx context.Context, cartID string) (version, doc strin
 	return version, doc, nil
 }
 
-// waitDocs polls until every cart's document is the fold of its events.
+// waitDocs polls until every cart's document is the fold of its events and
+// its history holds each of them once.
 func (f *fixture) waitDocs(tb testing.TB, cartIDs ...string) {
 	tb.Helper()
 	eventually(tb, func(ctx context.Context) error {
 		for _, id := range cartIDs {
+			if err := f.checkHistory(ctx, id); err != nil {
+				return err
+			}
 			want, n := f.want(tb, id)
 			version, doc, err := f.stored(ctx, id)
 			if err != nil {
@@ -232,6 +238,55 @@ func (f *fixture) waitDocs(tb testing.TB, cartIDs ...string) {
 		}
 		return nil
 	})
+}
+
+// history is a cart's history list as Redis holds it.
+func (f *fixture) history(ctx context.Context, cartID string) ([]readmodel.HistoryEntry, error) {
+	raw, err := f.redis.Client.LRange(ctx, f.keys.History(cartID), 0, -1).Result()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]readmodel.HistoryEntry, len(raw))
+	for i, r := range raw {
+		if err := json.Unmarshal([]byte(r), &out[i]); err != nil {
+			return nil, fmt.Errorf("cart %s history entry %d: %w", cartID, i, err)
+		}
+	}
+	return out, nil
+}
+
+// checkHistory reports how a cart's history differs from the events
+// recorded for it: each once, in version order, as stored.
+func (f *fixture) checkHistory(ctx context.Context, cartID string) error {
+	got, err := f.history(ctx, cartID)
+	if err != nil {
+		return err
+	}
+	f.mu.Lock()
+	want := slices.Clone(f.events[cartID])
+	f.mu.Unlock()
+	if len(got) != len(want) {
+		return fmt.Errorf("cart %s: %d history entries, want %d", cartID, len(got), len(want))
+	}
+	for i, e := range want {
+		w, g := readmodel.NewHistoryEntry(e), got[i]
+		if !g.OccurredAt.Equal(w.OccurredAt) || !jsonEqual(g.Data, w.Data) {
+			return fmt.Errorf("cart %s history entry %d:\n got %+v\nwant %+v", cartID, i, g, w)
+		}
+		g.OccurredAt, g.Data, w.Data = w.OccurredAt, nil, nil
+		if !reflect.DeepEqual(g, w) {
+			return fmt.Errorf("cart %s history entry %d:\n got %+v\nwant %+v", cartID, i, g, w)
+		}
+	}
+	return nil
+}
+
+func jsonEqual(a, b json.RawMessage) bool {
+	var x, y any
+	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
+		return false
+	}
+	return reflect.DeepEqual(x, y)
 }
 
 // openCart is the customer's open-cart index, "" when absent.

@@ -9,11 +9,13 @@ import (
 // Metrics are the projector's counters. Register them once per registry and
 // share them between projectors of one process.
 type Metrics struct {
-	Applied       prometheus.Counter
-	Duplicates    prometheus.Counter
-	GapsRepaired  prometheus.Counter
-	Terminated    prometheus.Counter
-	BatchDuration prometheus.Histogram
+	Applied      prometheus.Counter
+	Duplicates   prometheus.Counter
+	GapsRepaired prometheus.Counter
+	// HistoryRepaired counts history lists rebuilt from the event log.
+	HistoryRepaired prometheus.Counter
+	Terminated      prometheus.Counter
+	BatchDuration   prometheus.Histogram
 }
 
 // NewMetrics creates the projector's metrics and registers them with reg.
@@ -31,6 +33,10 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "cart_projector_gaps_repaired_total",
 			Help: "Version gaps filled from the event log in PostgreSQL.",
 		}),
+		HistoryRepaired: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "cart_projector_history_repaired_total",
+			Help: "Cart history lists rebuilt from the event log because they were out of step with the document.",
+		}),
 		Terminated: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "cart_projector_messages_terminated_total",
 			Help: "Messages that are not cart events and were terminated.",
@@ -41,7 +47,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.Applied, m.Duplicates, m.GapsRepaired, m.Terminated, m.BatchDuration} {
+	for _, c := range []prometheus.Collector{m.Applied, m.Duplicates, m.GapsRepaired, m.HistoryRepaired, m.Terminated, m.BatchDuration} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("projector: register metrics: %w", err)
 		}

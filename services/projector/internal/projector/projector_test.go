@@ -76,6 +76,9 @@ func TestProjector_DuplicatesChangeNothing(t *testing.T) {
 		if _, doc, _ := f.stored(context.Background(), id); doc != before[id] {
 			t.Errorf("cart %s changed by redelivery:\n got %s\nwant %s", id, doc, before[id])
 		}
+		if err := f.checkHistory(context.Background(), id); err != nil {
+			t.Errorf("history after redelivery: %v", err)
+		}
 	}
 	f.waitOpenCart(t, "customer-"+carts[0], "") // checked out
 	f.waitOpenCart(t, "customer-"+carts[1], carts[1])

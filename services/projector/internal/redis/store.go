@@ -1,6 +1,8 @@
 // Package redis stores the projector's cart documents in Redis: one hash per
-// cart (version and JSON document, as the query service reads them) and the
-// customer → open cart index, both written by one Lua script per cart.
+// cart (version and JSON document, as the query service reads them), the
+// cart's history list, and the customer → open cart index, all written by one
+// Lua script per cart that also publishes the new version for readers
+// waiting to read their own writes.
 package redis
 
 import (
@@ -34,8 +36,10 @@ func New(client goredis.UniversalClient, keys readmodel.Keys) *Store {
 func (s *Store) Load(ctx context.Context, cartIDs []string) (map[string]projector.Doc, error) {
 	pipe := s.client.Pipeline()
 	cmds := make([]*goredis.SliceCmd, len(cartIDs))
+	lens := make([]*goredis.IntCmd, len(cartIDs))
 	for i, id := range cartIDs {
 		cmds[i] = pipe.HMGet(ctx, s.keys.Cart(id), readmodel.FieldVersion, readmodel.FieldDoc)
+		lens[i] = pipe.LLen(ctx, s.keys.History(id))
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, fmt.Errorf("redis: load %d carts: %w", len(cartIDs), err)
@@ -45,7 +49,12 @@ func (s *Store) Load(ctx context.Context, cartIDs []string) (map[string]projecto
 		vals := cmds[i].Val()
 		version, _ := vals[0].(string)
 		raw, _ := vals[1].(string)
+		historyLen := int(lens[i].Val())
 		if version == "" && raw == "" {
+			if historyLen > 0 {
+				// A history without its document: the write replaces it.
+				docs[id] = projector.Doc{HistoryLen: historyLen}
+			}
 			continue
 		}
 		v, err := strconv.Atoi(version)
@@ -56,7 +65,7 @@ func (s *Store) Load(ctx context.Context, cartIDs []string) (map[string]projecto
 		if err := json.Unmarshal([]byte(raw), &doc); err != nil {
 			return nil, fmt.Errorf("redis: cart %s: document: %w", id, err)
 		}
-		docs[id] = projector.Doc{Version: v, State: doc.State()}
+		docs[id] = projector.Doc{Version: v, State: doc.State(), HistoryLen: historyLen}
 	}
 	return docs, nil
 }
@@ -126,9 +135,23 @@ func (s *Store) scriptCall(w projector.Write) ([]string, []any, error) {
 	if st.CustomerID == "" || (st.Status != cart.StatusOpen && st.Status != cart.StatusCheckedOut) {
 		status = "" // no customer to index
 	}
+	replace := "0"
+	if w.ReplaceHistory {
+		replace = "1"
+	}
 	open := s.keys.OpenCart(st.CustomerID)
-	keys := []string{s.keys.Cart(w.CartID), open, latestCart(open)}
-	return keys, []any{w.From, st.Version, doc, w.CartID, status, st.OpenedAt.UnixMicro()}, nil
+	keys := []string{s.keys.Cart(w.CartID), open, latestCart(open), s.keys.History(w.CartID)}
+	args := make([]any, firstEntryArg, firstEntryArg+len(w.History))
+	copy(args, []any{w.From, st.Version, doc, w.CartID, status, st.OpenedAt.UnixMicro(), st.CustomerID,
+		w.HistoryLen, replace, s.keys.Updates()})
+	for _, e := range w.History {
+		b, err := json.Marshal(readmodel.NewHistoryEntry(e))
+		if err != nil {
+			return nil, nil, fmt.Errorf("redis: encode cart %s history v%d: %w", w.CartID, e.Version, err)
+		}
+		args = append(args, string(b))
+	}
+	return keys, args, nil
 }
 
 // latestCart is the key next to a customer's open-cart index that remembers

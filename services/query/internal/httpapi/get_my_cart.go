@@ -1,6 +1,8 @@
 package httpapi
 
 import (
+	"context"
+
 	"github.com/labstack/echo/v4"
 
 	"github.com/cart-cqrs/cart/pkg/cart"
@@ -11,25 +13,41 @@ import (
 // customer → open cart index is written apart from the documents and can lag
 // for a moment, so a document that is missing, closed or not the caller's is
 // answered as "no open cart" rather than served.
+//
+// ?minVersion=N waits (bounded) until the open cart has version N. The
+// version is the open cart's: right after POST /v1/carts opened a cart, the
+// read model may not show any open cart yet, and the request waits for one.
+// To see the effect of a checkout, read the checked-out cart by its id.
 func (h *Handler) GetMyCart(c echo.Context) error {
 	p, err := principal(c)
 	if err != nil {
 		return err
 	}
-	none := problem.New(problem.NotFound, CodeNoOpenCart, "the customer has no open cart")
-	raw, found, err := h.carts.OpenCart(c.Request().Context(), p.Subject)
-	if err != nil {
-		return unavailable(err)
-	}
-	if !found {
-		return none
-	}
-	d, err := decode(raw)
+	minVersion, err := minVersion(c)
 	if err != nil {
 		return err
 	}
-	if d.Status != string(cart.StatusOpen) || d.CustomerID != p.Subject {
-		return none
+	d, version, err := awaitVersion(h, c, minVersion,
+		func() (<-chan struct{}, func()) { return h.updates.WatchCustomer(p.Subject, minVersion) },
+		func(ctx context.Context) (document, int, error) {
+			raw, found, err := h.carts.OpenCart(ctx, p.Subject)
+			if err != nil {
+				return document{}, 0, unavailable(err)
+			}
+			if !found {
+				return document{}, 0, nil
+			}
+			d, err := decode(raw)
+			if err != nil || d.Status != string(cart.StatusOpen) || d.CustomerID != p.Subject {
+				return document{}, 0, err
+			}
+			return d, d.Version, nil
+		})
+	if err != nil {
+		return err
+	}
+	if version == 0 {
+		return problem.New(problem.NotFound, CodeNoOpenCart, "the customer has no open cart")
 	}
 	return serve(c, d)
 }

@@ -1,6 +1,9 @@
 // Package httpapi serves the cart read model over HTTP: the JSON documents
-// the projector stored, with ETags from their versions. Every route is
-// behind bearer authentication, and a caller sees only its own carts.
+// the projector stored, with ETags from their versions; a cart's history and
+// the cart as it was at any time (the history folded with the domain's own
+// fold); and read-your-writes, where a read waits (bounded) for the version a
+// command returned. Every route is behind bearer authentication, and a caller
+// sees only its own carts.
 package httpapi
 
 import (
@@ -11,6 +14,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
@@ -23,8 +27,12 @@ import (
 // Problem codes of the query API.
 const (
 	CodeCartNotFound         = "cart-not-found"
+	CodeCartNotFoundAt       = "cart-not-found-at"
 	CodeNoOpenCart           = "no-open-cart"
 	CodeReadModelUnavailable = "read-model-unavailable"
+	CodeReadModelBehind      = "read-model-behind"
+	CodeInvalidMinVersion    = "invalid-min-version"
+	CodeInvalidAt            = "invalid-at"
 )
 
 // Carts is the read model as the handlers need it. Documents come back as
@@ -32,18 +40,61 @@ const (
 type Carts interface {
 	Cart(ctx context.Context, cartID string) (doc []byte, found bool, err error)
 	OpenCart(ctx context.Context, customerID string) (doc []byte, found bool, err error)
+	// History returns the cart's document and its history entries, read at
+	// the same version.
+	History(ctx context.Context, cartID string) (doc []byte, entries []readmodel.HistoryEntry, found bool, err error)
+}
+
+// Updates wakes requests waiting for the read model to reach a version.
+// wake receives when the read model may have it (the request re-reads);
+// stop must be called when the request stops waiting.
+type Updates interface {
+	WatchCart(cartID string, minVersion int) (wake <-chan struct{}, stop func())
+	WatchCustomer(customerID string, minVersion int) (wake <-chan struct{}, stop func())
+}
+
+// DefaultMinVersionWait is how long a ?minVersion read waits at most unless
+// Options say otherwise.
+const DefaultMinVersionWait = 2 * time.Second
+
+// Options are the handlers' optional dependencies.
+type Options struct {
+	// Updates wakes ?minVersion reads; without it they wait until the
+	// deadline unless the first reads find the version.
+	Updates Updates
+	// MinVersionWait bounds a ?minVersion wait (DefaultMinVersionWait when
+	// zero); the request's context bounds it too.
+	MinVersionWait time.Duration
+	// Metrics are recorded, if set.
+	Metrics *Metrics
+	// Middleware runs after authentication on every /v1 route (the
+	// per-customer rate limit, which needs the caller).
+	Middleware []echo.MiddlewareFunc
 }
 
 // Handler holds the query handlers' dependencies.
 type Handler struct {
-	carts Carts
+	carts   Carts
+	updates Updates
+	maxWait time.Duration
+	metrics *Metrics
 }
 
 // Register mounts the /v1 query routes on e, behind auth.Middleware(v).
-func Register(e *echo.Echo, v *auth.Verifier, carts Carts) {
-	h := &Handler{carts: carts}
-	g := e.Group("/v1", auth.Middleware(v))
+func Register(e *echo.Echo, v *auth.Verifier, carts Carts, opts Options) {
+	h := &Handler{carts: carts, updates: opts.Updates, maxWait: opts.MinVersionWait, metrics: opts.Metrics}
+	if h.updates == nil {
+		h.updates = noUpdates{}
+	}
+	if h.maxWait <= 0 {
+		h.maxWait = DefaultMinVersionWait
+	}
+	if h.metrics == nil {
+		h.metrics = newMetrics()
+	}
+	g := e.Group("/v1", append([]echo.MiddlewareFunc{auth.Middleware(v)}, opts.Middleware...)...)
 	g.GET("/carts/:cartId", h.GetCart)
+	g.GET("/carts/:cartId/history", h.GetHistory)
 	g.GET("/customers/me/cart", h.GetMyCart)
 }
 
@@ -86,14 +137,26 @@ func validCartID(id string) bool {
 // serve writes the document with its ETag, or 304 when If-None-Match
 // matches it.
 func serve(c echo.Context, d document) error {
-	etag := `"` + strconv.Itoa(d.Version) + `"`
-	h := c.Response().Header()
-	h.Set(echo.HeaderCacheControl, "private, no-cache")
-	h.Set("ETag", etag)
-	if inm := c.Request().Header.Get("If-None-Match"); inm != "" && noneMatchHits(inm, etag) {
+	if notModified(c, d.Version) {
 		return c.NoContent(http.StatusNotModified)
 	}
 	return c.JSONBlob(http.StatusOK, d.raw)
+}
+
+// notModified sets the validators of a representation at version and
+// reports whether If-None-Match already holds it.
+func notModified(c echo.Context, version int) bool {
+	etag := `"` + strconv.Itoa(version) + `"`
+	h := c.Response().Header()
+	h.Set(echo.HeaderCacheControl, "private, no-cache")
+	h.Set("ETag", etag)
+	inm := c.Request().Header.Get("If-None-Match")
+	return inm != "" && noneMatchHits(inm, etag)
+}
+
+// readable reports whether the caller may see a cart of customerID.
+func readable(p auth.Principal, customerID string) bool {
+	return customerID == p.Subject || p.IsSystem()
 }
 
 // noneMatchHits applies RFC 9110 §13.1.2: "*" matches any current

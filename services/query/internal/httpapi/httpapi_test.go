@@ -57,7 +57,7 @@ func newEcho(t *testing.T, carts httpapi.Carts) *echo.Echo {
 		t.Fatal(err)
 	}
 	e := httpserver.NewEcho(slog.New(slog.DiscardHandler), prometheus.NewRegistry(), "query-test")
-	httpapi.Register(e, v, carts)
+	httpapi.Register(e, v, carts, httpapi.Options{})
 	return e
 }
 

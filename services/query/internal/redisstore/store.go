@@ -1,10 +1,13 @@
-// Package redisstore reads the denormalized cart documents the projector
-// keeps in Redis. It knows the key layout (readmodel.Keys) and which
-// generation readers currently use; it never writes.
+// Package redisstore reads the denormalized cart documents and histories the
+// projector keeps in Redis, and follows the projector's update channel to
+// wake requests waiting to read their own writes. It knows the key layout
+// (readmodel.Keys) and which generation readers currently use; it never
+// writes.
 package redisstore
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -63,6 +66,39 @@ func (s *Store) OpenCart(ctx context.Context, customerID string) (doc []byte, fo
 		return nil, false, fmt.Errorf("redis: get open cart of customer %s: %w", customerID, err)
 	}
 	return s.doc(ctx, keys, cartID)
+}
+
+// History returns a cart's stored document and its history entries, read
+// together in one MULTI so that they agree on the version, or found=false
+// when the cart has no document.
+func (s *Store) History(ctx context.Context, cartID string) (doc []byte, entries []readmodel.HistoryEntry, found bool, err error) {
+	keys, err := s.keys(ctx)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	var (
+		docCmd  *redis.StringCmd
+		listCmd *redis.StringSliceCmd
+	)
+	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		docCmd = p.HGet(ctx, keys.Cart(cartID), readmodel.FieldDoc)
+		listCmd = p.LRange(ctx, keys.History(cartID), 0, -1)
+		return nil
+	})
+	switch {
+	case err != nil && !errors.Is(err, redis.Nil):
+		return nil, nil, false, fmt.Errorf("redis: get cart %s history: %w", cartID, err)
+	case errors.Is(docCmd.Err(), redis.Nil):
+		return nil, nil, false, nil
+	}
+	raw := listCmd.Val()
+	entries = make([]readmodel.HistoryEntry, len(raw))
+	for i, r := range raw {
+		if err := json.Unmarshal([]byte(r), &entries[i]); err != nil {
+			return nil, nil, false, fmt.Errorf("redis: cart %s history entry %d: %w", cartID, i, err)
+		}
+	}
+	return []byte(docCmd.Val()), entries, true, nil
 }
 
 func (s *Store) doc(ctx context.Context, keys readmodel.Keys, cartID string) ([]byte, bool, error) {

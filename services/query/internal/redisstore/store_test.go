@@ -2,6 +2,7 @@ package redisstore_test
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"testing"
 
@@ -45,4 +46,41 @@ func TestGeneration(t *testing.T) {
 			t.Fatalf("Generation() = %d, %v; want the last good 3", g, err)
 		}
 	})
+}
+
+func TestHistory(t *testing.T) {
+	env := redistest.MustRedis(t)
+	ctx := context.Background()
+	s := redisstore.New(env.Client, env.Prefix, slog.New(slog.DiscardHandler))
+	keys := readmodel.Keys{Prefix: env.Prefix, Generation: 1}
+
+	if _, _, found, err := s.History(ctx, "absent"); err != nil || found {
+		t.Fatalf("History(absent) found=%v err=%v", found, err)
+	}
+	entries := []readmodel.HistoryEntry{
+		{Version: 1, EventID: "e1", Type: "cart.opened", SchemaVersion: 1, Data: []byte(`{"customerId":"alice"}`), Actor: "alice"},
+		{Version: 2, EventID: "e2", Type: "cart.checked-out", SchemaVersion: 1, Data: []byte(`{}`), Actor: "alice"},
+	}
+	for _, e := range entries {
+		b, err := json.Marshal(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := env.Client.RPush(ctx, keys.History("c"), b).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, found, err := s.History(ctx, "c"); err != nil || found {
+		t.Fatalf("History without a document: found=%v err=%v; want not found", found, err)
+	}
+	if err := env.Client.HSet(ctx, keys.Cart("c"), readmodel.FieldVersion, 2, readmodel.FieldDoc, `{"version":2}`).Err(); err != nil {
+		t.Fatal(err)
+	}
+	doc, got, found, err := s.History(ctx, "c")
+	if err != nil || !found || string(doc) != `{"version":2}` {
+		t.Fatalf("History = %s, found=%v, err=%v", doc, found, err)
+	}
+	if len(got) != 2 || got[0].EventID != "e1" || got[1].Version != 2 || string(got[0].Data) != `{"customerId":"alice"}` {
+		t.Fatalf("entries = %+v", got)
+	}
 }
