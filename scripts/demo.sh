@@ -41,16 +41,18 @@ step "add 456 × 2" add-item '{"productId":"456","quantity":2}'
 step "remove 123" remove-item '{"productId":"123"}'
 step "change 456 → 3" change-quantity '{"productId":"456","quantity":3}'
 
-# The read side is eventually consistent: wait (bounded) until it has caught up.
-for _ in $(seq 1 100); do
-	doc=$(curl -sS -H "Authorization: Bearer $token" "$QUERY_URL/v1/carts/$cart" || true)
-	if [[ "$(field version "$doc")" == "$version" ]]; then
+# The read side is eventually consistent: ask for the version the last command
+# returned, and the query service waits (bounded) until its read model has it.
+for _ in 1 2 3; do
+	doc=$(curl -sS -w '\n%{http_code}' -H "Authorization: Bearer $token" "$QUERY_URL/v1/carts/$cart?minVersion=$version")
+	status=${doc##*$'\n'}
+	doc=${doc%$'\n'*}
+	if [[ "$status" == 200 ]]; then
 		echo
 		echo "the cart, as the query service serves it:"
 		if command -v jq >/dev/null; then jq . <<<"$doc"; else echo "$doc"; fi
 		exit 0
 	fi
-	sleep 0.1
 done
-echo "the query service did not reach version $version within 10 s; last answer: $doc" >&2
+echo "the query service did not reach version $version; last answer: $status $doc" >&2
 exit 1
