@@ -328,3 +328,23 @@ func Issue(cfg Config, subject, role string, ttl time.Duration, now time.Time) (
 	}
 	return s, nil
 }
+
+// Start builds the Verifier a service uses: it loads the production key set
+// before the service takes requests (bounded by timeout; a failure is logged
+// and left to Run to retry, so the service still starts) and says loudly
+// when authentication is disabled.
+func Start(ctx context.Context, cfg Config, timeout time.Duration, logger *slog.Logger) (*Verifier, error) {
+	v, err := NewVerifier(cfg, WithLogger(logger))
+	if err != nil {
+		return nil, err
+	}
+	rctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if err := v.Refresh(rctx); err != nil {
+		logger.WarnContext(ctx, "signing keys not loaded yet; retrying in the background", "error", err)
+	}
+	if cfg.Disabled {
+		logger.WarnContext(ctx, "authentication is DISABLED: callers are trusted by header (development only)")
+	}
+	return v, nil
+}

@@ -73,18 +73,9 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err erro
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("command: config: %w", err)
 	}
-	verifier, err := auth.NewVerifier(cfg.Auth, auth.WithLogger(logger))
+	verifier, err := auth.Start(ctx, cfg.Auth, startTimeout, logger)
 	if err != nil {
 		return nil, fmt.Errorf("command: %w", err)
-	}
-	kctx, kcancel := context.WithTimeout(ctx, startTimeout)
-	kerr := verifier.Refresh(kctx) // loads JWKS keys before serving; a no-op with HS256
-	kcancel()
-	if kerr != nil {
-		logger.WarnContext(ctx, "signing keys not loaded yet; retrying in the background", "error", kerr)
-	}
-	if cfg.Auth.Disabled {
-		logger.WarnContext(ctx, "authentication is DISABLED: callers are trusted by header (development only)")
 	}
 	a := &App{logger: logger, ncClosed: make(chan struct{}), relayOpts: cfg.Relay, verifier: verifier}
 	if cfg.RelayAfterPublish != nil {

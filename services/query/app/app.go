@@ -50,18 +50,9 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("query: %w", err)
 	}
-	verifier, err := auth.NewVerifier(cfg.Auth, auth.WithLogger(logger))
+	verifier, err := auth.Start(ctx, cfg.Auth, 10*time.Second, logger)
 	if err != nil {
 		return nil, fmt.Errorf("query: %w", err)
-	}
-	kctx, kcancel := context.WithTimeout(ctx, 10*time.Second)
-	kerr := verifier.Refresh(kctx) // loads JWKS keys before serving; a no-op with HS256
-	kcancel()
-	if kerr != nil {
-		logger.WarnContext(ctx, "signing keys not loaded yet; retrying in the background", "error", kerr)
-	}
-	if cfg.Auth.Disabled {
-		logger.WarnContext(ctx, "authentication is DISABLED: callers are trusted by header (development only)")
 	}
 	opts, err := redis.ParseURL(cfg.RedisURL)
 	if err != nil {

@@ -6,7 +6,6 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/cart-cqrs/cart/pkg/auth"
-	"github.com/cart-cqrs/cart/pkg/problem"
 )
 
 // GetCart serves GET /v1/carts/:cartId. Someone else's cart is answered
@@ -18,19 +17,11 @@ import (
 // it was at that time instead (see cartAt); with minVersion too, the wait
 // comes first.
 func (h *Handler) GetCart(c echo.Context) error {
-	p, err := principal(c)
+	p, cartID, minVersion, err := cartRequest(c)
 	if err != nil {
 		return err
 	}
-	notFound := problem.New(problem.NotFound, CodeCartNotFound, "cart not found")
-	cartID := c.Param("cartId")
-	if !validCartID(cartID) {
-		return notFound
-	}
-	minVersion, err := minVersion(c)
-	if err != nil {
-		return err
-	}
+	notFound := errCartNotFound()
 	when, timeTravel, err := at(c)
 	if err != nil {
 		return err

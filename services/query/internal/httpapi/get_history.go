@@ -9,7 +9,6 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/cart-cqrs/cart/pkg/cart"
-	"github.com/cart-cqrs/cart/pkg/problem"
 )
 
 // History is the body of GET /v1/carts/:cartId/history.
@@ -39,19 +38,11 @@ type HistoryEvent struct {
 // with its time, type, data and actor, in version order. Same ownership
 // rules and ?minVersion as GetCart; the ETag is the cart's version.
 func (h *Handler) GetHistory(c echo.Context) error {
-	p, err := principal(c)
+	p, cartID, minVersion, err := cartRequest(c)
 	if err != nil {
 		return err
 	}
-	notFound := problem.New(problem.NotFound, CodeCartNotFound, "cart not found")
-	cartID := c.Param("cartId")
-	if !validCartID(cartID) {
-		return notFound
-	}
-	minVersion, err := minVersion(c)
-	if err != nil {
-		return err
-	}
+	notFound := errCartNotFound()
 	if minVersion > 0 {
 		_, version, err := awaitVersion(h, c, minVersion, h.watchCart(cartID, minVersion), h.readCart(p, cartID))
 		if err != nil {

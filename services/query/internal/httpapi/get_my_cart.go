@@ -23,7 +23,7 @@ func (h *Handler) GetMyCart(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	minVersion, err := minVersion(c)
+	minVersion, err := minVersionParam(c)
 	if err != nil {
 		return err
 	}

@@ -6,11 +6,12 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/cart-cqrs/cart/pkg/auth"
 	"github.com/cart-cqrs/cart/pkg/problem"
 )
 
-// minVersion reads ?minVersion: 0 when absent, else a positive version.
-func minVersion(c echo.Context) (int, error) {
+// minVersionParam reads ?minVersion: 0 when absent, else a positive version.
+func minVersionParam(c echo.Context) (int, error) {
 	vals, ok := c.QueryParams()["minVersion"]
 	if !ok {
 		return 0, nil
@@ -35,4 +36,26 @@ func at(c echo.Context) (time.Time, bool, error) {
 			"at must be an RFC 3339 timestamp, e.g. 2026-03-01T09:30:00Z (a + in the offset must be sent as %2B)")
 	}
 	return t, true, nil
+}
+
+// cartRequest reads what every read of one cart takes: the caller, the cart
+// id (a malformed one is a 404, like a missing cart, without touching Redis)
+// and ?minVersion.
+func cartRequest(c echo.Context) (p auth.Principal, cartID string, minVersion int, err error) {
+	if p, err = principal(c); err != nil {
+		return auth.Principal{}, "", 0, err
+	}
+	if cartID = c.Param("cartId"); !validCartID(cartID) {
+		return auth.Principal{}, "", 0, errCartNotFound()
+	}
+	if minVersion, err = minVersionParam(c); err != nil {
+		return auth.Principal{}, "", 0, err
+	}
+	return p, cartID, minVersion, nil
+}
+
+// errCartNotFound is the one answer for a missing cart, someone else's cart
+// and a malformed id alike, so that none can be told apart.
+func errCartNotFound() error {
+	return problem.New(problem.NotFound, CodeCartNotFound, "cart not found")
 }
