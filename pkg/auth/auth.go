@@ -21,7 +21,9 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -215,7 +217,8 @@ func (v *Verifier) Disabled() bool { return v.cfg.Disabled }
 // ErrDisabled is returned by Verify when the verifier checks no tokens.
 var ErrDisabled = errors.New("auth: token verification is disabled")
 
-// ErrInvalidSubject means the token's sub claim is missing or too long.
+// ErrInvalidSubject means the token's sub claim is missing, too long, or
+// holds control characters or invalid UTF-8.
 var ErrInvalidSubject = errors.New("token has no valid subject")
 
 // errAlgorithm backs up the parser's allow-list inside the key function.
@@ -242,7 +245,7 @@ func (v *Verifier) VerifyContext(ctx context.Context, token string) (Principal, 
 	if _, err := v.parser.ParseWithClaims(token, &c, v.keyfunc(ctx)); err != nil {
 		return Principal{}, fmt.Errorf("auth: verify token: %w", err)
 	}
-	if c.Subject == "" || utf8.RuneCountInString(c.Subject) > MaxSubjectLen {
+	if !validSubject(c.Subject) {
 		return Principal{}, fmt.Errorf("auth: verify token: %w", ErrInvalidSubject)
 	}
 	return Principal{Subject: c.Subject, Role: c.Role}, nil
@@ -305,8 +308,8 @@ func Issue(cfg Config, subject, role string, ttl time.Duration, now time.Time) (
 	if err := errors.Join(cfg.validateClaims(), cfg.validateSecret()); err != nil {
 		return "", fmt.Errorf("auth: issue: config: %w", err)
 	}
-	if subject == "" || utf8.RuneCountInString(subject) > MaxSubjectLen {
-		return "", fmt.Errorf("auth: issue: subject must be 1..%d characters", MaxSubjectLen)
+	if !validSubject(subject) {
+		return "", fmt.Errorf("auth: issue: subject must be 1..%d printable characters", MaxSubjectLen)
 	}
 	if ttl <= 0 {
 		return "", fmt.Errorf("auth: issue: ttl must be positive, got %v", ttl)
@@ -347,4 +350,14 @@ func Start(ctx context.Context, cfg Config, timeout time.Duration, logger *slog.
 		logger.WarnContext(ctx, "authentication is DISABLED: callers are trusted by header (development only)")
 	}
 	return v, nil
+}
+
+// validSubject reports whether a subject can serve as a customer id: it is
+// stored, used in key names and logged, so it is 1..MaxSubjectLen characters
+// of valid UTF-8 without control characters.
+func validSubject(s string) bool {
+	if s == "" || !utf8.ValidString(s) || utf8.RuneCountInString(s) > MaxSubjectLen {
+		return false
+	}
+	return !strings.ContainsFunc(s, unicode.IsControl)
 }

@@ -3,7 +3,6 @@ package auth
 import (
 	"errors"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/labstack/echo/v4"
@@ -45,7 +44,7 @@ func authenticate(v *Verifier, c echo.Context) (Principal, error) {
 	h := c.Request().Header
 	if v.Disabled() {
 		id := strings.TrimSpace(h.Get(HeaderCustomerID))
-		if id == "" || utf8.RuneCountInString(id) > MaxSubjectLen {
+		if !validSubject(id) {
 			return Principal{}, problem.New(problem.Unauthorized, CodeUnauthorized,
 				"authentication is disabled: send the caller's id in "+HeaderCustomerID)
 		}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -74,6 +75,10 @@ func TestDecide(t *testing.T) {
 		{name: "AddItem/ErrInvalidQuantity 100", given: []cart.Command{open}, by: alice, cmd: add(espresso, 100), err: cart.ErrInvalidQuantity},
 		{name: "AddItem/ErrInvalidQuantity negative", given: []cart.Command{open}, by: alice, cmd: add(espresso, -1), err: cart.ErrInvalidQuantity},
 		{name: "AddItem/ErrInvalidProduct", given: []cart.Command{open}, by: alice, cmd: cart.AddItem{Quantity: 1}, err: cart.ErrInvalidProduct},
+		{name: "AddItem/ErrInvalidProduct control character", given: []cart.Command{open}, by: alice, cmd: cart.AddItem{ProductID: "12\x003", Quantity: 1}, err: cart.ErrInvalidProduct},
+		{name: "AddItem/ErrInvalidProduct too long", given: []cart.Command{open}, by: alice, cmd: cart.AddItem{ProductID: strings.Repeat("9", cart.MaxProductIDLen+1), Quantity: 1}, err: cart.ErrInvalidProduct},
+		{name: "ChangeQuantity/ErrInvalidProduct invalid UTF-8", given: []cart.Command{open}, by: alice, cmd: cart.ChangeQuantity{ProductID: "\xff", Quantity: 1}, err: cart.ErrInvalidProduct},
+		{name: "RemoveItem/ErrInvalidProduct newline", given: []cart.Command{open}, by: alice, cmd: cart.RemoveItem{ProductID: "1\n2"}, err: cart.ErrInvalidProduct},
 		{name: "AddItem/ErrUnknownProduct", given: []cart.Command{open}, by: alice, cmd: cart.AddItem{ProductID: "nope", Quantity: 1}, err: cart.ErrUnknownProduct},
 		{name: "AddItem/ErrProductUnavailable", given: []cart.Command{open}, by: alice, cmd: add(grinder, 1), err: cart.ErrProductUnavailable},
 		{name: "AddItem/ErrCurrencyMismatch", given: []cart.Command{open, add(espresso, 1)}, by: alice, cmd: add(dollar, 1), err: cart.ErrCurrencyMismatch},
@@ -244,5 +249,25 @@ func TestDecodeRefuses(t *testing.T) {
 				t.Fatal("Decode() succeeded")
 			}
 		})
+	}
+}
+
+func TestVisibleTo(t *testing.T) {
+	s := given(t, cart.Open{})
+	for _, tt := range []struct {
+		name  string
+		state cart.State
+		by    cart.Actor
+		want  bool
+	}{
+		{"owner", s, alice, true},
+		{"someone else", s, bob, false},
+		{"system caller", s, system, true},
+		{"no cart", cart.State{}, alice, false},
+		{"no cart for a system caller", cart.State{}, system, false},
+	} {
+		if got := tt.state.VisibleTo(tt.by); got != tt.want {
+			t.Errorf("%s: VisibleTo() = %v, want %v", tt.name, got, tt.want)
+		}
 	}
 }

@@ -1,5 +1,11 @@
 package cart
 
+import (
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
 // Limits of a cart.
 const (
 	MaxQuantity = 99
@@ -76,8 +82,7 @@ func Decide(s State, by Actor, c Command) ([]Event, error) {
 		}
 		return []Event{Opened{CustomerID: by.ID}}, nil
 	}
-	// Someone else's cart does not exist, as far as a customer can tell.
-	if s.Status == StatusNone || (s.CustomerID != by.ID && !by.System) {
+	if !s.VisibleTo(by) {
 		return nil, ErrNotFound
 	}
 	if s.Status == StatusCheckedOut {
@@ -106,11 +111,28 @@ func Decide(s State, by Actor, c Command) ([]Event, error) {
 	panic("cart: unhandled command " + c.commandName())
 }
 
+// VisibleTo reports whether the actor may see the cart at all: it exists,
+// and it is the actor's own or the actor is a system caller. Someone else's
+// cart does not exist, as far as a customer can tell, so every refusal here
+// is ErrNotFound — whoever asks, and whatever else the request says.
+func (s State) VisibleTo(by Actor) bool {
+	return s.Status != StatusNone && (s.CustomerID == by.ID || by.System)
+}
+
+// MaxProductIDLen bounds a product id.
+const MaxProductIDLen = 64
+
+// ValidProductID: 1..MaxProductIDLen characters of valid UTF-8 without
+// control characters — what a catalog id can be.
+func ValidProductID(id string) bool {
+	return id != "" && len(id) <= MaxProductIDLen && utf8.ValidString(id) && !strings.ContainsFunc(id, unicode.IsControl)
+}
+
 // validate checks what a command says on its own, before any state is read.
 func validate(c Command) error {
 	switch c := c.(type) {
 	case AddItem:
-		if c.ProductID == "" {
+		if !ValidProductID(c.ProductID) {
 			return ErrInvalidProduct
 		}
 		if c.Quantity < 1 || c.Quantity > MaxQuantity {
@@ -120,14 +142,14 @@ func validate(c Command) error {
 			return ErrUnknownProduct
 		}
 	case RemoveItem:
-		if c.ProductID == "" {
+		if !ValidProductID(c.ProductID) {
 			return ErrInvalidProduct
 		}
 		if c.Reason != "" && c.Reason != ReasonCustomer && c.Reason != ReasonProductUnavailable {
 			return ErrInvalidReason
 		}
 	case ChangeQuantity:
-		if c.ProductID == "" {
+		if !ValidProductID(c.ProductID) {
 			return ErrInvalidProduct
 		}
 		if c.Quantity < 1 || c.Quantity > MaxQuantity {

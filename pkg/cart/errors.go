@@ -45,7 +45,7 @@ var (
 	ErrCheckedOut         = refuse(KindConflict, "cart-checked-out", "cart is checked out")
 	ErrEmpty              = refuse(KindConflict, "cart-empty", "cart is empty")
 	ErrInvalidQuantity    = refuse(KindInvalid, "invalid-quantity", "quantity must be between 1 and 99")
-	ErrInvalidProduct     = refuse(KindInvalid, "invalid-product-id", "productId is required")
+	ErrInvalidProduct     = refuse(KindInvalid, "invalid-product-id", "productId must be 1-64 characters without control characters")
 	ErrUnknownProduct     = refuse(KindInvalid, "unknown-product", "product does not exist")
 	ErrProductUnavailable = refuse(KindConflict, "product-unavailable", "product is not available")
 	ErrCurrencyMismatch   = refuse(KindConflict, "currency-mismatch", "product is priced in another currency than the cart")

@@ -160,8 +160,9 @@ func fromHTTPError(he *echo.HTTPError, err error) outcome {
 }
 
 // HTTPErrorHandler returns echo's central error handler: it classifies the
-// error, writes the problem body and logs — our failures (5xx) at error level
-// with the request id the client was given, the client's mistakes at debug.
+// error, writes the problem body and logs — our failures (500) at error
+// level with the request id the client was given, 503s (a dependency down,
+// the read model behind) at warn, the client's mistakes at debug.
 func HTTPErrorHandler(logger *slog.Logger) echo.HTTPErrorHandler {
 	if logger == nil {
 		logger = slog.Default()
@@ -174,8 +175,14 @@ func HTTPErrorHandler(logger *slog.Logger) echo.HTTPErrorHandler {
 		b.Instance = req.URL.Path
 		b.RequestID = res.Header().Get(echo.HeaderXRequestID)
 
+		// Our bugs are errors; a dependency that is down or a read model
+		// that is behind is worth a warning (metrics and /readyz tell the
+		// rest); the callers' mistakes are theirs, logged for debugging only.
 		level := slog.LevelDebug
-		if b.Status >= 500 {
+		switch {
+		case b.Status == http.StatusServiceUnavailable:
+			level = slog.LevelWarn
+		case b.Status >= 500:
 			level = slog.LevelError
 		}
 		attrs := []slog.Attr{

@@ -155,10 +155,19 @@ func TestHTTPErrorHandler(t *testing.T) {
 					t.Errorf("header %s = %q, want %q", k, got, tt.header.Get(k))
 				}
 			}
-			// Only our failures are errors in the logs; nothing internal leaks out.
-			errorLogged := strings.Contains(logs.String(), `"level":"ERROR"`)
-			if errorLogged != (tt.status >= 500) {
-				t.Errorf("error-level log = %v for status %d; logs: %s", errorLogged, tt.status, logs.String())
+			// Only our failures are errors in the logs, an unavailable
+			// dependency a warning; nothing internal leaks out.
+			wantLevel := ""
+			switch {
+			case tt.status == http.StatusServiceUnavailable:
+				wantLevel = "WARN"
+			case tt.status >= 500:
+				wantLevel = "ERROR"
+			}
+			for _, level := range []string{"WARN", "ERROR"} {
+				if logged := strings.Contains(logs.String(), `"level":"`+level+`"`); logged != (level == wantLevel) {
+					t.Errorf("%s log = %v for status %d; logs: %s", level, logged, tt.status, logs.String())
+				}
 			}
 			if strings.Contains(rec.Body.String(), "secret") || strings.Contains(rec.Body.String(), "10.0.0.7") {
 				t.Errorf("body leaks an internal error: %s", rec.Body)

@@ -19,8 +19,9 @@ func (h *Handler) addItem(c echo.Context) error {
 	if err := decode(c, &req, false); err != nil {
 		return err
 	}
+	// Only an id the domain accepts is looked up; Decide refuses the others.
 	var product *cart.Product
-	if req.ProductID != "" {
+	if cart.ValidProductID(req.ProductID) {
 		p, err := h.carts.Product(c.Request().Context(), req.ProductID)
 		if err != nil {
 			return err

@@ -29,7 +29,7 @@ const (
 // side effects.
 func (r *Repository) Update(ctx context.Context, cartID string, by cart.Actor, md envelope.Metadata,
 	decide func(cart.State) ([]cart.Event, error)) (version int, err error) {
-	resp, err := r.update(ctx, nil, cartID, md, decide)
+	resp, err := r.update(ctx, nil, cartID, by, md, decide)
 	return resp.Version, err
 }
 
@@ -42,13 +42,13 @@ func (r *Repository) Update(ctx context.Context, cartID string, by cart.Actor, m
 // is no key.
 func (r *Repository) UpdateIdempotent(ctx context.Context, req idempotency.Request, cartID string, by cart.Actor,
 	md envelope.Metadata, decide func(cart.State) ([]cart.Event, error)) (idempotency.Response, error) {
-	return r.update(ctx, &req, cartID, md, decide)
+	return r.update(ctx, &req, cartID, by, md, decide)
 }
 
-func (r *Repository) update(ctx context.Context, req *idempotency.Request, cartID string, md envelope.Metadata,
+func (r *Repository) update(ctx context.Context, req *idempotency.Request, cartID string, by cart.Actor, md envelope.Metadata,
 	decide func(cart.State) ([]cart.Event, error)) (idempotency.Response, error) {
 	for attempt, keyRaces := 0, 0; ; {
-		resp, err := r.updateOnce(ctx, req, cartID, md, decide)
+		resp, err := r.updateOnce(ctx, req, cartID, by, md, decide)
 		switch {
 		case err == nil:
 			return resp, nil
@@ -69,11 +69,16 @@ func (r *Repository) update(ctx context.Context, req *idempotency.Request, cartI
 }
 
 // updateOnce is one attempt of update: load, decide, append.
-func (r *Repository) updateOnce(ctx context.Context, req *idempotency.Request, cartID string, md envelope.Metadata,
+func (r *Repository) updateOnce(ctx context.Context, req *idempotency.Request, cartID string, by cart.Actor, md envelope.Metadata,
 	decide func(cart.State) ([]cart.Event, error)) (idempotency.Response, error) {
 	s, err := r.Load(ctx, cartID)
 	if err != nil {
 		return idempotency.Response{}, err
+	}
+	// Before anything else can answer — the key replay included — a cart the
+	// caller may not see is not found, exactly like one that does not exist.
+	if !s.VisibleTo(by) {
+		return idempotency.Response{}, cart.ErrNotFound
 	}
 	// The key is read after the load, not before: if a concurrent request
 	// with the same key committed before the load saw its events, this read
