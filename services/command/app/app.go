@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"sync"
 	"time"
 
@@ -127,6 +128,12 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err erro
 	if err := openapi.Mount(e, api.OpenAPI); err != nil {
 		return nil, fmt.Errorf("command: %w", err)
 	}
+	// The AsyncAPI document of the events the relay publishes, for the teams
+	// that subscribe: static, embedded.
+	e.GET("/asyncapi.yaml", func(c echo.Context) error {
+		c.Response().Header().Set("Cache-Control", "public, max-age=300")
+		return c.Blob(http.StatusOK, "application/yaml", api.AsyncAPI)
+	})
 	a.routes = e.Routes()
 	if a.server, err = httpserver.Listen(cfg.HTTPAddr, e, logger); err != nil {
 		return nil, fmt.Errorf("command: %w", err)
