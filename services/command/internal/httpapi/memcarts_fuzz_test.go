@@ -3,9 +3,12 @@ package httpapi_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -20,8 +23,9 @@ import (
 // the HTTP decoding layer and not the database (the repository has its
 // own tests against PostgreSQL). It keeps the repository's contract: ids
 // must be canonical UUIDs, decide runs on the current state, refused
-// commands write nothing, events are encoded as they would be stored, and
-// keys replay or are refused as reused. It records every call.
+// commands write nothing, events are encoded as they would be stored, text
+// PostgreSQL cannot store fails as it would there (pgText), and keys
+// replay or are refused as reused. It records every call.
 type memCarts struct {
 	mu       sync.Mutex
 	carts    map[string]cart.State // by canonical id
@@ -101,13 +105,35 @@ func canonicalID(s string) (string, bool) {
 	return u.String(), true
 }
 
+// pgText fails like PostgreSQL on text it cannot store: a NUL byte or
+// invalid UTF-8 in a text parameter, a \u0000 escape in jsonb.
+func pgText(what, s string) error {
+	if strings.Contains(s, "\x00") || !utf8.ValidString(s) {
+		return fmt.Errorf("mem: %s: ERROR: invalid byte sequence for encoding \"UTF8\" (SQLSTATE 22021)", what)
+	}
+	if strings.Contains(s, `\u0000`) {
+		return fmt.Errorf("mem: %s: ERROR: unsupported Unicode escape sequence (SQLSTATE 22P05)", what)
+	}
+	return nil
+}
+
 // appendEvents encodes evs as the repository stores them and folds them.
 func (m *memCarts) appendEvents(s cart.State, evs []cart.Event, md envelope.Metadata) (cart.State, error) {
+	mdJSON, err := json.Marshal(md)
+	if err != nil {
+		return cart.State{}, fmt.Errorf("mem: append cart %s: metadata: %w", s.CartID, err)
+	}
+	if err := pgText("metadata", string(mdJSON)); err != nil {
+		return cart.State{}, err
+	}
 	for _, ev := range evs {
 		v := s.Version + 1
 		env, err := envelope.New(uuid.NewString(), s.CartID, v, ev, md, m.now)
 		if err != nil {
 			return cart.State{}, fmt.Errorf("mem: append cart %s: %w", s.CartID, err)
+		}
+		if err := pgText("event data", string(env.Data)); err != nil {
+			return cart.State{}, err
 		}
 		r, err := env.Recorded()
 		if err != nil {
@@ -212,8 +238,9 @@ func (m *memCarts) UpdateIdempotent(ctx context.Context, req idempotency.Request
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.record("UpdateIdempotent(%q, %q, %q)", cartID, by.ID, req.Key)
-	// The repository loads the cart before it reads the key.
-	if id, ok := canonicalID(cartID); !ok || m.carts[id].Version == 0 {
+	// The repository loads the cart, and refuses one the caller may not
+	// see, before it reads the key.
+	if id, ok := canonicalID(cartID); !ok || !m.carts[id].VisibleTo(by) {
 		return idempotency.Response{}, cart.ErrNotFound
 	}
 	k := [2]string{req.Caller, req.Key}
@@ -231,6 +258,9 @@ func (m *memCarts) Product(ctx context.Context, id string) (*cart.Product, error
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.record("Product(%q)", id)
+	if err := pgText("product id", id); err != nil {
+		return nil, err
+	}
 	p, ok := m.products[id]
 	if !ok {
 		return nil, nil
