@@ -1,15 +1,12 @@
 package cart_test
 
 import (
-	"fmt"
-	"os"
-	"path/filepath"
 	"reflect"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/cart-cqrs/cart/pkg/cart"
+	"github.com/cart-cqrs/cart/pkg/cart/carttest"
 )
 
 // FuzzDecode feeds the event decoder any type, schema version and data, as
@@ -17,28 +14,14 @@ import (
 // error, never panics; an event it returns folds without panicking and
 // survives Encode/Decode unchanged (what is decoded can be stored again).
 //
-// Seeds: every stored example in testdata/events (each type and schema
+// Seeds: every stored example in package carttest (each type and schema
 // version ever written) and the edge cases in testdata/fuzz/FuzzDecode.
 func FuzzDecode(f *testing.F) {
-	files, err := filepath.Glob("testdata/events/*.json")
-	if err != nil || len(files) == 0 {
-		f.Fatalf("no stored events: %v", err)
-	}
-	for _, file := range files {
-		name := strings.TrimSuffix(filepath.Base(file), ".json")
-		i := strings.LastIndex(name, ".v")
-		var version int
-		if _, err := fmt.Sscanf(name[i+2:], "%d", &version); err != nil {
-			f.Fatalf("file name %s: %v", file, err)
-		}
-		data, err := os.ReadFile(file)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(name[:i], version, data)
+	for _, ev := range carttest.MustStoredEvents(f) {
+		f.Add(ev.Type, ev.SchemaVersion, ev.Data)
 		// The same data under every other type and version too.
 		for typ, cur := range cart.SchemaVersion {
-			f.Add(typ, cur, data)
+			f.Add(typ, cur, ev.Data)
 		}
 	}
 	f.Fuzz(func(t *testing.T, typ string, schemaVersion int, data []byte) {

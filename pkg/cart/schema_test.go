@@ -3,18 +3,16 @@ package cart_test
 import (
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"reflect"
-	"strings"
 	"testing"
 
 	"github.com/cart-cqrs/cart/pkg/cart"
+	"github.com/cart-cqrs/cart/pkg/cart/carttest"
 )
 
 // TestStoredSchemaVersions decodes one stored event of every type and every
-// schema version ever written (testdata/events/<type>.v<N>.json): old
-// versions stay readable forever, and upcast to today's event.
+// schema version ever written (package carttest): old versions stay readable
+// forever, and upcast to today's event.
 func TestStoredSchemaVersions(t *testing.T) {
 	espresso := cart.ItemAdded{ProductID: "123", Name: "Espresso beans 1 kg", UnitPrice: 1899, Currency: "EUR", Quantity: 2}
 	want := map[string]cart.Event{
@@ -26,38 +24,24 @@ func TestStoredSchemaVersions(t *testing.T) {
 		"cart.checked-out.v1": cart.CheckedOut{Lines: []cart.Line{{ProductID: "456", Name: "Ceramic mug", UnitPrice: 1250, Currency: "EUR", Quantity: 3, LineTotal: 3750}},
 			ItemCount: 3, Total: 3750, Currency: "EUR"},
 	}
-	files, err := filepath.Glob("testdata/events/*.json")
-	if err != nil {
-		t.Fatal(err)
-	}
 	seen := map[string]bool{}
-	for _, f := range files {
-		name := strings.TrimSuffix(filepath.Base(f), ".json")
-		t.Run(name, func(t *testing.T) {
-			i := strings.LastIndex(name, ".v")
-			var version int
-			if _, err := fmt.Sscanf(name[i+2:], "%d", &version); err != nil {
-				t.Fatalf("file name %s: %v", f, err)
-			}
-			data, err := os.ReadFile(f)
+	for _, s := range carttest.MustStoredEvents(t) {
+		t.Run(s.Name(), func(t *testing.T) {
+			got, err := cart.Decode(s.Type, s.SchemaVersion, s.Data)
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := cart.Decode(name[:i], version, data)
-			if err != nil {
-				t.Fatal(err)
+			if !reflect.DeepEqual(got, want[s.Name()]) {
+				t.Fatalf("Decode() = %#v, want %#v", got, want[s.Name()])
 			}
-			if !reflect.DeepEqual(got, want[name]) {
-				t.Fatalf("Decode() = %#v, want %#v", got, want[name])
-			}
-			seen[name] = true
+			seen[s.Name()] = true
 		})
 	}
 	// Every version of every type up to today's has a stored example.
 	for typ, cur := range cart.SchemaVersion {
 		for v := 1; v <= cur; v++ {
 			if name := fmt.Sprintf("%s.v%d", typ, v); !seen[name] {
-				t.Errorf("no stored example testdata/events/%s.json", name)
+				t.Errorf("no stored example carttest/events/%s.json", name)
 			}
 		}
 	}

@@ -4,14 +4,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/cart-cqrs/cart/pkg/cart"
+	"github.com/cart-cqrs/cart/pkg/cart/carttest"
 	"github.com/cart-cqrs/cart/pkg/envelope"
 )
 
@@ -22,35 +20,21 @@ import (
 // envelope encodes again into a CloudEvent that reads back the same.
 //
 // Seeds: real CloudEvents made by MarshalCloudEvent from every stored event
-// example (../cart/testdata/events) and the edge cases in
+// example (package carttest) and the edge cases in
 // testdata/fuzz/FuzzUnmarshalCloudEvent.
 func FuzzUnmarshalCloudEvent(f *testing.F) {
-	files, err := filepath.Glob("../cart/testdata/events/*.json")
-	if err != nil || len(files) == 0 {
-		f.Fatalf("no stored events: %v", err)
-	}
 	at := time.Date(2026, 3, 1, 9, 30, 0, 123456789, time.UTC)
-	for i, file := range files {
-		name := strings.TrimSuffix(filepath.Base(file), ".json")
-		dot := strings.LastIndex(name, ".v")
-		schema, err := strconv.Atoi(name[dot+2:])
-		if err != nil {
-			f.Fatalf("file name %s: %v", file, err)
-		}
-		data, err := os.ReadFile(file)
-		if err != nil {
-			f.Fatal(err)
-		}
+	for i, ev := range carttest.MustStoredEvents(f) {
 		e := envelope.Envelope{
 			EventID: fmt.Sprintf("0195a3c0-0000-7000-8000-%012d", i+1), StreamID: "0195a3c0-0000-7000-8000-0000000000aa",
-			StreamType: envelope.StreamTypeCart, Version: i + 1, Type: name[:dot], SchemaVersion: schema,
-			Data: data, OccurredAt: at,
+			StreamType: envelope.StreamTypeCart, Version: i + 1, Type: ev.Type, SchemaVersion: ev.SchemaVersion,
+			Data: ev.Data, OccurredAt: at,
 			Metadata: envelope.Metadata{Actor: "alice", CorrelationID: "req-1", CausationID: "req-1",
 				TraceParent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", TraceState: "congo=t61rcWkgMzE"},
 		}
 		b, err := envelope.MarshalCloudEvent(e, "urn:cart-cqrs:command")
 		if err != nil {
-			f.Fatalf("MarshalCloudEvent(%s): %v", name, err)
+			f.Fatalf("MarshalCloudEvent(%s): %v", ev.Name(), err)
 		}
 		f.Add(b)
 	}

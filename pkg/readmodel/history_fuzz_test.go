@@ -3,14 +3,11 @@ package readmodel_test
 import (
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/cart-cqrs/cart/pkg/cart"
+	"github.com/cart-cqrs/cart/pkg/cart/carttest"
 	"github.com/cart-cqrs/cart/pkg/envelope"
 	"github.com/cart-cqrs/cart/pkg/readmodel"
 )
@@ -21,28 +18,14 @@ import (
 // an event or an error, and the event folds — never a panic. An entry that
 // decodes is written back by the projector's encoding unchanged.
 //
-// Seeds: the entry of every stored event example (../cart/testdata/events)
+// Seeds: the entry of every stored event example (package carttest)
 // and the edge cases in testdata/fuzz/FuzzHistoryEntry.
 func FuzzHistoryEntry(f *testing.F) {
-	files, err := filepath.Glob("../cart/testdata/events/*.json")
-	if err != nil || len(files) == 0 {
-		f.Fatalf("no stored events: %v", err)
-	}
 	at := time.Date(2026, 3, 1, 9, 30, 0, 123456000, time.UTC)
-	for i, file := range files {
-		name := strings.TrimSuffix(filepath.Base(file), ".json")
-		dot := strings.LastIndex(name, ".v")
-		schema, err := strconv.Atoi(name[dot+2:])
-		if err != nil {
-			f.Fatalf("file name %s: %v", file, err)
-		}
-		data, err := os.ReadFile(file)
-		if err != nil {
-			f.Fatal(err)
-		}
+	for i, ev := range carttest.MustStoredEvents(f) {
 		e := envelope.Envelope{
 			EventID: fmt.Sprintf("0195a3c0-0000-7000-8000-%012d", i+1), StreamID: "c1", StreamType: envelope.StreamTypeCart,
-			Version: i + 1, Type: name[:dot], SchemaVersion: schema, Data: data, OccurredAt: at,
+			Version: i + 1, Type: ev.Type, SchemaVersion: ev.SchemaVersion, Data: ev.Data, OccurredAt: at,
 			Metadata: envelope.Metadata{Actor: "alice", CorrelationID: "req-1", CausationID: "req-1"},
 		}
 		b, err := json.Marshal(readmodel.NewHistoryEntry(e))

@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,12 +13,10 @@ import (
 	"github.com/oasdiff/yaml"
 
 	"github.com/cart-cqrs/cart/pkg/cart"
+	"github.com/cart-cqrs/cart/pkg/cart/carttest"
 	"github.com/cart-cqrs/cart/pkg/envelope"
 	"github.com/cart-cqrs/cart/services/command/api"
 )
-
-// The events' stored examples, one per type and schema version ever written.
-const storedEvents = "../../../pkg/cart/testdata/events"
 
 const (
 	source        = "urn:cart-cqrs:command"
@@ -245,6 +241,10 @@ func TestAsyncAPIDescribesEveryEvent(t *testing.T) {
 // to today's has one, and the next version is not described yet.
 func TestAsyncAPIStoredEvents(t *testing.T) {
 	msgs := loadAsyncAPI(t).messages(t)
+	stored := map[string][]byte{}
+	for _, ev := range carttest.MustStoredEvents(t) {
+		stored[ev.Name()] = ev.Data
+	}
 	for typ, cur := range cart.SchemaVersion {
 		m, ok := msgs[typ]
 		if !ok {
@@ -254,9 +254,9 @@ func TestAsyncAPIStoredEvents(t *testing.T) {
 		var latest []byte
 		for v := 1; v <= cur; v++ {
 			name := fmt.Sprintf("%s.v%d", typ, v)
-			data, err := os.ReadFile(filepath.Join(storedEvents, name+".json"))
-			if err != nil {
-				t.Errorf("%s: no stored example: %v", name, err)
+			data, ok := stored[name]
+			if !ok {
+				t.Errorf("%s: no stored example", name)
 				continue
 			}
 			latest = data
@@ -313,10 +313,7 @@ func TestAsyncAPIFreshEvents(t *testing.T) {
 // TestAsyncAPIRejects: the schemas are not vacuous.
 func TestAsyncAPIRejects(t *testing.T) {
 	msgs := loadAsyncAPI(t).messages(t)
-	itemAddedV1, err := os.ReadFile(filepath.Join(storedEvents, "cart.item-added.v1.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	itemAddedV1 := carttest.MustStoredEvent(t, cart.TypeItemAdded, 1)
 	good := cloudEvent(t, cart.TypeItemAdded, 2, []byte(`{"productId":"123","name":"E","unitPrice":{"amount":1899,"currency":"EUR"},"quantity":2}`), requestMetadata)
 	edit := func(f func(map[string]any)) []byte {
 		var m map[string]any
