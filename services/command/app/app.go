@@ -24,6 +24,7 @@ import (
 	"github.com/cart-cqrs/cart/pkg/auth"
 	"github.com/cart-cqrs/cart/pkg/httpserver"
 	"github.com/cart-cqrs/cart/pkg/openapi"
+	"github.com/cart-cqrs/cart/pkg/service"
 	"github.com/cart-cqrs/cart/services/command/api"
 	"github.com/cart-cqrs/cart/services/command/internal/httpapi"
 	"github.com/cart-cqrs/cart/services/command/internal/postgres"
@@ -230,35 +231,15 @@ func (a *App) RelayIsLeader() bool { return a.relay != nil && a.relay.IsLeader()
 // until ctx ends, then stops them gracefully. One of them failing stops the
 // others; Run waits for all and returns the first fatal error.
 func (a *App) Run(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		errs []error
-	)
-	run := func(name string, f func(context.Context) error) {
-		wg.Go(func() {
-			err := f(ctx)
-			if err == nil && ctx.Err() == nil {
-				err = fmt.Errorf("%s stopped unexpectedly", name)
-			}
-			if err != nil {
-				mu.Lock()
-				errs = append(errs, err)
-				mu.Unlock()
-			}
-			cancel() // one part stopping stops the others
-		})
+	parts := []service.Part{
+		{Name: "http server", Run: a.server.Run},
+		{Name: "idempotency key cleanup", Run: a.runKeyCleanup},
+		{Name: "signing keys", Run: a.verifier.Run},
 	}
-	run("http server", a.server.Run)
 	if a.relay != nil {
-		run("relay", a.runRelay)
+		parts = append(parts, service.Part{Name: "relay", Run: a.runRelay})
 	}
-	run("idempotency key cleanup", a.runKeyCleanup)
-	run("signing keys", a.verifier.Run)
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	if err := service.RunAll(ctx, parts...); err != nil {
 		return fmt.Errorf("command: %w", err)
 	}
 	return nil

@@ -18,6 +18,7 @@ import (
 
 	"github.com/cart-cqrs/cart/pkg/httpserver"
 	"github.com/cart-cqrs/cart/pkg/readmodel"
+	"github.com/cart-cqrs/cart/pkg/service"
 	"github.com/cart-cqrs/cart/services/projector/internal/projector"
 	"github.com/cart-cqrs/cart/services/projector/internal/redis"
 )
@@ -112,22 +113,16 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err erro
 func (a *App) Addr() string { return a.server.Addr() }
 
 // Run projects and serves until ctx ends, then finishes the batch in hand
-// and the in-flight requests. It returns the first error that stopped it.
+// and the in-flight requests. It returns the errors that stopped it.
 func (a *App) Run(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	errs := make(chan error, 2)
-	go func() { errs <- a.proj.Run(ctx) }()
-	go func() { errs <- a.server.Run(ctx) }()
-	var first error
-	for range 2 {
-		// Whichever stops first stops the other.
-		if err := <-errs; err != nil && first == nil {
-			first = err
-		}
-		cancel()
+	err := service.RunAll(ctx,
+		service.Part{Name: "projector", Run: a.proj.Run},
+		service.Part{Name: "http server", Run: a.server.Run},
+	)
+	if err != nil {
+		return fmt.Errorf("projector: %w", err)
 	}
-	return first
+	return nil
 }
 
 // Close releases the connections. It is safe after Run returned.

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -19,6 +18,7 @@ import (
 	"github.com/cart-cqrs/cart/pkg/auth"
 	"github.com/cart-cqrs/cart/pkg/httpserver"
 	"github.com/cart-cqrs/cart/pkg/openapi"
+	"github.com/cart-cqrs/cart/pkg/service"
 	"github.com/cart-cqrs/cart/services/query/api"
 	"github.com/cart-cqrs/cart/services/query/internal/httpapi"
 	"github.com/cart-cqrs/cart/services/query/internal/redisstore"
@@ -104,24 +104,13 @@ func (a *App) Addr() string { return a.server.Addr() }
 // until ctx ends, then shuts the server down gracefully. It returns the
 // first fatal error.
 func (a *App) Run(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var (
-		wg   sync.WaitGroup
-		errs = make([]error, 4)
+	err := service.RunAll(ctx,
+		service.Part{Name: "http server", Run: a.server.Run},
+		service.Part{Name: "generation refresher", Run: func(ctx context.Context) error { return a.store.Run(ctx, generationRefresh) }},
+		service.Part{Name: "update subscription", Run: a.updates.Run},
+		service.Part{Name: "signing keys", Run: a.verifier.Run},
 	)
-	run := func(i int, f func(context.Context) error) {
-		wg.Go(func() {
-			errs[i] = f(ctx)
-			cancel() // one part stopping stops the other
-		})
-	}
-	run(0, a.server.Run)
-	run(1, func(ctx context.Context) error { return a.store.Run(ctx, generationRefresh) })
-	run(2, a.updates.Run)
-	run(3, a.verifier.Run)
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	if err != nil {
 		return fmt.Errorf("query: %w", err)
 	}
 	return nil

@@ -213,14 +213,19 @@ func (u *Updates) subscribe(ctx context.Context) (up bool, err error) {
 	ps := u.rdb.Subscribe(ctx, channel)
 	// Close interrupts a blocked receive when ctx ends.
 	closed := make(chan struct{})
+	closeSub := func() {
+		if err := ps.Close(); err != nil {
+			u.logger.Debug("redis: close update subscription", "channel", channel, "error", err)
+		}
+	}
 	stopClose := context.AfterFunc(ctx, func() {
 		defer close(closed)
-		_ = ps.Close()
+		closeSub()
 	})
 	defer func() {
 		u.subscribed.Store(false)
 		if stopClose() {
-			_ = ps.Close()
+			closeSub()
 		} else {
 			<-closed
 		}
