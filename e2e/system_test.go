@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cart-cqrs/cart/pkg/polltest"
+
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go/jetstream"
@@ -170,17 +172,7 @@ func clientFor(host string) *http.Client {
 // eventually polls check until it returns nil or the deadline passes.
 func eventually(tb testing.TB, within time.Duration, what string, check func() error) {
 	tb.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("%s: not within %s: %v", what, within, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	polltest.Until(tb, within, what, check)
 }
 
 func token(tb testing.TB, subject, role string) string {

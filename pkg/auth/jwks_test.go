@@ -20,6 +20,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cart-cqrs/cart/pkg/polltest"
+
 	"github.com/MicahParks/jwkset"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/labstack/echo/v4"
@@ -433,11 +435,5 @@ func TestRun_DevelopmentModeWaits(t *testing.T) {
 // poll waits for cond with a deadline instead of sleeping a fixed time.
 func poll(tb testing.TB, what string, cond func() bool) {
 	tb.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	polltest.True(tb, 10*time.Second, what, cond)
 }

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cart-cqrs/cart/pkg/polltest"
+
 	"github.com/cart-cqrs/cart/pkg/auth"
 	"github.com/cart-cqrs/cart/pkg/envconf"
 	"github.com/cart-cqrs/cart/pkg/envelope"
@@ -122,16 +124,10 @@ func TestApp(t *testing.T) {
 	}
 }
 
-// poll checks done until it reports true, failing the test after a deadline.
+// poll checks done until it reports true, failing the test after 15s.
 func poll(t *testing.T, what string, done func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !done() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within 15s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	polltest.True(t, 15*time.Second, what, done)
 }
 
 func TestConfigFromEnv(t *testing.T) {

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cart-cqrs/cart/pkg/polltest"
+
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/cart-cqrs/cart/pkg/envconf"
@@ -69,13 +71,7 @@ func TestApp_ReadyOnceAttachedAndStops(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for status(t, base+"/readyz") != http.StatusOK {
-		if time.Now().After(deadline) {
-			t.Fatal("/readyz not 200 after 20s")
-		}
-		time.Sleep(50 * time.Millisecond) // poll interval
-	}
+	polltest.True(t, 20*time.Second, "/readyz 200", func() bool { return status(t, base+"/readyz") == http.StatusOK })
 	if got := status(t, base+"/metrics"); got != http.StatusOK {
 		t.Fatalf("/metrics = %d", got)
 	}

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cart-cqrs/cart/pkg/polltest"
+
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
@@ -329,24 +331,15 @@ func (f *fixture) waitSettled(tb testing.TB, name string) {
 	})
 }
 
-// eventually polls check until it passes or 20 seconds have gone by.
+// eventually polls check, each run bounded by 5 s, until it passes or 20
+// seconds have gone by.
 func eventually(tb testing.TB, check func(ctx context.Context) error) {
 	tb.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
+	polltest.Until(tb, 20*time.Second, "eventually", func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		err := check(ctx)
-		cancel()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("still failing after 20s: %v", err)
-		}
-		<-tick.C
-	}
+		defer cancel()
+		return check(ctx)
+	})
 }
 
 func counter(c prometheus.Counter) int { return int(testutil.ToFloat64(c)) }

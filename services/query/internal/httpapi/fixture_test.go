@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cart-cqrs/cart/pkg/polltest"
+
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
@@ -83,13 +85,7 @@ func (l *liveAPI) waits(t *testing.T) uint64 {
 // eventually polls cond until it holds, failing the test after 10s.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within 10s: %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	polltest.True(t, 10*time.Second, what, cond)
 }
 
 // stream builds the stored events of a cart, one minute apart from t0.

@@ -3,7 +3,7 @@ package httpapi_test
 import (
 	"context"
 	"encoding/json"
-	"io"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/cart-cqrs/cart/pkg/polltest"
 
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
@@ -313,17 +315,12 @@ func TestGenerationSwitch(t *testing.T) {
 	if err := a.redis.Client.Set(ctx, readmodel.CurrentGeneration(a.redis.Prefix), 2, 0).Err(); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		rec := get(t, a.e, path, "alice", "")
-		if rec.Code == http.StatusOK {
-			wantDoc(t, rec, doc, c.Version)
-			return
+	var rec *httptest.ResponseRecorder
+	polltest.Until(t, 10*time.Second, "generation 2 served", func() error {
+		if rec = get(t, a.e, path, "alice", ""); rec.Code != http.StatusOK {
+			return fmt.Errorf("%d %s", rec.Code, rec.Body)
 		}
-		if time.Now().After(deadline) {
-			body, _ := io.ReadAll(rec.Body)
-			t.Fatalf("generation 2 not served within the deadline: %d %s", rec.Code, body)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
+	wantDoc(t, rec, doc, c.Version)
 }

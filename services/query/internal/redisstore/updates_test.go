@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cart-cqrs/cart/pkg/polltest"
+
 	"github.com/redis/go-redis/v9"
 
 	"github.com/cart-cqrs/cart/pkg/readmodel"
@@ -66,15 +68,10 @@ func (f *updatesFixture) publish(t *testing.T, u readmodel.Update) {
 	}
 }
 
+// eventually polls cond until it holds, failing the test after 10s.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within 10s: %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	polltest.True(t, 10*time.Second, what, cond)
 }
 
 // woken waits for a wake-up, failing after 10s.
