@@ -3,7 +3,6 @@ package app_test
 import (
 	"context"
 	"encoding/json"
-	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
@@ -14,33 +13,14 @@ import (
 	"github.com/cart-cqrs/cart/pkg/auth"
 	"github.com/cart-cqrs/cart/pkg/envconf"
 	"github.com/cart-cqrs/cart/pkg/envelope"
-	"github.com/cart-cqrs/cart/pkg/natstest"
-	"github.com/cart-cqrs/cart/pkg/pgtest"
 	"github.com/cart-cqrs/cart/services/command/app"
-	"github.com/cart-cqrs/cart/services/command/relay"
 )
 
 // TestApp starts the service as main does, on a free port against a fresh
 // database and stream: a command goes through HTTP, the relay publishes its
 // event, /readyz is green, and Run returns nil once its context ends.
 func TestApp(t *testing.T) {
-	dbURL := pgtest.MustDatabase(t)
-	nt := natstest.MustNATS(t)
-	cfg := app.Config{
-		HTTPAddr:         "127.0.0.1:0",
-		DatabaseURL:      dbURL,
-		DatabaseMaxConns: 4,
-		NATSURL:          nt.URL,
-		Auth: auth.Config{
-			HS256Secret: []byte("app-test-secret-app-test-secret-!"),
-			Issuer:      "https://issuer.test", Audience: "cart-cqrs",
-		},
-		Relay:           relay.Options{Stream: nt.Stream, SubjectPrefix: nt.SubjectPrefix, PollInterval: 100 * time.Millisecond},
-		RelayEnabled:    true,
-		SnapshotEvery:   20,
-		ConflictRetries: 5,
-		Migrate:         true,
-	}
+	cfg, nt := testConfig(t)
 	hooked := make(chan struct{}, 16)
 	cfg.RelayAfterPublish = func(context.Context, []envelope.Envelope) error {
 		select {
@@ -50,27 +30,7 @@ func TestApp(t *testing.T) {
 		return nil
 	}
 
-	a, err := app.New(t.Context(), cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ran := make(chan error, 1)
-	go func() { ran <- a.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-ran:
-			if err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("Run did not return after cancel")
-		}
-		if err := a.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
+	a := mustRun(t, cfg)
 	base := "http://" + a.Addr()
 
 	tok, err := auth.Issue(cfg.Auth, "alice", "", time.Hour, time.Now())

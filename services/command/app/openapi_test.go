@@ -1,35 +1,17 @@
 package app_test
 
 import (
-	"log/slog"
 	"testing"
 
-	"github.com/cart-cqrs/cart/pkg/auth"
-	"github.com/cart-cqrs/cart/pkg/natstest"
 	"github.com/cart-cqrs/cart/pkg/openapi/openapitest"
-	"github.com/cart-cqrs/cart/pkg/pgtest"
 	"github.com/cart-cqrs/cart/services/command/api"
-	"github.com/cart-cqrs/cart/services/command/app"
-	"github.com/cart-cqrs/cart/services/command/relay"
 )
 
 // TestOpenAPIRoutes: every route the service serves is in its OpenAPI
 // document, and every documented operation is served. (The e2e tests check
 // every response they get against the document.)
 func TestOpenAPIRoutes(t *testing.T) {
-	nt := natstest.MustNATS(t)
-	a, err := app.New(t.Context(), app.Config{
-		HTTPAddr: "127.0.0.1:0", DatabaseURL: pgtest.MustDatabase(t), DatabaseMaxConns: 2, NATSURL: nt.URL,
-		Auth:  auth.Config{HS256Secret: []byte("openapi-test-secret-openapi-test!"), Issuer: "i", Audience: "a"},
-		Relay: relay.Options{Stream: nt.Stream, SubjectPrefix: nt.SubjectPrefix}, SnapshotEvery: 20, Migrate: true,
-	}, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := a.Close(); err != nil {
-			t.Error(err)
-		}
-	})
+	cfg, _ := testConfig(t)
+	a := mustNew(t, cfg)
 	openapitest.CheckRoutes(t, openapitest.MustLoad(t, api.OpenAPI), a.Routes())
 }
