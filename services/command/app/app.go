@@ -112,7 +112,8 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err erro
 	a.repo = postgres.New(a.pool,
 		postgres.WithSnapshotEvery(cfg.SnapshotEvery),
 		postgres.WithConflictRetries(cfg.ConflictRetries),
-		postgres.WithIdempotencyTTL(cfg.IdempotencyTTL))
+		postgres.WithIdempotencyTTL(cfg.IdempotencyTTL),
+		postgres.WithGroupCommit(cfg.CommitWorkers, cfg.CommitGroupMax))
 	if cfg.RelayEnabled {
 		a.relay = relay.New(a.pool, a.js, a.relayOpts, logger)
 	}
@@ -279,6 +280,9 @@ func (a *App) Close() error {
 	}
 	if a.nc != nil {
 		errs = append(errs, a.drainNATS())
+	}
+	if a.repo != nil {
+		a.repo.Close()
 	}
 	if a.pool != nil {
 		a.pool.Close()

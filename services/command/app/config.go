@@ -56,6 +56,13 @@ type Config struct {
 	// writer is retried before the client gets 409 (CONFLICT_RETRIES,
 	// default 5).
 	ConflictRetries int
+	// CommitWorkers is how many group transactions may be in flight at once
+	// and CommitGroupMax how many commands one may hold (COMMIT_WORKERS,
+	// default 2; COMMIT_GROUP_MAX, default 64; 1 commits each command on its
+	// own; 0 means the default). Concurrent commands are committed together,
+	// each answered only after the commit that holds it.
+	CommitWorkers  int
+	CommitGroupMax int
 	// IdempotencyTTL is how long an Idempotency-Key and the response stored
 	// for it are kept (IDEMPOTENCY_TTL, default 24h; 0 means the default).
 	// Expired keys are treated as absent and deleted every minute.
@@ -90,6 +97,8 @@ func ConfigFromEnv(lookup func(string) (string, bool)) (Config, error) {
 		SnapshotEvery:   r.Int("SNAPSHOT_EVERY", postgres.DefaultSnapshotEvery),
 		ConflictRetries: r.Int("CONFLICT_RETRIES", postgres.DefaultConflictRetries),
 		IdempotencyTTL:  r.Duration("IDEMPOTENCY_TTL", idempotency.DefaultTTL),
+		CommitWorkers:   r.Int("COMMIT_WORKERS", postgres.DefaultCommitWorkers),
+		CommitGroupMax:  r.Int("COMMIT_GROUP_MAX", postgres.DefaultMaxGroup),
 		Migrate:         r.Bool("MIGRATE", true),
 	}
 	errs := []error{r.Err(), cfg.validate()}
@@ -114,6 +123,9 @@ func (cfg Config) validate() error {
 	check(cfg.DatabaseMaxConns >= 2, "DATABASE_MAX_CONNS=%d: want at least 2", cfg.DatabaseMaxConns)
 	check(cfg.SnapshotEvery >= 1, "SNAPSHOT_EVERY=%d: want at least 1", cfg.SnapshotEvery)
 	check(cfg.ConflictRetries >= 0, "CONFLICT_RETRIES=%d: want 0 or more", cfg.ConflictRetries)
+	check(cfg.CommitWorkers >= 0 && cfg.CommitWorkers < cfg.DatabaseMaxConns,
+		"COMMIT_WORKERS=%d: want 1 to DATABASE_MAX_CONNS-1 (%d): loads need connections too", cfg.CommitWorkers, cfg.DatabaseMaxConns-1)
+	check(cfg.CommitGroupMax >= 0 && cfg.CommitGroupMax <= 1000, "COMMIT_GROUP_MAX=%d: want 1 to 1000", cfg.CommitGroupMax)
 	check(cfg.IdempotencyTTL >= 0, "IDEMPOTENCY_TTL=%v: want a positive duration", cfg.IdempotencyTTL)
 	check(cfg.Relay.Replicas >= 0 && cfg.Relay.Replicas <= 5, "NATS_STREAM_REPLICAS=%d: want 1 to 5", cfg.Relay.Replicas)
 	check(cfg.Relay.BatchSize >= 0, "RELAY_BATCH_SIZE=%d: want a positive number", cfg.Relay.BatchSize)

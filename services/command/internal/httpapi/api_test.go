@@ -42,7 +42,9 @@ func mustAPI(t *testing.T) *api {
 		t.Fatal(err)
 	}
 	e := httpserver.NewEcho(slog.New(slog.DiscardHandler), prometheus.NewRegistry(), "command")
-	httpapi.Mount(e, postgres.New(pool), v)
+	repo := postgres.New(pool)
+	t.Cleanup(repo.Close)
+	httpapi.Mount(e, repo, v)
 	return &api{e: e, pool: pool}
 }
 

@@ -63,6 +63,14 @@ func (k *keyRow) response(cartID string, version int) idempotency.Response {
 	return k.resp
 }
 
+// lock names the key's row for the group commit; "" without a key.
+func (k *keyRow) lock() string {
+	if k == nil {
+		return ""
+	}
+	return "key:" + k.req.Caller + "\x00" + k.req.Key
+}
+
 // queueKey adds the statements that store k (nothing when k is nil) to b.
 func (r *Repository) queueKey(b *pgx.Batch, k *keyRow, now time.Time) {
 	if k == nil {
@@ -81,7 +89,7 @@ func (r *Repository) storeKey(ctx context.Context, k *keyRow) error {
 	}
 	b := &pgx.Batch{}
 	r.queueKey(b, k, r.now())
-	if err := r.commit(ctx, b, -1, 0); err != nil {
+	if err := r.committer.commit(ctx, newUnit(b, -1, 0, k.lock())); err != nil {
 		return fmt.Errorf("postgres: store idempotency key for cart %s: %w", k.resp.CartID, err)
 	}
 	return nil

@@ -26,9 +26,13 @@ const (
 	DefaultConflictRetries = 5
 )
 
-// Repository stores carts as event streams. It is safe for concurrent use.
+// Repository stores carts as event streams. It is safe for concurrent use;
+// Close it after its last use.
 type Repository struct {
 	pool          *pgxpool.Pool
+	committer     *committer
+	commitWorkers int
+	maxGroup      int
 	snapshotEvery int
 	maxRetries    int
 	keyTTL        time.Duration
@@ -69,6 +73,20 @@ func WithIdempotencyTTL(d time.Duration) Option {
 	}
 }
 
+// WithGroupCommit sets how many group transactions may be in flight at once
+// (workers) and how many commands one may hold (maxGroup); values < 1 keep
+// the defaults. maxGroup 1 commits every command on its own.
+func WithGroupCommit(workers, maxGroup int) Option {
+	return func(r *Repository) {
+		if workers >= 1 {
+			r.commitWorkers = workers
+		}
+		if maxGroup >= 1 {
+			r.maxGroup = maxGroup
+		}
+	}
+}
+
 // WithClock sets the clock that stamps events (occurred_at) and rows, and
 // that idempotency keys expire by.
 func WithClock(now func() time.Time) Option {
@@ -87,11 +105,21 @@ func New(pool *pgxpool.Pool, opts ...Option) *Repository {
 		maxRetries:    DefaultConflictRetries,
 		keyTTL:        idempotency.DefaultTTL,
 		clock:         time.Now,
+		commitWorkers: DefaultCommitWorkers,
+		maxGroup:      DefaultMaxGroup,
 	}
 	for _, o := range opts {
 		o(r)
 	}
+	r.committer = newCommitter(pool, r.commitWorkers, r.maxGroup)
 	return r
+}
+
+// Close commits the commands already queued and stops the group commit's
+// workers; a command after Close fails without writing. Close it before the
+// pool.
+func (r *Repository) Close() {
+	r.committer.close()
 }
 
 // now is the clock at PostgreSQL's precision, so that a state folded in

@@ -35,7 +35,9 @@ func stepClock() func() time.Time {
 func mustRepo(t *testing.T, opts ...postgres.Option) (*postgres.Repository, *pgxpool.Pool) {
 	t.Helper()
 	pool, _ := pgtest.MustPool(t)
-	return postgres.New(pool, append([]postgres.Option{postgres.WithClock(stepClock())}, opts...)...), pool
+	repo := postgres.New(pool, append([]postgres.Option{postgres.WithClock(stepClock())}, opts...)...)
+	t.Cleanup(repo.Close)
+	return repo, pool
 }
 
 func mustOpen(t *testing.T, repo *postgres.Repository, by cart.Actor) string {

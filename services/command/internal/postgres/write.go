@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -17,6 +18,7 @@ import (
 // Constraint names the writes rely on (see migrations/sql).
 const (
 	sqlstateUniqueViolation      = "23505"
+	sqlstateDeadlockDetected     = "40P01"
 	constraintStreamVersion      = "events_stream_version_key"
 	constraintOneOpenPerCustomer = "carts_one_open_per_customer"
 	constraintIdempotencyKey     = "idempotency_keys_pkey"
@@ -66,16 +68,29 @@ SET version = EXCLUDED.version, schema_version = EXCLUDED.schema_version, state 
 WHERE snapshots.version < EXCLUDED.version OR snapshots.schema_version <> EXCLUDED.schema_version`
 )
 
-// write appends evs to the stream whose state is s, in one transaction: the
+// write appends evs to the stream whose state is s, all or nothing: the
 // idempotency key when there is one, the head statement (insert or
 // compare-and-set of the carts row), the events, their outbox rows and, when
 // the new version crosses a multiple of snapshotEvery, a snapshot. It returns
 // the new state.
 func (r *Repository) write(ctx context.Context, head string, s cart.State, customerID string, evs []cart.Event, md envelope.Metadata, key *keyRow) (cart.State, error) {
+	u, next, err := r.prepare(head, s, customerID, evs, md, key)
+	if err != nil {
+		return cart.State{}, err
+	}
+	if err := r.committer.commit(ctx, u); err != nil {
+		return cart.State{}, fmt.Errorf("postgres: append cart %s v%d: %w", s.CartID, next.Version, err)
+	}
+	return next, nil
+}
+
+// prepare renders write's statements as a unit of the group commit, and
+// the state they leave the cart in.
+func (r *Repository) prepare(head string, s cart.State, customerID string, evs []cart.Event, md envelope.Metadata, key *keyRow) (*unit, cart.State, error) {
 	now := r.now()
 	mdJSON, err := json.Marshal(md)
 	if err != nil {
-		return cart.State{}, fmt.Errorf("postgres: append cart %s: metadata: %w", s.CartID, err)
+		return nil, cart.State{}, fmt.Errorf("postgres: append cart %s: metadata: %w", s.CartID, err)
 	}
 	var (
 		n        = len(evs)
@@ -90,11 +105,11 @@ func (r *Repository) write(ctx context.Context, head string, s cart.State, custo
 		version := s.Version + i + 1
 		id, err := uuid.NewV7()
 		if err != nil {
-			return cart.State{}, fmt.Errorf("postgres: append cart %s: event id: %w", s.CartID, err)
+			return nil, cart.State{}, fmt.Errorf("postgres: append cart %s: event id: %w", s.CartID, err)
 		}
 		env, err := envelope.New(id.String(), s.CartID, version, ev, md, now)
 		if err != nil {
-			return cart.State{}, fmt.Errorf("postgres: append cart %s: %w", s.CartID, err)
+			return nil, cart.State{}, fmt.Errorf("postgres: append cart %s: %w", s.CartID, err)
 		}
 		ids[i], versions[i], types[i], schemas[i], data[i] = env.EventID, int32(version), env.Type, int32(env.SchemaVersion), string(env.Data)
 		next = cart.Evolve(next, cart.Recorded{CartID: s.CartID, Version: version, OccurredAt: now, Event: ev})
@@ -114,48 +129,28 @@ func (r *Repository) write(ctx context.Context, head string, s cart.State, custo
 	if s.Version/r.snapshotEvery != next.Version/r.snapshotEvery {
 		state, err := json.Marshal(next)
 		if err != nil {
-			return cart.State{}, fmt.Errorf("postgres: append cart %s: snapshot: %w", s.CartID, err)
+			return nil, cart.State{}, fmt.Errorf("postgres: append cart %s: snapshot: %w", s.CartID, err)
 		}
 		b.Queue(upsertSnapshot, s.CartID, next.Version, SnapshotSchemaVersion, string(state), now)
 	}
-	if err := r.commit(ctx, b, appendAt, n); err != nil {
-		return cart.State{}, fmt.Errorf("postgres: append cart %s v%d: %w", s.CartID, next.Version, err)
-	}
-	return next, nil
+	return newUnit(b, appendAt, n, headLock(head, s.CartID, customerID), key.lock()), next, nil
 }
 
-// commit runs the batch in one transaction, in one round trip, and commits
-// it. The statement at appendAt (if any, else -1) must insert n outbox rows,
-// or another writer moved the stream on (errConflict).
-func (r *Repository) commit(ctx context.Context, b *pgx.Batch, appendAt, n int) (err error) {
-	tx, err := r.pool.Begin(ctx)
-	if err != nil {
-		return fmt.Errorf("begin: %w", err)
+// newUnit makes the batch a unit of the group commit (see committer): all
+// its statements take effect, or none. The statement at appendAt (if any,
+// else -1) must insert n outbox rows, or another writer moved the stream on
+// (errConflict). locks name the rows it contends on ("" for none).
+func newUnit(b *pgx.Batch, appendAt, n int, locks ...string) *unit {
+	return &unit{batch: b, appendAt: appendAt, n: n, locks: slices.DeleteFunc(locks, func(l string) bool { return l == "" })}
+}
+
+// headLock names the row a head statement contends on: the cart's, or for
+// a new cart the customer's one open cart.
+func headLock(head, cartID, customerID string) string {
+	if head == headInsert {
+		return "customer:" + customerID
 	}
-	defer func() {
-		// After a successful Commit, Rollback is a no-op returning ErrTxClosed.
-		if rerr := tx.Rollback(ctx); rerr != nil && !errors.Is(rerr, pgx.ErrTxClosed) && err != nil {
-			err = errors.Join(err, fmt.Errorf("rollback: %w", rerr))
-		}
-	}()
-	br := tx.SendBatch(ctx, b)
-	for i := 0; err == nil && i < b.Len(); i++ {
-		var tag pgconn.CommandTag
-		tag, err = br.Exec()
-		if err == nil && i == appendAt && tag.RowsAffected() != int64(n) {
-			err = errConflict
-		}
-	}
-	if cerr := br.Close(); err == nil && cerr != nil {
-		err = cerr
-	}
-	if err != nil {
-		return classify(err)
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("commit: %w", classify(err))
-	}
-	return nil
+	return "cart:" + cartID
 }
 
 // classify turns the unique violations that mean "someone else won" into the
@@ -171,6 +166,10 @@ func classify(err error) error {
 		case constraintIdempotencyKey:
 			return fmt.Errorf("%w: %w", errKeyTaken, err)
 		}
+	}
+	if errors.As(err, &pe) && pe.Code == sqlstateDeadlockDetected {
+		// Rolled back whole: the command is decided again, like a conflict.
+		return fmt.Errorf("%w: %w", errConflict, err)
 	}
 	return err
 }

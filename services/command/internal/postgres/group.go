@@ -1,0 +1,265 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Group commit. A durable commit costs a WAL flush; one transaction per
+// command caps throughput at one flush per command. The committer instead
+// gathers the commands that are waiting to commit into one transaction, in
+// one round trip, so that one flush makes many commands durable. Each
+// command is still checked on its own — its compare-and-set, its unique
+// keys — and a command that fails is taken out of the group and answered
+// with its own error, while the others are committed without it. Every
+// command is answered only after the commit that holds it.
+//
+// Groups form by themselves: a worker takes every command queued while it
+// was busy with the previous group (up to the group limit), so under low
+// load a group is one command and nothing waits, and under high load the
+// groups grow.
+
+// Defaults for the group commit.
+const (
+	DefaultCommitWorkers = 2
+	DefaultMaxGroup      = 64
+	// groupTimeout bounds one group's transaction: a stuck database fails
+	// the group instead of holding its commands forever.
+	groupTimeout = 30 * time.Second
+)
+
+// errClosed is what a command gets when the repository was closed before it
+// could be queued: nothing of it was written.
+var errClosed = errors.New("postgres: repository closed")
+
+// unit is one command's writes: statements that all take effect, or none.
+type unit struct {
+	// ctx is the command's: a unit whose caller gave up before its group
+	// started is not written.
+	ctx   context.Context
+	batch *pgx.Batch
+	// appendAt is the statement that must insert n outbox rows, or another
+	// writer moved the stream on (errConflict); -1 for none.
+	appendAt, n int
+	// locks name the rows the unit contends on: its cart (or the customer
+	// whose open cart it inserts) and its idempotency key. Two units of one
+	// group never share one: the second waits for the next group, so that it
+	// meets the first one committed, as it would one transaction after the
+	// other.
+	locks []string
+	// done receives the unit's outcome once; err is set when it failed.
+	done chan error
+	err  error
+}
+
+// committer runs the group commit: workers take units from queue and commit
+// them in groups.
+type committer struct {
+	pool     *pgxpool.Pool
+	maxGroup int
+	queue    chan *unit
+	wg       sync.WaitGroup
+
+	mu     sync.RWMutex // guards closed against sends on a closed queue
+	closed bool
+}
+
+func newCommitter(pool *pgxpool.Pool, workers, maxGroup int) *committer {
+	c := &committer{pool: pool, maxGroup: maxGroup, queue: make(chan *unit, workers*maxGroup)}
+	for range workers {
+		c.wg.Go(c.work)
+	}
+	return c
+}
+
+// close stops taking units, commits those already queued and waits for the
+// workers.
+func (c *committer) close() {
+	c.mu.Lock()
+	if !c.closed {
+		c.closed = true
+		close(c.queue)
+	}
+	c.mu.Unlock()
+	c.wg.Wait()
+}
+
+// commit queues u and waits for its outcome. When ctx ends first the outcome
+// is unknown — the unit may still commit — and the error says so.
+func (c *committer) commit(ctx context.Context, u *unit) error {
+	u.ctx, u.done = ctx, make(chan error, 1)
+	if err := c.enqueue(ctx, u); err != nil {
+		return err
+	}
+	select {
+	case err := <-u.done:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("gave up waiting for the commit, whose outcome is unknown: %w", context.Cause(ctx))
+	}
+}
+
+func (c *committer) enqueue(ctx context.Context, u *unit) error {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.closed {
+		return errClosed
+	}
+	select {
+	case c.queue <- u:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
+func (c *committer) work() {
+	group := make([]*unit, 0, c.maxGroup)
+	for u := range c.queue {
+		group = append(group[:0], u)
+	gather:
+		for len(group) < c.maxGroup {
+			select {
+			case u, ok := <-c.queue:
+				if !ok {
+					break gather
+				}
+				group = append(group, u)
+			default:
+				break gather
+			}
+		}
+		c.run(group)
+	}
+}
+
+// run commits a group and answers each of its units.
+func (c *committer) run(group []*unit) {
+	ctx, cancel := context.WithTimeout(context.Background(), groupTimeout)
+	defer cancel()
+	// One lock order for every group: two groups (of this or another
+	// instance) touching the same carts wait for each other instead of
+	// deadlocking.
+	slices.SortStableFunc(group, func(a, b *unit) int { return slices.Compare(a.locks, b.locks) })
+	for len(group) > 0 {
+		var live, next []*unit
+		taken := map[string]bool{}
+		for _, u := range group {
+			switch {
+			case u.ctx.Err() != nil:
+				u.done <- context.Cause(u.ctx)
+			case slices.ContainsFunc(u.locks, func(l string) bool { return taken[l] }):
+				next = append(next, u)
+			default:
+				for _, l := range u.locks {
+					taken[l] = true
+				}
+				live = append(live, u)
+			}
+		}
+		c.commitLive(ctx, live)
+		group = next
+	}
+}
+
+// commitLive commits the units that share no lock, taking out and answering
+// those that fail, until the rest commit.
+func (c *committer) commitLive(ctx context.Context, live []*unit) {
+	for len(live) > 0 {
+		failed, err := c.try(ctx, live)
+		if err != nil {
+			for _, u := range live {
+				u.done <- err
+			}
+			return
+		}
+		if len(failed) == 0 {
+			for _, u := range live {
+				u.done <- nil
+			}
+			return
+		}
+		// Rolled back: the failed units are answered and the rest go again
+		// without them.
+		live = slices.DeleteFunc(live, func(u *unit) bool {
+			if failed[u] {
+				u.done <- u.err
+			}
+			return failed[u]
+		})
+	}
+}
+
+// try runs the live units in one transaction. When some of them fail, it
+// rolls the transaction back and returns them (each with its err) so that
+// the others can go again; when none does, it commits. An error
+// that is no unit's own (the connection, the commit) is returned for all.
+func (c *committer) try(ctx context.Context, live []*unit) (failed map[*unit]bool, err error) {
+	tx, err := c.pool.Begin(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("begin: %w", err)
+	}
+	defer func() {
+		// After a successful Commit, Rollback is a no-op returning ErrTxClosed.
+		if rerr := tx.Rollback(ctx); rerr != nil && !errors.Is(rerr, pgx.ErrTxClosed) && err != nil {
+			err = errors.Join(err, fmt.Errorf("rollback: %w", rerr))
+		}
+	}()
+	// Queued afresh each try: pgx remembers the prepared statement in a
+	// queued query, and a failed batch deallocates its statements.
+	b := &pgx.Batch{}
+	for _, u := range live {
+		for _, q := range u.batch.QueuedQueries {
+			b.Queue(q.SQL, q.Arguments...)
+		}
+	}
+	br := tx.SendBatch(ctx, b)
+	failed, err = readResults(br, live)
+	if cerr := br.Close(); err == nil && len(failed) == 0 && cerr != nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, classify(err)
+	}
+	if len(failed) > 0 {
+		return failed, nil
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, fmt.Errorf("commit: %w", classify(err))
+	}
+	return nil, nil
+}
+
+// readResults reads the batch's results unit by unit. A compare-and-set that
+// matched nothing fails its unit and the batch goes on; a statement error
+// fails its unit and ends the batch (PostgreSQL skips the rest), leaving the
+// units after it untried.
+func readResults(br pgx.BatchResults, live []*unit) (map[*unit]bool, error) {
+	failed := map[*unit]bool{}
+	for _, u := range live {
+		for i := range u.batch.Len() {
+			tag, err := br.Exec()
+			var pe *pgconn.PgError
+			switch {
+			case errors.As(err, &pe):
+				u.err = classify(err)
+				failed[u] = true
+				return failed, nil
+			case err != nil:
+				return nil, err
+			case i == u.appendAt && tag.RowsAffected() != int64(u.n):
+				u.err = errConflict
+				failed[u] = true
+			}
+		}
+	}
+	return failed, nil
+}
