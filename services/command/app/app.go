@@ -57,6 +57,7 @@ type App struct {
 	relay     *relay.Relay // nil when the relay is disabled
 	repo      *postgres.Repository
 	server    *httpserver.Server
+	debug     *httpserver.Server // nil unless DEBUG_ADDR is set
 	routes    []*echo.Route
 	verifier  *auth.Verifier
 
@@ -138,6 +139,9 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err erro
 	})
 	a.routes = e.Routes()
 	if a.server, err = httpserver.Listen(cfg.HTTPAddr, e, logger); err != nil {
+		return nil, fmt.Errorf("command: %w", err)
+	}
+	if a.debug, err = httpserver.ListenDebug(cfg.DebugAddr, logger); err != nil {
 		return nil, fmt.Errorf("command: %w", err)
 	}
 	return a, nil
@@ -240,6 +244,9 @@ func (a *App) Run(ctx context.Context) error {
 	if a.relay != nil {
 		parts = append(parts, service.Part{Name: "relay", Run: a.runRelay})
 	}
+	if a.debug != nil {
+		parts = append(parts, service.Part{Name: "profiler", Run: a.debug.Run})
+	}
 	if err := service.RunAll(ctx, parts...); err != nil {
 		return fmt.Errorf("command: %w", err)
 	}
@@ -273,9 +280,11 @@ func (a *App) runRelay(ctx context.Context) error {
 // Run returned (or instead of Run); it is safe on a partly built App.
 func (a *App) Close() error {
 	var errs []error
-	if a.server != nil {
-		if err := a.server.Close(); err != nil {
-			errs = append(errs, err)
+	for _, srv := range []*httpserver.Server{a.server, a.debug} {
+		if srv != nil {
+			if err := srv.Close(); err != nil {
+				errs = append(errs, err)
+			}
 		}
 	}
 	if a.nc != nil {

@@ -20,6 +20,10 @@ type Config struct {
 	// HTTPAddr is the listen address of the API, health and metrics
 	// (COMMAND_ADDR, default ":8080"; ":0" picks a free port).
 	HTTPAddr string
+	// DebugAddr, when set, serves the Go profiler (/debug/pprof/) on a port
+	// of its own, never the API's (DEBUG_ADDR, default off; e.g.
+	// "127.0.0.1:6060").
+	DebugAddr string
 	// DatabaseURL locates PostgreSQL, the source of truth (DATABASE_URL).
 	DatabaseURL string
 	// DatabaseMaxConns caps the connection pool (DATABASE_MAX_CONNS, default
@@ -78,6 +82,7 @@ func ConfigFromEnv(lookup func(string) (string, bool)) (Config, error) {
 	r := envconf.New(lookup)
 	cfg := Config{
 		HTTPAddr:         r.String("COMMAND_ADDR", ":8080"),
+		DebugAddr:        r.String("DEBUG_ADDR", ""),
 		DatabaseURL:      r.String("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/cart?sslmode=disable"),
 		DatabaseMaxConns: r.Int("DATABASE_MAX_CONNS", 16),
 		NATSURL:          r.String("NATS_URL", "nats://127.0.0.1:4222"),

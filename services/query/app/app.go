@@ -40,6 +40,7 @@ type App struct {
 	store    *redisstore.Store
 	updates  *redisstore.Updates
 	server   *httpserver.Server
+	debug    *httpserver.Server // nil unless DEBUG_ADDR is set
 	verifier *auth.Verifier
 	routes   []*echo.Route
 }
@@ -88,7 +89,11 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) {
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("query: %w", err), rdb.Close())
 	}
-	return &App{logger: logger, rdb: rdb, store: store, updates: updates, server: server, verifier: verifier, routes: e.Routes()}, nil
+	debug, err := httpserver.ListenDebug(cfg.DebugAddr, logger)
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("query: %w", err), server.Close(), rdb.Close())
+	}
+	return &App{logger: logger, rdb: rdb, store: store, updates: updates, server: server, debug: debug, verifier: verifier, routes: e.Routes()}, nil
 }
 
 // Routes are the HTTP routes the service serves; its OpenAPI document must
@@ -104,13 +109,16 @@ func (a *App) Addr() string { return a.server.Addr() }
 // until ctx ends, then shuts the server down gracefully. It returns the
 // first fatal error.
 func (a *App) Run(ctx context.Context) error {
-	err := service.RunAll(ctx,
-		service.Part{Name: "http server", Run: a.server.Run},
-		service.Part{Name: "generation refresher", Run: func(ctx context.Context) error { return a.store.Run(ctx, generationRefresh) }},
-		service.Part{Name: "update subscription", Run: a.updates.Run},
-		service.Part{Name: "signing keys", Run: a.verifier.Run},
-	)
-	if err != nil {
+	parts := []service.Part{
+		{Name: "http server", Run: a.server.Run},
+		{Name: "generation refresher", Run: func(ctx context.Context) error { return a.store.Run(ctx, generationRefresh) }},
+		{Name: "update subscription", Run: a.updates.Run},
+		{Name: "signing keys", Run: a.verifier.Run},
+	}
+	if a.debug != nil {
+		parts = append(parts, service.Part{Name: "profiler", Run: a.debug.Run})
+	}
+	if err := service.RunAll(ctx, parts...); err != nil {
 		return fmt.Errorf("query: %w", err)
 	}
 	return nil

@@ -29,7 +29,7 @@ var authCfg = auth.Config{
 func TestApp(t *testing.T) {
 	env := redistest.MustRedis(t)
 	a, err := app.New(context.Background(), app.Config{
-		HTTPAddr: "127.0.0.1:0", RedisURL: env.URL, RedisPrefix: env.Prefix, Auth: authCfg,
+		HTTPAddr: "127.0.0.1:0", DebugAddr: "127.0.0.1:0", RedisURL: env.URL, RedisPrefix: env.Prefix, Auth: authCfg,
 	}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatalf("New: %v", err)

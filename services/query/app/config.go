@@ -15,6 +15,10 @@ type Config struct {
 	// HTTPAddr is the listen address of the API, health and metrics
 	// (QUERY_ADDR, default ":8081"; ":0" picks a free port).
 	HTTPAddr string
+	// DebugAddr, when set, serves the Go profiler (/debug/pprof/) on a port
+	// of its own, never the API's (DEBUG_ADDR, default off; e.g.
+	// "127.0.0.1:6061").
+	DebugAddr string
 	// RedisURL locates the read model (REDIS_URL, default
 	// "redis://127.0.0.1:6379/0").
 	RedisURL string
@@ -54,6 +58,7 @@ func ConfigFromEnv(lookup func(string) (string, bool)) (Config, error) {
 	r := envconf.New(lookup)
 	cfg := Config{
 		HTTPAddr:       r.String("QUERY_ADDR", ":8081"),
+		DebugAddr:      r.String("DEBUG_ADDR", ""),
 		RedisURL:       r.String("REDIS_URL", "redis://127.0.0.1:6379/0"),
 		RedisPrefix:    r.String("REDIS_PREFIX", "cart:"),
 		Auth:           auth.ConfigFromEnv(r),
