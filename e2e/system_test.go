@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"os"
 	"strconv"
@@ -59,11 +60,22 @@ func env(m map[string]string) func(string) (string, bool) {
 	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
 }
 
+// with returns a copy of vars with overrides applied.
+func with(vars, overrides map[string]string) map[string]string {
+	m := maps.Clone(vars)
+	maps.Copy(m, overrides)
+	return m
+}
+
 // mustStart starts command, projector and query like `make run` does, each
 // from the environment it would get in production, and stops them at cleanup.
 func mustStart(tb testing.TB, opts options) *system {
 	tb.Helper()
 	pool, dbURL := pgtest.MustPool(tb)
+	// Each service connects with only its own role's privileges, as a
+	// least-privilege deployment does; the schema is already migrated. (The
+	// users outlive the services: their cleanup is registered first.)
+	commandDB, projectorDB := pgtest.MustRoleURL(tb, dbURL, "cart_command"), pgtest.MustRoleURL(tb, dbURL, "cart_projector")
 	n := natstest.MustNATS(tb)
 	r := redistest.MustRedis(tb)
 	vars := map[string]string{
@@ -93,7 +105,7 @@ func mustStart(tb testing.TB, opts options) *system {
 	}
 	tb.Cleanup(func() { cancel(); wg.Wait() })
 
-	ccfg, err := commandapp.ConfigFromEnv(env(vars))
+	ccfg, err := commandapp.ConfigFromEnv(env(with(vars, map[string]string{"DATABASE_URL": commandDB, "MIGRATE": "false"})))
 	if err != nil {
 		tb.Fatalf("command config: %v", err)
 	}
@@ -104,7 +116,7 @@ func mustStart(tb testing.TB, opts options) *system {
 	}
 	run("command", cmd.Run, cmd.Close)
 
-	pcfg, err := projectorapp.ConfigFromEnv(env(vars))
+	pcfg, err := projectorapp.ConfigFromEnv(env(with(vars, map[string]string{"DATABASE_URL": projectorDB})))
 	if err != nil {
 		tb.Fatalf("projector config: %v", err)
 	}
