@@ -227,3 +227,10 @@ func wwwAuthenticate(req *http.Request) string {
 	}
 	return "Bearer"
 }
+
+// Describe returns the status and problem code that HTTPErrorHandler answers
+// err with, for metrics that count outcomes by what the client saw.
+func Describe(c echo.Context, err error) (status int, code string) {
+	o := classify(c, err)
+	return o.body.Status, o.body.Code
+}

@@ -127,7 +127,9 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err erro
 		"nats":     a.natsConnected,
 		"auth":     verifier.Ready,
 	})
-	httpapi.Mount(e, a.repo, verifier, httpserver.RateLimit(cfg.Limits, logger))
+	if err := httpapi.Mount(e, a.repo, verifier, reg, httpserver.RateLimit(cfg.Limits, logger)); err != nil {
+		return nil, fmt.Errorf("command: %w", err)
+	}
 	if err := openapi.Mount(e, api.OpenAPI); err != nil {
 		return nil, fmt.Errorf("command: %w", err)
 	}

@@ -8,10 +8,12 @@ package httpapi
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strconv"
 
 	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cart-cqrs/cart/pkg/auth"
 	"github.com/cart-cqrs/cart/pkg/cart"
@@ -44,15 +46,21 @@ type Handler struct {
 }
 
 // Mount registers the command routes on e under /v1, behind authentication
-// and then mw (the per-customer rate limit, which needs the caller).
-func Mount(e *echo.Echo, carts Carts, verifier *auth.Verifier, mw ...echo.MiddlewareFunc) {
+// and then mw (the per-customer rate limit, which needs the caller), and
+// registers cart_commands_total with reg (nil: counted, not exported).
+func Mount(e *echo.Echo, carts Carts, verifier *auth.Verifier, reg prometheus.Registerer, mw ...echo.MiddlewareFunc) error {
+	m, err := newCommandMetrics(reg)
+	if err != nil {
+		return fmt.Errorf("httpapi: metrics: %w", err)
+	}
 	h := &Handler{carts: carts}
 	v1 := e.Group("/v1", append([]echo.MiddlewareFunc{auth.Middleware(verifier)}, mw...)...)
-	v1.POST("/carts", h.open)
-	v1.POST("/carts/:cartId/add-item", h.addItem)
-	v1.POST("/carts/:cartId/remove-item", h.removeItem)
-	v1.POST("/carts/:cartId/change-quantity", h.changeQuantity)
-	v1.POST("/carts/:cartId/checkout", h.checkout)
+	v1.POST("/carts", m.count("open", h.open))
+	v1.POST("/carts/:cartId/add-item", m.count("add-item", h.addItem))
+	v1.POST("/carts/:cartId/remove-item", m.count("remove-item", h.removeItem))
+	v1.POST("/carts/:cartId/change-quantity", m.count("change-quantity", h.changeQuantity))
+	v1.POST("/carts/:cartId/checkout", m.count("checkout", h.checkout))
+	return nil
 }
 
 // Result is the body of every successful command: the cart and its stream

@@ -32,6 +32,7 @@ var authConfig = auth.Config{
 type api struct {
 	e    *echo.Echo
 	pool *pgxpool.Pool
+	reg  *prometheus.Registry
 }
 
 func mustAPI(t *testing.T) *api {
@@ -41,11 +42,14 @@ func mustAPI(t *testing.T) *api {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := httpserver.NewEcho(slog.New(slog.DiscardHandler), prometheus.NewRegistry(), "command")
+	reg := prometheus.NewRegistry()
+	e := httpserver.NewEcho(slog.New(slog.DiscardHandler), reg, "command")
 	repo := postgres.New(pool)
 	t.Cleanup(repo.Close)
-	httpapi.Mount(e, repo, v)
-	return &api{e: e, pool: pool}
+	if err := httpapi.Mount(e, repo, v, reg); err != nil {
+		t.Fatal(err)
+	}
+	return &api{e: e, pool: pool, reg: reg}
 }
 
 // req is one request. as is the token's subject ("" sends no token).

@@ -66,7 +66,9 @@ func newCommandFuzzer(tb testing.TB) *commandFuzzer {
 	fz := &commandFuzzer{carts: newMemCarts()}
 	logger := slog.New(slog.NewTextHandler(&fz.logs, &slog.HandlerOptions{Level: slog.LevelError}))
 	fz.e = httpserver.NewEcho(logger, prometheus.NewRegistry(), "command-fuzz")
-	httpapi.Mount(fz.e, fz.carts, v)
+	if err := httpapi.Mount(fz.e, fz.carts, v, nil); err != nil {
+		tb.Fatal(err)
+	}
 	for i, sub := range []string{"alice", "bob", systemCustomer} {
 		role := ""
 		if i == fzSystem {

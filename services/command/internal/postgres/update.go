@@ -108,10 +108,14 @@ func (r *Repository) updateOnce(ctx context.Context, req *idempotency.Request, c
 	return key.response(s.CartID, version), nil
 }
 
+// CodeConcurrentModification is the problem code of a command that lost the
+// race to other writers on every attempt.
+const CodeConcurrentModification = "concurrent-modification"
+
 // errConcurrentModification is what a command gets when it lost the race to
 // other writers on every attempt.
 func errConcurrentModification() error {
-	return problem.New(problem.Conflict, "concurrent-modification",
+	return problem.New(problem.Conflict, CodeConcurrentModification,
 		"the cart was changed by another request at the same time; retry")
 }
 
