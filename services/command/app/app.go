@@ -127,6 +127,9 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err erro
 		"nats":     a.natsConnected,
 		"auth":     verifier.Ready,
 	})
+	if err := a.registerMetrics(reg); err != nil {
+		return nil, fmt.Errorf("command: metrics: %w", err)
+	}
 	if err := httpapi.Mount(e, a.repo, verifier, reg, httpserver.RateLimit(cfg.Limits, logger)); err != nil {
 		return nil, fmt.Errorf("command: %w", err)
 	}

@@ -64,6 +64,7 @@ type unit struct {
 // them in groups.
 type committer struct {
 	pool     *pgxpool.Pool
+	metrics  *commitMetrics
 	maxGroup int
 	queue    chan *unit
 	wg       sync.WaitGroup
@@ -72,8 +73,8 @@ type committer struct {
 	closed bool
 }
 
-func newCommitter(pool *pgxpool.Pool, workers, maxGroup int) *committer {
-	c := &committer{pool: pool, maxGroup: maxGroup, queue: make(chan *unit, workers*maxGroup)}
+func newCommitter(pool *pgxpool.Pool, m *commitMetrics, workers, maxGroup int) *committer {
+	c := &committer{pool: pool, metrics: m, maxGroup: maxGroup, queue: make(chan *unit, workers*maxGroup)}
 	for range workers {
 		c.wg.Go(c.work)
 	}
@@ -203,6 +204,8 @@ func (c *committer) commitLive(ctx context.Context, live []*unit) {
 // the others can go again; when none does, it commits. An error
 // that is no unit's own (the connection, the commit) is returned for all.
 func (c *committer) try(ctx context.Context, live []*unit) (failed map[*unit]bool, err error) {
+	start := time.Now()
+	defer func() { c.metrics.observe(len(live), len(failed) == 0 && err == nil, time.Since(start)) }()
 	tx, err := c.pool.Begin(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("begin: %w", err)

@@ -31,6 +31,7 @@ const (
 type Repository struct {
 	pool          *pgxpool.Pool
 	committer     *committer
+	commitMetrics *commitMetrics
 	commitWorkers int
 	maxGroup      int
 	snapshotEvery int
@@ -111,7 +112,8 @@ func New(pool *pgxpool.Pool, opts ...Option) *Repository {
 	for _, o := range opts {
 		o(r)
 	}
-	r.committer = newCommitter(pool, r.commitWorkers, r.maxGroup)
+	r.commitMetrics = newCommitMetrics()
+	r.committer = newCommitter(pool, r.commitMetrics, r.commitWorkers, r.maxGroup)
 	return r
 }
 
