@@ -54,16 +54,23 @@ type system struct {
 
 type options struct {
 	relayAfterPublish func(context.Context, []envelope.Envelope) error
+	// nats replaces the test's own embedded NATS (natstest.MustNATS), and
+	// commandVars and projectorVars override the environment of one
+	// service (e.g. NATS credentials).
+	nats                       *natstest.Env
+	commandVars, projectorVars map[string]string
 }
 
 func env(m map[string]string) func(string) (string, bool) {
 	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
 }
 
-// with returns a copy of vars with overrides applied.
-func with(vars, overrides map[string]string) map[string]string {
+// with returns a copy of vars with overrides applied, in order.
+func with(vars map[string]string, overrides ...map[string]string) map[string]string {
 	m := maps.Clone(vars)
-	maps.Copy(m, overrides)
+	for _, o := range overrides {
+		maps.Copy(m, o)
+	}
 	return m
 }
 
@@ -76,7 +83,11 @@ func mustStart(tb testing.TB, opts options) *system {
 	// least-privilege deployment does; the schema is already migrated. (The
 	// users outlive the services: their cleanup is registered first.)
 	commandDB, projectorDB := pgtest.MustRoleURL(tb, dbURL, "cart_command"), pgtest.MustRoleURL(tb, dbURL, "cart_projector")
-	n := natstest.MustNATS(tb)
+	n := opts.nats
+	if n == nil {
+		env := natstest.MustNATS(tb)
+		n = &env
+	}
 	r := redistest.MustRedis(tb)
 	vars := map[string]string{
 		"DATABASE_URL": dbURL, "NATS_URL": n.URL, "REDIS_URL": r.URL,
@@ -105,7 +116,7 @@ func mustStart(tb testing.TB, opts options) *system {
 	}
 	tb.Cleanup(func() { cancel(); wg.Wait() })
 
-	ccfg, err := commandapp.ConfigFromEnv(env(with(vars, map[string]string{"DATABASE_URL": commandDB, "MIGRATE": "false"})))
+	ccfg, err := commandapp.ConfigFromEnv(env(with(vars, map[string]string{"DATABASE_URL": commandDB, "MIGRATE": "false"}, opts.commandVars)))
 	if err != nil {
 		tb.Fatalf("command config: %v", err)
 	}
@@ -116,7 +127,7 @@ func mustStart(tb testing.TB, opts options) *system {
 	}
 	run("command", cmd.Run, cmd.Close)
 
-	pcfg, err := projectorapp.ConfigFromEnv(env(with(vars, map[string]string{"DATABASE_URL": projectorDB})))
+	pcfg, err := projectorapp.ConfigFromEnv(env(with(vars, map[string]string{"DATABASE_URL": projectorDB}, opts.projectorVars)))
 	if err != nil {
 		tb.Fatalf("projector config: %v", err)
 	}
@@ -138,7 +149,7 @@ func mustStart(tb testing.TB, opts options) *system {
 
 	s := &system{
 		commandURL: "http://" + cmd.Addr(), queryURL: "http://" + qry.Addr(), projectorURL: "http://" + proj.Addr(),
-		pool: pool, nats: n, redis: r,
+		pool: pool, nats: *n, redis: r,
 	}
 	// Every answer the tests get from the two APIs must match its OpenAPI
 	// document.
