@@ -46,9 +46,6 @@ type unit struct {
 	// started is not written.
 	ctx   context.Context
 	batch *pgx.Batch
-	// appendAt is the statement that must insert n outbox rows, or another
-	// writer moved the stream on (errConflict); -1 for none.
-	appendAt, n int
 	// locks name the rows the unit contends on: its cart (or the customer
 	// whose open cart it inserts) and its idempotency key. Two units of one
 	// group never share one: the second waits for the next group, so that it
@@ -172,7 +169,7 @@ func (c *committer) run(group []*unit) {
 }
 
 // commitLive commits the units that share no lock, taking out and answering
-// those that fail, until the rest commit.
+// each that fails, until the rest commit.
 func (c *committer) commitLive(ctx context.Context, live []*unit) {
 	for len(live) > 0 {
 		failed, err := c.try(ctx, live)
@@ -182,40 +179,29 @@ func (c *committer) commitLive(ctx context.Context, live []*unit) {
 			}
 			return
 		}
-		if len(failed) == 0 {
+		if failed == nil {
 			for _, u := range live {
 				u.done <- nil
 			}
 			return
 		}
-		// Rolled back: the failed units are answered and the rest go again
-		// without them.
-		live = slices.DeleteFunc(live, func(u *unit) bool {
-			if failed[u] {
-				u.done <- u.err
-			}
-			return failed[u]
-		})
+		// Rolled back: the failed unit is answered and the rest go again
+		// without it.
+		failed.done <- failed.err
+		live = slices.DeleteFunc(live, func(u *unit) bool { return u == failed })
 	}
 }
 
-// try runs the live units in one transaction. When some of them fail, it
-// rolls the transaction back and returns them (each with its err) so that
-// the others can go again; when none does, it commits. An error
-// that is no unit's own (the connection, the commit) is returned for all.
-func (c *committer) try(ctx context.Context, live []*unit) (failed map[*unit]bool, err error) {
+// try sends the live units as one batch, which PostgreSQL runs as one
+// implicit transaction, committed when its last statement succeeded: one
+// round trip, one commit for the group. A statement that fails — a lost
+// compare-and-set raises CQ409, a taken key a unique violation — rolls all of
+// it back; try returns that statement's unit, with its err, so that the
+// others can go again. An error that is no unit's own (the connection, the
+// commit) is returned for all.
+func (c *committer) try(ctx context.Context, live []*unit) (failed *unit, err error) {
 	start := time.Now()
-	defer func() { c.metrics.observe(len(live), len(failed) == 0 && err == nil, time.Since(start)) }()
-	tx, err := c.pool.Begin(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("begin: %w", err)
-	}
-	defer func() {
-		// After a successful Commit, Rollback is a no-op returning ErrTxClosed.
-		if rerr := tx.Rollback(ctx); rerr != nil && !errors.Is(rerr, pgx.ErrTxClosed) && err != nil {
-			err = errors.Join(err, fmt.Errorf("rollback: %w", rerr))
-		}
-	}()
+	defer func() { c.metrics.observe(len(live), failed == nil && err == nil, time.Since(start)) }()
 	// Queued afresh each try: pgx remembers the prepared statement in a
 	// queued query, and a failed batch deallocates its statements.
 	b := &pgx.Batch{}
@@ -224,45 +210,34 @@ func (c *committer) try(ctx context.Context, live []*unit) (failed map[*unit]boo
 			b.Queue(q.SQL, q.Arguments...)
 		}
 	}
-	br := tx.SendBatch(ctx, b)
+	br := c.pool.SendBatch(ctx, b)
 	failed, err = readResults(br, live)
-	if cerr := br.Close(); err == nil && len(failed) == 0 && cerr != nil {
-		err = cerr
+	// Close reads up to the end of the implicit transaction: an error there
+	// means the commit failed.
+	if cerr := br.Close(); err == nil && failed == nil && cerr != nil {
+		err = fmt.Errorf("commit: %w", cerr)
 	}
 	if err != nil {
 		return nil, classify(err)
 	}
-	if len(failed) > 0 {
-		return failed, nil
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return nil, fmt.Errorf("commit: %w", classify(err))
-	}
-	return nil, nil
+	return failed, nil
 }
 
-// readResults reads the batch's results unit by unit. A compare-and-set that
-// matched nothing fails its unit and the batch goes on; a statement error
-// fails its unit and ends the batch (PostgreSQL skips the rest), leaving the
-// units after it untried.
-func readResults(br pgx.BatchResults, live []*unit) (map[*unit]bool, error) {
-	failed := map[*unit]bool{}
+// readResults reads the batch's results unit by unit. A statement error is
+// its unit's failure and ends the batch (PostgreSQL skips the rest).
+func readResults(br pgx.BatchResults, live []*unit) (*unit, error) {
 	for _, u := range live {
-		for i := range u.batch.Len() {
-			tag, err := br.Exec()
+		for range u.batch.Len() {
+			_, err := br.Exec()
 			var pe *pgconn.PgError
 			switch {
 			case errors.As(err, &pe):
 				u.err = classify(err)
-				failed[u] = true
-				return failed, nil
+				return u, nil
 			case err != nil:
 				return nil, err
-			case i == u.appendAt && tag.RowsAffected() != int64(u.n):
-				u.err = errConflict
-				failed[u] = true
 			}
 		}
 	}
-	return failed, nil
+	return nil, nil
 }

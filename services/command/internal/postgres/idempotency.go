@@ -89,7 +89,7 @@ func (r *Repository) storeKey(ctx context.Context, k *keyRow) error {
 	}
 	b := &pgx.Batch{}
 	r.queueKey(b, k, r.now())
-	if err := r.committer.commit(ctx, newUnit(b, -1, 0, k.lock())); err != nil {
+	if err := r.committer.commit(ctx, newUnit(b, k.lock())); err != nil {
 		return fmt.Errorf("postgres: store idempotency key for cart %s: %w", k.resp.CartID, err)
 	}
 	return nil

@@ -19,6 +19,7 @@ import (
 const (
 	sqlstateUniqueViolation      = "23505"
 	sqlstateDeadlockDetected     = "40P01"
+	sqlstateNotAppended          = "CQ409" // cart_require_appended
 	constraintStreamVersion      = "events_stream_version_key"
 	constraintOneOpenPerCustomer = "carts_one_open_per_customer"
 	constraintIdempotencyKey     = "idempotency_keys_pkey"
@@ -37,7 +38,9 @@ var (
 
 // The head statements move the cart's registry row; each returns cart_id
 // only when it succeeded, and appendTail inserts the events and their outbox
-// rows FROM head, so a compare-and-set that matched no row writes nothing.
+// rows FROM head, so a compare-and-set that matched no row appends nothing —
+// and then fails the statement (SQLSTATE CQ409, see migration 00008), so that
+// the transaction it is part of rolls back.
 const (
 	headInsert = `WITH head AS (
 	INSERT INTO carts (cart_id, customer_id, status, version, created_at, updated_at)
@@ -57,8 +60,10 @@ const (
 		AS e(event_id, version, type, schema_version, data)
 	ORDER BY e.version
 	RETURNING position
+), queued AS (
+	INSERT INTO outbox (position) SELECT position FROM ins RETURNING position
 )
-INSERT INTO outbox (position) SELECT position FROM ins`
+SELECT cart_require_appended(@decided, (SELECT count(*) FROM queued))`
 
 	// A snapshot never replaces a newer one.
 	upsertSnapshot = `INSERT INTO snapshots (stream_id, version, schema_version, state, taken_at)
@@ -119,12 +124,11 @@ func (r *Repository) prepare(head string, s cart.State, customerID string, evs [
 	// The key goes first: a concurrent request with the same key waits on
 	// it before touching the cart, and fails once this one commits.
 	r.queueKey(b, key, now)
-	appendAt := b.Len()
 	b.Queue(head+appendTail, pgx.NamedArgs{
 		"cart": s.CartID, "customer": customerID, "status": string(next.Status),
 		"version": next.Version, "expected": s.Version, "at": now,
 		"streamType": envelope.StreamTypeCart, "metadata": string(mdJSON),
-		"ids": ids, "versions": versions, "types": types, "schemas": schemas, "data": data,
+		"ids": ids, "versions": versions, "types": types, "schemas": schemas, "data": data, "decided": n,
 	})
 	if s.Version/r.snapshotEvery != next.Version/r.snapshotEvery {
 		state, err := json.Marshal(next)
@@ -133,15 +137,14 @@ func (r *Repository) prepare(head string, s cart.State, customerID string, evs [
 		}
 		b.Queue(upsertSnapshot, s.CartID, next.Version, SnapshotSchemaVersion, string(state), now)
 	}
-	return newUnit(b, appendAt, n, headLock(head, s.CartID, customerID), key.lock()), next, nil
+	return newUnit(b, headLock(head, s.CartID, customerID), key.lock()), next, nil
 }
 
 // newUnit makes the batch a unit of the group commit (see committer): all
-// its statements take effect, or none. The statement at appendAt (if any,
-// else -1) must insert n outbox rows, or another writer moved the stream on
-// (errConflict). locks name the rows it contends on ("" for none).
-func newUnit(b *pgx.Batch, appendAt, n int, locks ...string) *unit {
-	return &unit{batch: b, appendAt: appendAt, n: n, locks: slices.DeleteFunc(locks, func(l string) bool { return l == "" })}
+// its statements take effect, or none. locks name the rows it contends on
+// ("" for none).
+func newUnit(b *pgx.Batch, locks ...string) *unit {
+	return &unit{batch: b, locks: slices.DeleteFunc(locks, func(l string) bool { return l == "" })}
 }
 
 // headLock names the row a head statement contends on: the cart's, or for
@@ -167,8 +170,9 @@ func classify(err error) error {
 			return fmt.Errorf("%w: %w", errKeyTaken, err)
 		}
 	}
-	if errors.As(err, &pe) && pe.Code == sqlstateDeadlockDetected {
-		// Rolled back whole: the command is decided again, like a conflict.
+	if errors.As(err, &pe) && (pe.Code == sqlstateNotAppended || pe.Code == sqlstateDeadlockDetected) {
+		// Another writer moved the cart on, or the transaction was chosen
+		// as a deadlock's victim: the command is decided again.
 		return fmt.Errorf("%w: %w", errConflict, err)
 	}
 	return err
