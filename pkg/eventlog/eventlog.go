@@ -17,7 +17,9 @@ type Querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 }
 
-const columns = `position, event_id::text, stream_id::text, stream_type, version, type, schema_version, data, metadata, occurred_at`
+// Columns are the event columns every read selects, in the order Collect
+// scans them.
+const Columns = `position, event_id::text, stream_id::text, stream_type, version, type, schema_version, data, metadata, occurred_at`
 
 // ReadStream returns a cart's events with afterVersion < version <= upToVersion
 // in version order; upToVersion <= 0 means to the end of the stream.
@@ -26,12 +28,12 @@ func ReadStream(ctx context.Context, q Querier, cartID string, afterVersion, upT
 		upToVersion = int(^uint32(0) >> 1)
 	}
 	rows, err := q.Query(ctx,
-		`SELECT `+columns+` FROM events WHERE stream_id = $1 AND version > $2 AND version <= $3 ORDER BY version`,
+		`SELECT `+Columns+` FROM events WHERE stream_id = $1 AND version > $2 AND version <= $3 ORDER BY version`,
 		cartID, afterVersion, upToVersion)
 	if err != nil {
 		return nil, fmt.Errorf("eventlog: read cart %s: %w", cartID, err)
 	}
-	evs, err := collect(rows)
+	evs, err := Collect(rows)
 	if err != nil {
 		return nil, fmt.Errorf("eventlog: read cart %s: %w", cartID, err)
 	}
@@ -41,11 +43,11 @@ func ReadStream(ctx context.Context, q Querier, cartID string, afterVersion, upT
 // ReadAll returns up to limit events with a position after afterPosition, in
 // position order: a page of the whole log.
 func ReadAll(ctx context.Context, q Querier, afterPosition int64, limit int) ([]envelope.Envelope, error) {
-	rows, err := q.Query(ctx, `SELECT `+columns+` FROM events WHERE position > $1 ORDER BY position LIMIT $2`, afterPosition, limit)
+	rows, err := q.Query(ctx, `SELECT `+Columns+` FROM events WHERE position > $1 ORDER BY position LIMIT $2`, afterPosition, limit)
 	if err != nil {
 		return nil, fmt.Errorf("eventlog: read after %d: %w", afterPosition, err)
 	}
-	evs, err := collect(rows)
+	evs, err := Collect(rows)
 	if err != nil {
 		return nil, fmt.Errorf("eventlog: read after %d: %w", afterPosition, err)
 	}
@@ -54,18 +56,20 @@ func ReadAll(ctx context.Context, q Querier, afterPosition int64, limit int) ([]
 
 // ReadPositions returns the events at the given positions, in position order.
 func ReadPositions(ctx context.Context, q Querier, positions []int64) ([]envelope.Envelope, error) {
-	rows, err := q.Query(ctx, `SELECT `+columns+` FROM events WHERE position = ANY($1) ORDER BY position`, positions)
+	rows, err := q.Query(ctx, `SELECT `+Columns+` FROM events WHERE position = ANY($1) ORDER BY position`, positions)
 	if err != nil {
 		return nil, fmt.Errorf("eventlog: read %d positions: %w", len(positions), err)
 	}
-	evs, err := collect(rows)
+	evs, err := Collect(rows)
 	if err != nil {
 		return nil, fmt.Errorf("eventlog: read %d positions: %w", len(positions), err)
 	}
 	return evs, nil
 }
 
-func collect(rows pgx.Rows) ([]envelope.Envelope, error) {
+// Collect reads rows of Columns into envelopes, for a query of the caller's
+// own (e.g. one queued in a batch).
+func Collect(rows pgx.Rows) ([]envelope.Envelope, error) {
 	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (envelope.Envelope, error) {
 		var e envelope.Envelope
 		err := row.Scan(&e.Position, &e.EventID, &e.StreamID, &e.StreamType, &e.Version, &e.Type,
