@@ -70,6 +70,16 @@ token: ## Print a development token: make token SUB=alice [ROLE=admin]
 demo: ## Walk the article's example against a running system (make run in another terminal)
 	./scripts/demo.sh
 
+# make bench measures this machine's raw limits (pgbench doing the command's
+# writes, a bare echo + Redis GET handler) and the system against them, and
+# writes bench/REPORT.md, its plots and bench/results.json. Tune it with
+# BENCH_DURATION (10s per run), BENCH_WARMUP (2s), BENCH_CLIENTS ("1 4 16 64"),
+# BENCH_LAG_RATE (1000), BENCH_DRAIN_EVENTS (100000); see scripts/bench/config.go.
+.PHONY: bench
+bench: build ## Benchmark the system against raw PostgreSQL and Redis; writes bench/REPORT.md (BENCH_DURATION, BENCH_CLIENTS)
+	go build -trimpath -o bin/ ./scripts/loadgen ./scripts/rawread ./scripts/bench
+	bin/bench
+
 .PHONY: tidy
 tidy: ## go mod tidy in every module
 	@for m in $(MODULES); do (cd $$m && go mod tidy) || exit 1; done

@@ -1,0 +1,110 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/cart-cqrs/cart/migrations"
+)
+
+// resetDatabase drops the database named in url, with whatever is still
+// connected to it, and creates it empty: every benchmark starts from the
+// same state. The name must be the benchmark's own.
+func resetDatabase(ctx context.Context, dbURL string) (err error) {
+	cfg, err := pgx.ParseConfig(dbURL)
+	if err != nil {
+		return fmt.Errorf("reset database: %w", err)
+	}
+	name := cfg.Database
+	cfg.Database = "postgres"
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("reset database %s: %w", name, err)
+	}
+	defer func() {
+		if cerr := conn.Close(context.WithoutCancel(ctx)); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("reset database %s: close: %w", name, cerr))
+		}
+	}()
+	ident := pgx.Identifier{name}.Sanitize()
+	if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+ident+" WITH (FORCE)"); err != nil {
+		return fmt.Errorf("reset database %s: drop: %w", name, err)
+	}
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+ident); err != nil {
+		return fmt.Errorf("reset database %s: create: %w", name, err)
+	}
+	return nil
+}
+
+// migratedDatabase resets the database and applies the product's
+// migrations, so that its tables and triggers are the real ones.
+func migratedDatabase(ctx context.Context, dbURL string) error {
+	if err := resetDatabase(ctx, dbURL); err != nil {
+		return err
+	}
+	if err := migrations.Up(ctx, dbURL, nil); err != nil {
+		return fmt.Errorf("migrate %s: %w", dbURL, err)
+	}
+	return nil
+}
+
+// withDatabase is a postgres:// URL naming another database.
+func withDatabase(rawURL, name string) (string, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Scheme != "postgres" && u.Scheme != "postgresql" {
+		return "", fmt.Errorf("database url %q: want postgres://…", rawURL)
+	}
+	u.Path = "/" + name
+	return u.String(), nil
+}
+
+// deleteKeys unlinks every Redis key under prefix.
+func deleteKeys(ctx context.Context, rdb *redis.Client, prefix string) error {
+	iter := rdb.Scan(ctx, 0, prefix+"*", 1000).Iterator()
+	batch := make([]string, 0, 1000)
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		err := rdb.Unlink(ctx, batch...).Err()
+		batch = batch[:0]
+		return err
+	}
+	for iter.Next(ctx) {
+		if batch = append(batch, iter.Val()); len(batch) == cap(batch) {
+			if err := flush(); err != nil {
+				return fmt.Errorf("delete %s*: %w", prefix, err)
+			}
+		}
+	}
+	if err := errors.Join(iter.Err(), flush()); err != nil {
+		return fmt.Errorf("delete %s*: %w", prefix, err)
+	}
+	return nil
+}
+
+// startNATS runs a current nats-server with JetStream inside the benchmark,
+// storing in dir, on a free loopback port.
+func startNATS(dir string) (*server.Server, error) {
+	s, err := server.NewServer(&server.Options{
+		Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true, StoreDir: dir,
+		NoSigs: true, NoLog: true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("nats: %w", err)
+	}
+	s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		s.Shutdown()
+		s.WaitForShutdown()
+		return nil, errors.New("nats: embedded server not ready after 10s")
+	}
+	return s, nil
+}

@@ -1,0 +1,259 @@
+// Command bench is `make bench`: it measures the raw limits of this machine
+// and the cart system against them, and writes bench/REPORT.md with plots
+// and bench/results.json.
+//
+// In order: pgbench with the command's writes (bench/pgbench) at each client
+// count; a bare echo + Redis GET handler driven by the load generator; then
+// the three services of make build over a database, NATS stream and Redis
+// prefix of their own — the command service closed loop (profiled) and at
+// half load, the query service likewise, the end-to-end visibility lag at a
+// fixed command rate, a shop's mix; the relay draining an outbox backlog;
+// a full read-model rebuild. Each service's memory is read from /proc.
+// The durations and client counts come from BENCH_* variables (config.go).
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/cart-cqrs/cart/pkg/envconf"
+	"github.com/cart-cqrs/cart/scripts/bench/report"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.LookupEnv, os.Stdout)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+// bench is one benchmark run and what it found so far.
+type bench struct {
+	cfg   config
+	out   io.Writer
+	work  string // scratch: copied binaries, logs, raw results, profiles
+	logs  string
+	bins  string
+	runID string
+	seq   int
+	res   report.Results
+}
+
+// say prints a progress line.
+func (b *bench) say(format string, args ...any) { fmt.Fprintf(b.out, "bench: "+format+"\n", args...) }
+
+// note records something the report's reader must know.
+func (b *bench) note(s string) { b.res.Notes = append(b.res.Notes, s) }
+
+// tool is a copied binary.
+func (b *bench) tool(name string) string { return filepath.Join(b.bins, name) }
+
+// tools are copied from the build directory before anything runs, so that a
+// `make build` elsewhere during the benchmark cannot swap them.
+var tools = []string{report.ServiceCommand, report.ServiceProjector, report.ServiceQuery, "loadgen", "rawread"}
+
+func run(ctx context.Context, env envconf.Env, out io.Writer) (err error) {
+	cfg, err := configFromEnv(env)
+	if err != nil {
+		return err
+	}
+	started := time.Now()
+	work, err := os.MkdirTemp("", "cart-bench-")
+	if err != nil {
+		return err
+	}
+	b := &bench{cfg: cfg, out: out, work: work, logs: filepath.Join(work, "logs"), bins: filepath.Join(work, "bin"), runID: randomHex(3)}
+	b.say("scratch directory (logs, raw results): %s", work)
+	defer func() {
+		// The logs and raw results stay for a look; the copies go.
+		err = errors.Join(err, os.RemoveAll(b.bins), os.RemoveAll(filepath.Join(work, "nats")))
+	}()
+	if err := b.prepareTools(); err != nil {
+		return err
+	}
+
+	rdb, err := redisClient(cfg.RedisURL)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, rdb.Close()) }()
+	if err := deleteKeys(ctx, rdb, cfg.RedisPrefix); err != nil {
+		return err
+	}
+	b.res.Date = started
+	serverURL, err := withDatabase(cfg.DatabaseURL, "postgres")
+	if err != nil {
+		return err
+	}
+	b.res.Machine = machineFacts(ctx, serverURL, rdb)
+	b.res.Settings = report.Settings{Duration: cfg.Duration, Warmup: cfg.Warmup, Clients: cfg.Clients,
+		LagRate: float64(cfg.LagRate), DrainEvents: cfg.DrainEvents, ReadCarts: cfg.ReadCarts}
+
+	b.phase(ctx, "raw PostgreSQL (pgbench)", b.rawWrites)
+	b.phase(ctx, "raw read", b.rawReads)
+	b.phase(ctx, "the system", b.system)
+
+	if err := deleteKeys(context.WithoutCancel(ctx), rdb, cfg.RedisPrefix); err != nil {
+		b.note(fmt.Sprintf("Could not delete the benchmark's Redis keys (%s*): %v", cfg.RedisPrefix, err))
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("interrupted; no report written: %w", err)
+	}
+	b.res.Machine.LoadAfter = loadAverage()
+	b.res.Settings.Elapsed = time.Since(started)
+	return b.write()
+}
+
+// phase runs one part of the benchmark; a failure is noted in the report
+// and the benchmark goes on with the next part.
+func (b *bench) phase(ctx context.Context, name string, f func(context.Context) error) {
+	if ctx.Err() != nil {
+		return
+	}
+	if err := f(ctx); err != nil && ctx.Err() == nil {
+		b.note(fmt.Sprintf("The %s phase failed: %v", name, err))
+		b.say("%s FAILED: %v", name, err)
+	}
+}
+
+// system runs the three services and every phase that needs them.
+func (b *bench) system(ctx context.Context) (err error) {
+	natsURL := b.cfg.NATSURL
+	if natsURL == "" {
+		ns, err := startNATS(filepath.Join(b.work, "nats"))
+		if err != nil {
+			return err
+		}
+		defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
+		natsURL = ns.ClientURL()
+		b.res.Machine.NATSVersion = server.VERSION + " (embedded in the benchmark process)"
+	} else {
+		b.res.Machine.NATSVersion = "external, " + natsURL
+	}
+	if err := resetDatabase(ctx, b.cfg.DatabaseURL); err != nil {
+		return err
+	}
+	st, err := newStack(b.cfg, b.bins, b.logs, natsURL)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if serr := st.stopAll(); serr != nil {
+			b.note(fmt.Sprintf("A service did not stop cleanly: %v", serr))
+		}
+	}()
+	b.say("starting command, projector and query (logs in %s)", b.logs)
+	if err := st.startAll(ctx); err != nil {
+		return err
+	}
+	b.phase(ctx, "command service", func(ctx context.Context) error { return b.commands(ctx, st) })
+	b.phase(ctx, "query service", func(ctx context.Context) error { return b.reads(ctx, st) })
+	b.phase(ctx, "visibility lag", func(ctx context.Context) error { return b.lag(ctx, st) })
+	b.phase(ctx, "mix", func(ctx context.Context) error { return b.mix(ctx, st) })
+	for _, svc := range []string{report.ServiceCommand, report.ServiceProjector, report.ServiceQuery} {
+		m, err := st.memory(svc, report.PhaseLoad)
+		if err != nil {
+			return err
+		}
+		b.res.Memory = append(b.res.Memory, m)
+	}
+	b.phase(ctx, "relay drain", func(ctx context.Context) error { return b.drain(ctx, st) })
+	b.phase(ctx, "rebuild", func(ctx context.Context) error { return b.rebuild(ctx, st) })
+	return nil
+}
+
+// write writes results.json, the plots and REPORT.md, and prints the
+// verdict.
+func (b *bench) write() error {
+	if err := os.MkdirAll(b.cfg.Out, 0o755); err != nil {
+		return err
+	}
+	raw, err := json.MarshalIndent(b.res, "", "  ")
+	if err != nil {
+		return fmt.Errorf("results: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(b.cfg.Out, "results.json"), append(raw, '\n'), 0o644); err != nil {
+		return fmt.Errorf("results: %w", err)
+	}
+	plots, err := report.Plots(b.res, b.cfg.Out)
+	if err != nil {
+		b.note(fmt.Sprintf("Plots: %v", err))
+	}
+	checks := report.Evaluate(b.res)
+	md := report.Markdown(b.res, checks, plots)
+	if err := os.WriteFile(filepath.Join(b.cfg.Out, "REPORT.md"), []byte(md), 0o644); err != nil {
+		return fmt.Errorf("report: %w", err)
+	}
+	fmt.Fprintf(b.out, "\nRATIOS AND TARGETS (%s, %d CPUs, %s)\n%s\nReport: %s; took %s.\n",
+		b.res.Date.Format(time.DateTime), b.res.Machine.NProc, b.res.Machine.LoadBefore+" load before",
+		report.Text(checks), filepath.Join(b.cfg.Out, "REPORT.md"), b.res.Settings.Elapsed.Round(time.Second))
+	for _, n := range b.res.Notes {
+		fmt.Fprintf(b.out, "note: %s\n", n)
+	}
+	return nil
+}
+
+// prepareTools copies the binaries the benchmark runs into its scratch
+// directory.
+func (b *bench) prepareTools() error {
+	for _, dir := range []string{b.logs, b.bins} {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+	}
+	for _, name := range tools {
+		if err := copyFile(filepath.Join(b.cfg.Bin, name), b.tool(name)); err != nil {
+			return fmt.Errorf("%w (make bench builds them; run it, or make build and build scripts/loadgen and scripts/rawread into %s)", err, b.cfg.Bin)
+		}
+	}
+	return nil
+}
+
+func copyFile(from, to string) (err error) {
+	src, err := os.Open(from)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = src.Close() }() // read-only
+	dst, err := os.OpenFile(to, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := dst.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	_, err = io.Copy(dst, src)
+	return err
+}
+
+func redisClient(url string) (*redis.Client, error) {
+	opts, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, fmt.Errorf("redis url: %w", err)
+	}
+	return redis.NewClient(opts), nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails
+	return hex.EncodeToString(b)
+}
