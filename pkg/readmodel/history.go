@@ -27,6 +27,10 @@ type HistoryEntry struct {
 	CorrelationID string          `json:"correlationId,omitempty"`
 	CausationID   string          `json:"causationId,omitempty"`
 	OccurredAt    time.Time       `json:"occurredAt"`
+	// Skipped marks an event an operator chose to skip because the
+	// projector could not apply it (a poison event): its version counts,
+	// its effect is not in the document, and a fold passes over it.
+	Skipped bool `json:"skipped,omitempty"`
 }
 
 // NewHistoryEntry keeps what the history needs of a stored event. The trace

@@ -71,6 +71,10 @@ const (
 	FieldVersion = "version"
 	// FieldDoc holds the Cart as JSON.
 	FieldDoc = "doc"
+	// FieldSkipped lists the versions the document passed over without
+	// applying them (skipped poison events), comma-separated; absent when
+	// none. Readers of the document need not look at it.
+	FieldSkipped = "skipped"
 )
 
 // Keys names the Redis keys of one generation of the read models. A rebuild

@@ -1,6 +1,7 @@
 // Package app is the projector's composition root: it builds the projector
-// from a Config, serves its health and metrics, and runs until its context
-// ends. main.go and the end-to-end tests start it the same way.
+// from a Config, serves its health, metrics and admin API, and runs until
+// its context ends. main.go and the end-to-end tests start it the same way;
+// Rebuild is the `projector rebuild` command.
 package app
 
 import (
@@ -16,21 +17,26 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/cart-cqrs/cart/pkg/auth"
 	"github.com/cart-cqrs/cart/pkg/httpserver"
-	"github.com/cart-cqrs/cart/pkg/readmodel"
 	"github.com/cart-cqrs/cart/pkg/service"
+	"github.com/cart-cqrs/cart/services/projector/internal/httpapi"
+	"github.com/cart-cqrs/cart/services/projector/internal/postgres"
 	"github.com/cart-cqrs/cart/services/projector/internal/projector"
+	"github.com/cart-cqrs/cart/services/projector/internal/rebuild"
 	"github.com/cart-cqrs/cart/services/projector/internal/redis"
 )
 
 // App is a running projector.
 type App struct {
-	logger *slog.Logger
-	pool   *pgxpool.Pool
-	nc     *nats.Conn
-	rdb    *goredis.Client
-	proj   *projector.Projector
-	server *httpserver.Server
+	logger   *slog.Logger
+	pool     *pgxpool.Pool
+	nc       *nats.Conn
+	rdb      *goredis.Client
+	proj     *projector.Projector
+	rebuilds *rebuilds
+	verifier *auth.Verifier
+	server   *httpserver.Server
 }
 
 // New connects to PostgreSQL, NATS and Redis and binds the HTTP address.
@@ -49,9 +55,12 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err erro
 			err = errors.Join(err, a.Close())
 		}
 	}()
+	if a.verifier, err = auth.Start(ctx, cfg.Auth, 10*time.Second, logger); err != nil {
+		return nil, fmt.Errorf("app: %w", err)
+	}
 
-	if a.pool, err = pgxpool.New(ctx, cfg.DatabaseURL); err != nil {
-		return nil, fmt.Errorf("app: postgres: %w", err)
+	if a.pool, err = postgres.NewPool(ctx, cfg.DatabaseURL); err != nil {
+		return nil, fmt.Errorf("app: %w", err)
 	}
 	ropts, err := goredis.ParseURL(cfg.RedisURL)
 	if err != nil {
@@ -80,11 +89,12 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err erro
 	if err != nil {
 		return nil, fmt.Errorf("app: %w", err)
 	}
-	store := redis.New(a.rdb, readmodel.Keys{Prefix: cfg.RedisPrefix, Generation: 1})
+	store := redis.New(a.rdb, cfg.RedisPrefix)
 	a.proj = projector.New(projector.Config{
 		Stream: cfg.Stream, SubjectPrefix: cfg.SubjectPrefix, Durable: cfg.Durable,
-		BatchSize: cfg.BatchSize, AckWait: cfg.AckWait, MaxAckPending: cfg.MaxAckPending,
+		BatchSize: cfg.BatchSize, AckWait: cfg.AckWait, MaxAckPending: cfg.MaxAckPending, MaxDeliver: cfg.MaxDeliver,
 	}, js, store, a.pool, metrics, logger)
+	a.rebuilds = newRebuilds(rebuild.New(rebuildConfig(cfg), store, a.pool, metrics, logger), logger)
 
 	e := httpserver.NewEcho(logger, reg, "projector")
 	httpserver.Health(e, reg, map[string]func(context.Context) error{
@@ -102,7 +112,9 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err erro
 			}
 			return nil
 		},
+		"auth": a.verifier.Ready,
 	})
+	httpapi.Register(e, a.verifier, a.proj, a.rebuilds)
 	if a.server, err = httpserver.Listen(cfg.HTTPAddr, e, logger); err != nil {
 		return nil, fmt.Errorf("app: %w", err)
 	}
@@ -117,7 +129,10 @@ func (a *App) Addr() string { return a.server.Addr() }
 func (a *App) Run(ctx context.Context) error {
 	err := service.RunAll(ctx,
 		service.Part{Name: "projector", Run: a.proj.Run},
+		service.Part{Name: "parked events gauge", Run: a.proj.RunParkedGauge},
+		service.Part{Name: "rebuilds", Run: a.rebuilds.Run},
 		service.Part{Name: "http server", Run: a.server.Run},
+		service.Part{Name: "signing keys", Run: a.verifier.Run},
 	)
 	if err != nil {
 		return fmt.Errorf("projector: %w", err)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/cart-cqrs/cart/pkg/auth"
 	"github.com/cart-cqrs/cart/pkg/envconf"
 	"github.com/cart-cqrs/cart/pkg/natstest"
 	"github.com/cart-cqrs/cart/pkg/pgtest"
@@ -19,13 +20,20 @@ import (
 	"github.com/cart-cqrs/cart/services/projector/app"
 )
 
+var authCfg = auth.Config{HS256Secret: []byte("projector-test-secret-projector-test!"), Issuer: "i", Audience: "a"}
+
 func TestConfigFromEnv(t *testing.T) {
-	cfg, err := app.ConfigFromEnv(envconf.Map(map[string]string{"PROJECTOR_BATCH": "64", "NATS_DURABLE": "p2"}))
+	cfg, err := app.ConfigFromEnv(envconf.Map(map[string]string{"PROJECTOR_BATCH": "64", "NATS_DURABLE": "p2",
+		"AUTH_HS256_SECRET": string(authCfg.HS256Secret), "AUTH_ISSUER": "i", "AUTH_AUDIENCE": "a"}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.HTTPAddr != ":8082" || cfg.BatchSize != 64 || cfg.Durable != "p2" || cfg.AckWait != 30*time.Second || cfg.Stream != "CART_EVENTS" {
+	if cfg.HTTPAddr != ":8082" || cfg.BatchSize != 64 || cfg.Durable != "p2" || cfg.AckWait != 30*time.Second || cfg.Stream != "CART_EVENTS" ||
+		cfg.MaxDeliver != 5 || cfg.RebuildPageSize != 20000 || cfg.RebuildDrainWait != 2*time.Second || cfg.Auth.Issuer != "i" {
 		t.Fatalf("config = %+v", cfg)
+	}
+	if _, err := app.ConfigFromEnv(envconf.Map(map[string]string{})); err == nil {
+		t.Fatal("no auth settings accepted: the admin API would be open")
 	}
 	if _, err := app.ConfigFromEnv(envconf.Map(map[string]string{"PROJECTOR_BATCH": "0", "PROJECTOR_ACK_WAIT": "soon"})); err == nil {
 		t.Fatal("bad values accepted")
@@ -39,7 +47,8 @@ func TestApp_ReadyOnceAttachedAndStops(t *testing.T) {
 	cfg := app.Config{
 		HTTPAddr: "127.0.0.1:0", DatabaseURL: dbURL, NATSURL: nenv.URL, Stream: nenv.Stream,
 		SubjectPrefix: nenv.SubjectPrefix, Durable: "cart-projector", RedisURL: renv.URL, RedisPrefix: renv.Prefix,
-		BatchSize: 256, AckWait: 30 * time.Second, MaxAckPending: 1024,
+		BatchSize: 256, AckWait: 30 * time.Second, MaxAckPending: 1024, MaxDeliver: 5, RebuildPageSize: 1000,
+		Auth: authCfg,
 	}
 	logger := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	a, err := app.New(context.Background(), cfg, logger)

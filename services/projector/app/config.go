@@ -5,15 +5,18 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/cart-cqrs/cart/pkg/auth"
 	"github.com/cart-cqrs/cart/pkg/envconf"
 )
 
 // Config is everything the projector needs to start.
 type Config struct {
-	// HTTPAddr serves /healthz, /readyz and /metrics (PROJECTOR_ADDR, ":8082").
+	// HTTPAddr serves /healthz, /readyz, /metrics and /admin
+	// (PROJECTOR_ADDR, ":8082").
 	HTTPAddr string
-	// DatabaseURL is the event store, read only to repair gaps; the projector
-	// needs SELECT on events and applies no migrations (DATABASE_URL).
+	// DatabaseURL is the event store, read to repair gaps and to rebuild;
+	// the projector needs SELECT on events and applies no migrations
+	// (DATABASE_URL).
 	DatabaseURL string
 	// NATSURL is the NATS server (NATS_URL).
 	NATSURL string
@@ -36,11 +39,33 @@ type Config struct {
 	// MaxAckPending is the most unacknowledged messages over all instances
 	// (PROJECTOR_MAX_ACK_PENDING, 1024).
 	MaxAckPending int
+	// MaxDeliver is how many deliveries an event that cannot be applied gets
+	// before it is parked (PROJECTOR_MAX_DELIVER, 5).
+	MaxDeliver int
+	// RebuildPageSize is how many events a rebuild reads at once
+	// (PROJECTOR_REBUILD_PAGE, 20000).
+	RebuildPageSize int
+	// RebuildDrainWait is how long a rebuild keeps the old generation up
+	// to date after switching readers, before dropping it; longer than the
+	// query service caches the generation (PROJECTOR_REBUILD_DRAIN, 2s).
+	RebuildDrainWait time.Duration
+	// Auth checks the bearer tokens of the admin endpoints, which need the
+	// admin role: AUTH_HS256_SECRET (development) or AUTH_JWKS_URL, and
+	// AUTH_ISSUER, AUTH_AUDIENCE (see pkg/auth).
+	Auth auth.Config
 }
 
 // ConfigFromEnv reads the configuration from the environment; lookup is
 // os.LookupEnv in production and a map in tests.
 func ConfigFromEnv(lookup func(string) (string, bool)) (Config, error) {
+	cfg, err := readConfig(lookup)
+	if err != nil {
+		return Config{}, err
+	}
+	return cfg, cfg.validate()
+}
+
+func readConfig(lookup func(string) (string, bool)) (Config, error) {
 	r := envconf.New(lookup)
 	cfg := Config{
 		HTTPAddr:      r.String("PROJECTOR_ADDR", ":8082"),
@@ -54,15 +79,39 @@ func ConfigFromEnv(lookup func(string) (string, bool)) (Config, error) {
 		BatchSize:     r.Int("PROJECTOR_BATCH", 256),
 		AckWait:       r.Duration("PROJECTOR_ACK_WAIT", 30*time.Second),
 		MaxAckPending: r.Int("PROJECTOR_MAX_ACK_PENDING", 1024),
+		MaxDeliver:    r.Int("PROJECTOR_MAX_DELIVER", 5),
+
+		RebuildPageSize:  r.Int("PROJECTOR_REBUILD_PAGE", 20000),
+		RebuildDrainWait: r.Duration("PROJECTOR_REBUILD_DRAIN", 2*time.Second),
+		Auth:             auth.ConfigFromEnv(r),
 	}
 	if err := r.Err(); err != nil {
 		return Config{}, err
 	}
-	return cfg, cfg.validate()
+	return cfg, nil
 }
 
 func (c Config) validate() error {
+	errs := []error{c.validateProjection()}
+	if err := c.Auth.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("app: auth: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// validateProjection checks what projecting and rebuilding need; the
+// rebuild command needs no auth.
+func (c Config) validateProjection() error {
 	var errs []error
+	if c.MaxDeliver < 1 {
+		errs = append(errs, fmt.Errorf("app: max deliver %d must be at least 1", c.MaxDeliver))
+	}
+	if c.RebuildPageSize < 1 {
+		errs = append(errs, fmt.Errorf("app: rebuild page size %d must be at least 1", c.RebuildPageSize))
+	}
+	if c.RebuildDrainWait < 0 {
+		errs = append(errs, fmt.Errorf("app: rebuild drain wait %s must not be negative", c.RebuildDrainWait))
+	}
 	if c.BatchSize < 1 || c.BatchSize > c.MaxAckPending {
 		errs = append(errs, fmt.Errorf("app: batch size %d must be between 1 and max ack pending %d", c.BatchSize, c.MaxAckPending))
 	}

@@ -8,23 +8,21 @@ import (
 	"slices"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/cart-cqrs/cart/pkg/cart"
 	"github.com/cart-cqrs/cart/pkg/envelope"
-	"github.com/cart-cqrs/cart/pkg/eventlog"
 )
 
 // maxConflicts bounds how often one batch reloads a cart that another
 // projector keeps changing; its messages are then redelivered later.
 const maxConflicts = 5
 
-// item is one decoded message: the event as stored (for the history) and as
-// the fold reads it.
+// item is one message: the event as stored, and how often it was delivered.
 type item struct {
-	msg jetstream.Msg
-	env envelope.Envelope
-	rec cart.Recorded
+	msg       jetstream.Msg
+	env       envelope.Envelope
+	delivered int
 }
 
 // group is a batch's messages of one cart, in version order.
@@ -33,15 +31,19 @@ type group struct {
 	items  []item
 }
 
-// outcome is what projecting a group onto a stored document came to.
+// outcome is what projecting a group onto the stored cart came to.
 type outcome struct {
-	write      Write
-	ack        []jetstream.Msg // their effect is in write.State
-	retry      []jetstream.Msg // after a gap nobody could fill yet
+	change Change
+	// save is false when there is nothing to store: the acks and naks are
+	// settled at once.
+	save       bool
+	ack        []jetstream.Msg // their effect is in change
+	retry      []jetstream.Msg // after a gap nobody could fill yet, or a failure
 	applied    int
 	duplicates int
 	gaps       int
-	// history is true when the write rebuilds the cart's history list.
+	parked     int
+	// history is true when the change rebuilds a history list.
 	history bool
 }
 
@@ -53,28 +55,37 @@ func (p *Projector) Process(ctx context.Context, msgs []jetstream.Msg) {
 	defer func() { p.metrics.BatchDuration.Observe(time.Since(start).Seconds()) }()
 
 	todo := p.decode(ctx, msgs)
+	refresh := false
 	for attempt := 1; len(todo) > 0; attempt++ {
+		gens, err := p.generations(ctx, refresh)
+		if err != nil {
+			p.logger.ErrorContext(ctx, "projector: read generations", "err", err)
+			p.retryGroups(ctx, todo)
+			return
+		}
+		refresh = false
 		ids := make([]string, len(todo))
 		for i, g := range todo {
 			ids[i] = g.cartID
 		}
-		docs, err := p.store.Load(ctx, ids)
+		recs, err := p.store.Load(ctx, gens, ids)
 		if err != nil {
-			p.logger.ErrorContext(ctx, "projector: load cart documents", "carts", len(ids), "err", err)
+			p.logger.ErrorContext(ctx, "projector: load carts", "carts", len(ids), "err", err)
 			p.retryGroups(ctx, todo)
 			return
 		}
+		now := time.Now().UTC()
 		outs := make([]outcome, len(todo))
-		var writes []Write
+		var changes []Change
 		for i, g := range todo {
-			outs[i] = p.project(ctx, g, docs[g.cartID])
-			if len(outs[i].ack) > 0 {
-				writes = append(writes, outs[i].write)
+			outs[i] = p.project(ctx, g, recs[g.cartID], len(gens.Writes), now)
+			if outs[i].save {
+				changes = append(changes, outs[i].change)
 			}
 		}
-		results, err := p.store.Save(ctx, writes)
+		results, err := p.store.Save(ctx, gens, changes)
 		if err != nil {
-			p.logger.ErrorContext(ctx, "projector: save cart documents", "carts", len(writes), "err", err)
+			p.logger.ErrorContext(ctx, "projector: save carts", "carts", len(changes), "err", err)
 			p.retryGroups(ctx, todo)
 			return
 		}
@@ -83,17 +94,18 @@ func (p *Projector) Process(ctx context.Context, msgs []jetstream.Msg) {
 		for i, g := range todo {
 			o := outs[i]
 			var res error
-			if len(o.ack) > 0 {
+			if o.save {
 				res = results[w]
 				w++
 			}
 			switch {
 			case res == nil:
 				p.settle(ctx, o)
-			case errors.Is(res, ErrConflict) && attempt < maxConflicts:
+			case (errors.Is(res, ErrConflict) || errors.Is(res, ErrStaleGenerations)) && attempt < maxConflicts:
+				refresh = refresh || errors.Is(res, ErrStaleGenerations)
 				conflicted = append(conflicted, g)
 			default:
-				p.logger.ErrorContext(ctx, "projector: save cart document", "cart", g.cartID, "err", res)
+				p.logger.ErrorContext(ctx, "projector: save cart", "cart", g.cartID, "err", res)
 				p.retryGroups(ctx, []*group{g})
 			}
 		}
@@ -102,12 +114,21 @@ func (p *Projector) Process(ctx context.Context, msgs []jetstream.Msg) {
 }
 
 // decode turns messages into per-cart groups, in order of first appearance,
-// and terminates what is not a cart event: it could never be applied.
+// and terminates what is not a cart event: it could never be applied. A
+// cart event whose data this code cannot read is kept: the fold reports it,
+// and it is parked after MaxDeliver deliveries.
 func (p *Projector) decode(ctx context.Context, msgs []jetstream.Msg) []*group {
 	byCart := make(map[string]*group)
 	var groups []*group
 	for _, m := range msgs {
-		env, rec, err := recorded(m.Data())
+		env, err := envelope.UnmarshalCloudEvent(m.Data())
+		if err == nil {
+			// Parked events are kept per cart, and cart ids are UUIDs (the
+			// event log's stream_id): anything else is not a cart's event.
+			if _, perr := uuid.Parse(env.StreamID); perr != nil {
+				err = fmt.Errorf("%w: subject %q is not a cart id", envelope.ErrNotCartEvent, env.StreamID)
+			}
+		}
 		if err != nil {
 			p.metrics.Terminated.Inc()
 			p.logger.ErrorContext(ctx, "projector: terminating a message that is not a cart event",
@@ -117,113 +138,182 @@ func (p *Projector) decode(ctx context.Context, msgs []jetstream.Msg) []*group {
 			}
 			continue
 		}
-		g, ok := byCart[rec.CartID]
+		g, ok := byCart[env.StreamID]
 		if !ok {
-			g = &group{cartID: rec.CartID}
-			byCart[rec.CartID] = g
+			g = &group{cartID: env.StreamID}
+			byCart[env.StreamID] = g
 			groups = append(groups, g)
 		}
-		g.items = append(g.items, item{msg: m, env: env, rec: rec})
+		g.items = append(g.items, item{msg: m, env: env, delivered: delivered(m)})
 	}
 	for _, g := range groups {
 		// A redelivery may arrive after a later version; the version, not the
 		// arrival, is the cart's order. Stable, so duplicates keep their order.
-		slices.SortStableFunc(g.items, func(a, b item) int { return a.rec.Version - b.rec.Version })
+		slices.SortStableFunc(g.items, func(a, b item) int { return a.env.Version - b.env.Version })
 	}
 	return groups
 }
 
-func recorded(data []byte) (envelope.Envelope, cart.Recorded, error) {
-	env, err := envelope.UnmarshalCloudEvent(data)
-	if err != nil {
-		return envelope.Envelope{}, cart.Recorded{}, err
-	}
-	rec, err := env.Recorded()
-	return env, rec, err
+// queued is an event to fold: from the batch (item >= 0) or, for a version
+// the batch lacks, from the event log (item -1).
+type queued struct {
+	env  envelope.Envelope
+	item int
 }
 
-// project folds a cart's messages onto its stored document: duplicates are
+// project folds a cart's messages onto its stored documents: duplicates are
 // acknowledged as they are, the next version is applied, and a gap is first
-// filled from the event log. The events applied, repaired ones included, go
-// to the cart's history; a history out of step with the document is first
-// rebuilt from the event log.
-func (p *Projector) project(ctx context.Context, g *group, doc Doc) outcome {
-	s, cur := doc.State, doc.Version
-	o := outcome{}
-	var history []envelope.Envelope
-	if doc.HistoryLen != doc.Version {
-		o.history = true
-		if doc.Version > 0 {
-			envs, _, err := p.readGap(ctx, g.cartID, 0, doc.Version)
-			if err != nil {
-				p.logger.WarnContext(ctx, "projector: history not rebuilt, retrying later",
-					"cart", g.cartID, "version", doc.Version, "history", doc.HistoryLen, "err", err)
-				for _, it := range g.items {
-					o.retry = append(o.retry, it.msg)
-				}
-				return o
-			}
-			history = envs
-		}
+// filled from the event log. An event that cannot be applied holds back the
+// cart's later events; after MaxDeliver deliveries it is parked, with them.
+// A parked cart's messages are parked behind its first parked event.
+func (p *Projector) project(ctx context.Context, g *group, rec Record, gens int, now time.Time) outcome {
+	o := outcome{change: Change{CartID: g.cartID, ParkedLen: len(rec.Parked)}}
+	if len(rec.Parked) > 0 {
+		p.parkBehind(ctx, g, rec, &o, now)
+		return o
 	}
+	if len(rec.Docs) == 0 {
+		rec.Docs = make([]Doc, gens)
+	}
+	f, err := p.newFold(ctx, g.cartID, rec.Docs)
+	if err != nil {
+		p.logger.WarnContext(ctx, "projector: cart not projected, retrying later", "cart", g.cartID, "err", err)
+		o.retry = messages(g.items)
+		return o
+	}
+	var seq []queued
+	next, cut := f.low()+1, len(g.items)
 	for i, it := range g.items {
-		v := it.rec.Version
-		if v <= cur {
-			o.duplicates++
-			o.ack = append(o.ack, it.msg)
+		v := it.env.Version
+		if v < next {
 			continue
 		}
-		if v > cur+1 {
-			envs, missing, err := p.readGap(ctx, g.cartID, cur, v-1)
+		if v > next {
+			envs, err := p.readLog(ctx, g.cartID, next-1, v-1)
 			if err != nil {
 				p.logger.WarnContext(ctx, "projector: gap not repaired, retrying later",
-					"cart", g.cartID, "have", cur, "got", v, "err", err)
-				for _, rest := range g.items[i:] {
-					o.retry = append(o.retry, rest.msg)
-				}
+					"cart", g.cartID, "have", next-1, "got", v, "err", err)
+				cut = i
 				break
 			}
-			s = cart.Fold(s, missing...)
-			history = append(history, envs...)
+			for _, e := range envs {
+				seq = append(seq, queued{env: e, item: -1})
+			}
 			o.gaps++
 		}
-		s = cart.Evolve(s, it.rec)
-		history = append(history, it.env)
-		cur = v
-		o.applied++
-		o.ack = append(o.ack, it.msg)
+		seq = append(seq, queued{env: it.env, item: i})
+		next = v + 1
 	}
-	o.write = Write{
-		CartID: g.cartID, From: doc.Version, State: s, Changed: cur != doc.Version,
-		History: history, HistoryLen: doc.HistoryLen, ReplaceHistory: o.history,
+	applied := make([]bool, len(g.items))
+	failAt, failErr := len(seq), error(nil)
+	for k, q := range seq {
+		took, err := f.step(q.env)
+		if err != nil {
+			failAt, failErr = k, err
+			break
+		}
+		if q.item >= 0 && took {
+			applied[q.item] = true
+		}
 	}
+	poison, park := 0, false
+	if failAt < len(seq) {
+		poison = seq[failAt].env.Version
+		park = p.parkFailed(ctx, g, seq[failAt:], cut, failErr, &o, now)
+	}
+	for i, it := range g.items {
+		switch {
+		case i >= cut, poison > 0 && it.env.Version >= poison && !park:
+			o.retry = append(o.retry, it.msg)
+		default:
+			o.ack = append(o.ack, it.msg)
+			switch {
+			case applied[i]:
+				o.applied++
+			case poison == 0 || it.env.Version < poison:
+				o.duplicates++
+			}
+		}
+	}
+	o.change.Writes = f.writes()
+	o.history = slices.Contains(f.replace, true)
+	o.save = len(o.ack) > 0
 	return o
 }
 
-// errGapOpen means the event log does not have the missing events either.
-var errGapOpen = errors.New("events missing from the event log")
+// parkFailed decides what happens to the events from the first one that
+// could not be applied (rest[0]) on: they are retried while the message
+// answerable for them (the event's own, or the first that needed it to fill
+// a gap) has been delivered fewer than MaxDeliver times, and parked after
+// that. A transient failure is always retried. It reports whether it parked.
+func (p *Projector) parkFailed(ctx context.Context, g *group, rest []queued, cut int, cause error, o *outcome, now time.Time) bool {
+	poison := rest[0].env.Version
+	attempts := 0
+	for i, it := range g.items[:cut] {
+		if it.env.Version >= poison {
+			attempts = g.items[i].delivered
+			break
+		}
+	}
+	if errors.Is(cause, ErrTransient) || attempts < p.cfg.MaxDeliver {
+		p.logger.WarnContext(ctx, "projector: event not applied, retrying later",
+			"cart", g.cartID, "version", poison, "delivery", attempts, "max_deliver", p.cfg.MaxDeliver, "err", cause)
+		return false
+	}
+	p.logger.ErrorContext(ctx, "projector: parking an event that cannot be applied, and the cart's later events",
+		"cart", g.cartID, "version", poison, "type", rest[0].env.Type, "schema_version", rest[0].env.SchemaVersion,
+		"deliveries", attempts, "err", cause)
+	for k, q := range rest {
+		pe := Parked{Event: q.env, Error: cause.Error(), Attempts: attempts, FirstParkedAt: now, LastAttemptAt: now}
+		if k > 0 {
+			pe.Error = waitingBehind(poison)
+			if q.item >= 0 {
+				pe.Attempts = g.items[q.item].delivered
+			}
+		}
+		o.change.Park = append(o.change.Park, pe)
+	}
+	o.parked = len(rest)
+	return true
+}
 
-// readGap reads a cart's events after..upTo (upTo > after) from PostgreSQL,
-// the source of truth, and insists they are all there. It returns them as
-// stored and decoded.
-func (p *Projector) readGap(ctx context.Context, cartID string, after, upTo int) ([]envelope.Envelope, []cart.Recorded, error) {
-	envs, err := eventlog.ReadStream(ctx, p.events, cartID, after, upTo)
-	if err != nil {
-		return nil, nil, err
+// parkBehind parks a parked cart's new messages behind its parked events,
+// filling gaps from the event log; what is parked already is a duplicate.
+func (p *Projector) parkBehind(ctx context.Context, g *group, rec Record, o *outcome, now time.Time) {
+	head := rec.Parked[0].Event.Version
+	next := rec.Parked[len(rec.Parked)-1].Event.Version + 1
+	for _, d := range rec.Docs {
+		next = max(next, d.Version+1)
 	}
-	if len(envs) != upTo-after {
-		return nil, nil, fmt.Errorf("postgres: cart %s versions %d..%d: found %d: %w", cartID, after+1, upTo, len(envs), errGapOpen)
-	}
-	recs := make([]cart.Recorded, len(envs))
-	for i, e := range envs {
-		if e.Version != after+1+i {
-			return nil, nil, fmt.Errorf("postgres: cart %s: version %d at %d: %w", cartID, e.Version, after+1+i, errGapOpen)
+	for i, it := range g.items {
+		v := it.env.Version
+		if v < next {
+			o.ack = append(o.ack, it.msg)
+			o.duplicates++
+			continue
 		}
-		if recs[i], err = e.Recorded(); err != nil {
-			return nil, nil, err
+		if v > next {
+			envs, err := p.readLog(ctx, g.cartID, next-1, v-1)
+			if err != nil {
+				p.logger.WarnContext(ctx, "projector: gap behind parked events not filled, retrying later",
+					"cart", g.cartID, "have", next-1, "got", v, "err", err)
+				o.retry = append(o.retry, messages(g.items[i:])...)
+				break
+			}
+			for _, e := range envs {
+				o.change.Park = append(o.change.Park, Parked{Event: e, Error: waitingBehind(head), Attempts: it.delivered, FirstParkedAt: now, LastAttemptAt: now})
+			}
 		}
+		o.change.Park = append(o.change.Park, Parked{Event: it.env, Error: waitingBehind(head), Attempts: it.delivered, FirstParkedAt: now, LastAttemptAt: now})
+		o.ack = append(o.ack, it.msg)
+		next = v + 1
 	}
-	return envs, recs, nil
+	o.parked = len(o.change.Park)
+	o.save = o.parked > 0
+}
+
+func waitingBehind(version int) string {
+	return fmt.Sprintf("waiting behind version %d, which could not be applied", version)
 }
 
 // settle acknowledges what a stored outcome covers.
@@ -237,19 +327,27 @@ func (p *Projector) settle(ctx context.Context, o outcome) {
 	p.metrics.Applied.Add(float64(o.applied))
 	p.metrics.Duplicates.Add(float64(o.duplicates))
 	p.metrics.GapsRepaired.Add(float64(o.gaps))
+	p.metrics.Parked.Add(float64(o.parked))
 	if o.history && len(o.ack) > 0 {
 		p.metrics.HistoryRepaired.Inc()
+	}
+	if o.parked > 0 {
+		p.parkedChanged()
 	}
 }
 
 func (p *Projector) retryGroups(ctx context.Context, groups []*group) {
 	for _, g := range groups {
-		msgs := make([]jetstream.Msg, len(g.items))
-		for i, it := range g.items {
-			msgs[i] = it.msg
-		}
-		p.nak(ctx, msgs)
+		p.nak(ctx, messages(g.items))
 	}
+}
+
+func messages(items []item) []jetstream.Msg {
+	msgs := make([]jetstream.Msg, len(items))
+	for i, it := range items {
+		msgs[i] = it.msg
+	}
+	return msgs
 }
 
 // nak asks for a redelivery after RetryDelay.
@@ -267,4 +365,13 @@ func streamSeq(m jetstream.Msg) uint64 {
 		return 0
 	}
 	return md.Sequence.Stream
+}
+
+// delivered is how often the message was delivered, this time included.
+func delivered(m jetstream.Msg) int {
+	md, err := m.Metadata()
+	if err != nil {
+		return 1
+	}
+	return int(md.NumDelivered)
 }

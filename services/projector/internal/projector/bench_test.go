@@ -1,16 +1,21 @@
 package projector_test
 
 import (
+	"context"
 	"fmt"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/cart-cqrs/cart/pkg/envelope"
 	"github.com/cart-cqrs/cart/pkg/readmodel"
+	"github.com/cart-cqrs/cart/services/projector/internal/postgres"
 	"github.com/cart-cqrs/cart/services/projector/internal/projector"
+	"github.com/cart-cqrs/cart/services/projector/internal/rebuild"
 )
 
 // BenchmarkProject_20k measures how fast one projector applies 20,000 events
@@ -64,4 +69,88 @@ func publishAsync(tb testing.TB, f *fixture, envs []envelope.Envelope) {
 	case <-time.After(time.Minute):
 		tb.Fatal("publishing did not complete in a minute")
 	}
+}
+
+// BenchmarkRebuild measures a full rebuild of 200,000 events (20,000 carts
+// × 10) from PostgreSQL into a new Redis generation, with no live traffic.
+// active is how many carts are in progress at once, which sets how the
+// carts' events interleave in the log (and so how many carts one page
+// touches): a shop has a few thousand carts open at a time, the worst case
+// is every cart's events spread over the whole log.
+//
+//	go test -run '^$' -bench Rebuild -benchtime 3x ./internal/projector
+func BenchmarkRebuild(b *testing.B) {
+	for _, active := range []int{2000, 20000} {
+		b.Run(fmt.Sprintf("200k/active=%d", active), func(b *testing.B) {
+			f := mustFixture(b)
+			n := seedLog(b, f, 20000, 10, active)
+			// The projector's own pool set-up, as the rebuild command has it.
+			pool, err := postgres.NewPool(context.Background(), f.dbURL)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(pool.Close)
+			f.pool = pool
+			prefix := f.keys.Prefix
+			i := 0
+			for b.Loop() {
+				i++
+				f.keys.Prefix = fmt.Sprintf("%sbench%d:", prefix, i)
+				cpu := cpuTime(b)
+				res, err := f.rebuilder(b, rebuild.Config{DrainWait: time.Millisecond}).Run(context.Background())
+				if err != nil {
+					b.Fatal(err)
+				}
+				// This process's CPU per event: what the machine's other load
+				// does not change much, unlike events/s.
+				b.ReportMetric(float64((cpuTime(b)-cpu).Microseconds())/float64(res.Events), "cpu-µs/event")
+				if res.Events != int64(n) {
+					b.Fatalf("rebuilt %d events, want %d", res.Events, n)
+				}
+				b.ReportMetric(float64(res.Events)/res.Duration.Seconds(), "events/s")
+			}
+		})
+	}
+}
+
+// cpuTime is the CPU time this process used so far.
+func cpuTime(tb testing.TB) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		tb.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// seedLog writes carts × perCart events to the event log with COPY, the
+// carts' events interleaved as when active carts are in progress at once.
+func seedLog(tb testing.TB, f *fixture, carts, perCart, active int) int {
+	tb.Helper()
+	at := time.Now().UTC().Truncate(time.Microsecond)
+	var rows [][]any
+	for start := 0; start < carts; start += active {
+		batch := make([][]envelope.Envelope, 0, active)
+		for range min(active, carts-start) {
+			id := newID()
+			batch = append(batch, f.build(tb, id, script("customer-"+id, perCart, true)...))
+		}
+		for v := range perCart {
+			for _, envs := range batch {
+				e := envs[v]
+				at = at.Add(time.Microsecond)
+				rows = append(rows, []any{e.EventID, e.StreamID, e.StreamType, e.Version, e.Type, e.SchemaVersion,
+					[]byte(e.Data), e.Metadata, at})
+			}
+		}
+	}
+	n, err := f.pool.CopyFrom(context.Background(), pgx.Identifier{"events"},
+		[]string{"event_id", "stream_id", "stream_type", "version", "type", "schema_version", "data", "metadata", "occurred_at"},
+		pgx.CopyFromRows(rows))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := f.pool.Exec(context.Background(), `ANALYZE events`); err != nil {
+		tb.Fatal(err)
+	}
+	return int(n)
 }

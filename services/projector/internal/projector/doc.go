@@ -14,4 +14,27 @@
 // time travel — in the same guarded step, so a duplicate never appends twice.
 // A history found out of step with its document is rebuilt from the event
 // log.
+//
+// # Generations
+//
+// The documents live in a generation (readmodel.Keys). Usually the
+// projectors write one, the readers' current generation; while a rebuild
+// fills the next one (package rebuild) they write both, each cart in both
+// atomically, each generation guarded by its own version. A write computed
+// for other generations than the store has now is refused
+// (ErrStaleGenerations): the projector reads them again and recomputes.
+//
+// # Parked events
+//
+// An event that cannot be applied — it does not decode (an unknown schema
+// version, say), or the Applier fails for it without ErrTransient — is
+// retried like a gap until its message was delivered MaxDeliver times. Then
+// it is parked with its error, and so is every later event of its cart,
+// behind it and in order: the messages are acknowledged, the events are
+// kept in the store, and the other carts keep flowing. Retry applies a
+// cart's parked events again (those still failing stay parked); Skip drops
+// the first one and applies the rest. A skipped version is recorded in the
+// document (and its history entry marked), so the version is not a gap
+// for later events, and a history or gap repair from the event log, where
+// the event still is, passes over it instead of failing on it again.
 package projector

@@ -42,6 +42,7 @@ const (
 // plus the events it has recorded per cart.
 type fixture struct {
 	pool   *pgxpool.Pool
+	dbURL  string
 	nats   natstest.Env
 	redis  redistest.Env
 	keys   readmodel.Keys
@@ -51,8 +52,8 @@ type fixture struct {
 
 func mustFixture(tb testing.TB) *fixture {
 	tb.Helper()
-	pool, _ := pgtest.MustPool(tb)
-	f := &fixture{pool: pool, nats: natstest.MustNATS(tb), redis: redistest.MustRedis(tb), events: map[string][]envelope.Envelope{}}
+	pool, dbURL := pgtest.MustPool(tb)
+	f := &fixture{pool: pool, dbURL: dbURL, nats: natstest.MustNATS(tb), redis: redistest.MustRedis(tb), events: map[string][]envelope.Envelope{}}
 	f.keys = readmodel.Keys{Prefix: f.redis.Prefix, Generation: 1}
 	// The stream as the brief's NATS contract (and the command service's
 	// relay) makes it.
@@ -101,7 +102,7 @@ func (f *fixture) startProjector(tb testing.TB, cfg projector.Config) *instance 
 		tb.Fatal(err)
 	}
 	logger := slog.New(slog.NewTextHandler(tb.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-	p := projector.New(cfg, js, redis.New(f.redis.Client, f.keys), f.pool, metrics, logger)
+	p := projector.New(cfg, js, redis.New(f.redis.Client, f.keys.Prefix), f.pool, metrics, logger)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx) }()
@@ -189,21 +190,36 @@ func (f *fixture) publish(tb testing.TB, envs []envelope.Envelope, msgIDSuffix s
 // every event recorded for it, and its version.
 func (f *fixture) want(tb testing.TB, cartID string) (string, int) {
 	tb.Helper()
+	doc, entries := f.expect(tb, cartID, -1)
+	return doc, len(entries)
+}
+
+// expect is a cart's document and history after its first upTo recorded
+// events (all when upTo < 0), the skipped versions passed over.
+func (f *fixture) expect(tb testing.TB, cartID string, upTo int, skipped ...int) (string, []readmodel.HistoryEntry) {
+	tb.Helper()
 	f.mu.Lock()
-	defer f.mu.Unlock()
-	var recs []cart.Recorded
-	for _, e := range f.events[cartID] {
-		r, err := e.Recorded()
+	envs := slices.Clone(f.events[cartID])
+	f.mu.Unlock()
+	if upTo >= 0 {
+		envs = envs[:upTo]
+	}
+	var (
+		s       cart.State
+		entries []readmodel.HistoryEntry
+	)
+	for _, e := range envs {
+		next, h, err := projector.Step(projector.Evolve, s, e, slices.Contains(skipped, e.Version))
 		if err != nil {
 			tb.Fatal(err)
 		}
-		recs = append(recs, r)
+		s, entries = next, append(entries, h)
 	}
-	b, err := json.Marshal(readmodel.FromState(cart.Fold(cart.State{}, recs...)))
+	b, err := json.Marshal(readmodel.FromState(s))
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return string(b), len(recs)
+	return string(b), entries
 }
 
 // stored is a cart's document as Redis holds it.
@@ -221,25 +237,36 @@ func (f *fixture) stored(ctx context.Context, cartID string) (version, doc strin
 // its history holds each of them once.
 func (f *fixture) waitDocs(tb testing.TB, cartIDs ...string) {
 	tb.Helper()
+	for _, id := range cartIDs {
+		f.waitCart(tb, id, -1)
+	}
+}
+
+// waitCart polls until a cart's document and history are those of its
+// first upTo events (all when upTo < 0), the skipped versions passed over.
+func (f *fixture) waitCart(tb testing.TB, cartID string, upTo int, skipped ...int) {
+	tb.Helper()
 	eventually(tb, func(ctx context.Context) error {
-		for _, id := range cartIDs {
-			if err := f.checkHistory(ctx, id); err != nil {
-				return err
-			}
-			want, n := f.want(tb, id)
-			version, doc, err := f.stored(ctx, id)
-			if err != nil {
-				return err
-			}
-			if doc != want {
-				return fmt.Errorf("cart %s:\n got %s\nwant %s", id, doc, want)
-			}
-			if version != strconv.Itoa(n) {
-				return fmt.Errorf("cart %s: version field %q, want %d", id, version, n)
-			}
-		}
-		return nil
+		return f.checkCart(ctx, tb, cartID, upTo, skipped...)
 	})
+}
+
+func (f *fixture) checkCart(ctx context.Context, tb testing.TB, cartID string, upTo int, skipped ...int) error {
+	want, entries := f.expect(tb, cartID, upTo, skipped...)
+	if err := f.checkEntries(ctx, cartID, entries); err != nil {
+		return err
+	}
+	version, doc, err := f.stored(ctx, cartID)
+	if err != nil {
+		return err
+	}
+	if doc != want {
+		return fmt.Errorf("cart %s:\n got %s\nwant %s", cartID, doc, want)
+	}
+	if version != strconv.Itoa(len(entries)) {
+		return fmt.Errorf("cart %s: version field %q, want %d", cartID, version, len(entries))
+	}
+	return nil
 }
 
 // history is a cart's history list as Redis holds it.
@@ -260,18 +287,29 @@ func (f *fixture) history(ctx context.Context, cartID string) ([]readmodel.Histo
 // checkHistory reports how a cart's history differs from the events
 // recorded for it: each once, in version order, as stored.
 func (f *fixture) checkHistory(ctx context.Context, cartID string) error {
+	f.mu.Lock()
+	want := make([]readmodel.HistoryEntry, len(f.events[cartID]))
+	for i, e := range f.events[cartID] {
+		want[i] = readmodel.NewHistoryEntry(e)
+	}
+	f.mu.Unlock()
+	return f.checkEntries(ctx, cartID, want)
+}
+
+func (f *fixture) checkEntries(ctx context.Context, cartID string, want []readmodel.HistoryEntry) error {
 	got, err := f.history(ctx, cartID)
 	if err != nil {
 		return err
 	}
-	f.mu.Lock()
-	want := slices.Clone(f.events[cartID])
-	f.mu.Unlock()
+	return diffEntries(cartID, got, want)
+}
+
+func diffEntries(cartID string, got, want []readmodel.HistoryEntry) error {
 	if len(got) != len(want) {
 		return fmt.Errorf("cart %s: %d history entries, want %d", cartID, len(got), len(want))
 	}
-	for i, e := range want {
-		w, g := readmodel.NewHistoryEntry(e), got[i]
+	for i, w := range want {
+		g := got[i]
 		if !g.OccurredAt.Equal(w.OccurredAt) || !jsonEqual(g.Data, w.Data) {
 			return fmt.Errorf("cart %s history entry %d:\n got %+v\nwant %+v", cartID, i, g, w)
 		}

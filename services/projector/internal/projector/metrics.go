@@ -16,6 +16,14 @@ type Metrics struct {
 	HistoryRepaired prometheus.Counter
 	Terminated      prometheus.Counter
 	BatchDuration   prometheus.Histogram
+	// Parked counts events this instance parked; ParkedEvents is how many
+	// are parked now, over all instances.
+	Parked       prometheus.Counter
+	ParkedEvents prometheus.Gauge
+	// RebuildApplied counts the events a rebuild folded; RebuildTotal is
+	// how many the running rebuild expects (the log's size when it began).
+	RebuildApplied prometheus.Counter
+	RebuildTotal   prometheus.Gauge
 }
 
 // NewMetrics creates the projector's metrics and registers them with reg.
@@ -46,8 +54,25 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help:    "Time to project one fetched batch, from decoding to the last ack.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 		}),
+		Parked: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "cart_projector_events_parked_total",
+			Help: "Events parked because they could not be applied (and the same carts' later events behind them).",
+		}),
+		ParkedEvents: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "cart_projector_parked_events",
+			Help: "Events parked now, over every projector instance: see GET /admin/parked.",
+		}),
+		RebuildApplied: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "cart_projector_rebuild_events_applied_total",
+			Help: "Events folded from the event log by read-model rebuilds.",
+		}),
+		RebuildTotal: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "cart_projector_rebuild_events",
+			Help: "Events the running read-model rebuild expects to fold (the event log's size when it began); 0 when none runs.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.Applied, m.Duplicates, m.GapsRepaired, m.HistoryRepaired, m.Terminated, m.BatchDuration} {
+	for _, c := range []prometheus.Collector{m.Applied, m.Duplicates, m.GapsRepaired, m.HistoryRepaired, m.Terminated, m.BatchDuration,
+		m.Parked, m.ParkedEvents, m.RebuildApplied, m.RebuildTotal} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("projector: register metrics: %w", err)
 		}

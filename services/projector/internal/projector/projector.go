@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -34,6 +36,15 @@ type Config struct {
 	// RetryDelay is how long a message that cannot be applied yet waits
 	// before it is redelivered (default 1s).
 	RetryDelay time.Duration
+	// MaxDeliver is how many deliveries an event that cannot be applied
+	// gets before it is parked, and its cart's later events behind it
+	// (default 5).
+	MaxDeliver int
+	// Applier folds an event onto a cart (default Evolve).
+	Applier Applier
+	// ParkedRefresh is how often the parked-events gauge is read from the
+	// store (default 10s); parking and releasing refresh it at once.
+	ParkedRefresh time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -52,6 +63,15 @@ func (c Config) withDefaults() Config {
 	if c.RetryDelay <= 0 {
 		c.RetryDelay = time.Second
 	}
+	if c.MaxDeliver <= 0 {
+		c.MaxDeliver = 5
+	}
+	if c.Applier == nil {
+		c.Applier = Evolve
+	}
+	if c.ParkedRefresh <= 0 {
+		c.ParkedRefresh = 10 * time.Second
+	}
 	return c
 }
 
@@ -65,11 +85,70 @@ type Projector struct {
 	metrics  *Metrics
 	logger   *slog.Logger
 	attached atomic.Bool
+
+	mu   sync.Mutex
+	gens *Generations // nil until read
+	// parked wakes the parked-events gauge's refresh.
+	parked chan struct{}
 }
 
 // New returns a projector. events is read only to repair gaps.
 func New(cfg Config, js jetstream.JetStream, store Store, events eventlog.Querier, metrics *Metrics, logger *slog.Logger) *Projector {
-	return &Projector{cfg: cfg.withDefaults(), js: js, store: store, events: events, metrics: metrics, logger: logger}
+	return &Projector{
+		cfg: cfg.withDefaults(), js: js, store: store, events: events, metrics: metrics, logger: logger,
+		parked: make(chan struct{}, 1),
+	}
+}
+
+// generations returns the generations to write, read from the store the
+// first time and when refresh is set (a save found them stale).
+func (p *Projector) generations(ctx context.Context, refresh bool) (Generations, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.gens != nil && !refresh {
+		return *p.gens, nil
+	}
+	g, err := p.store.Generations(ctx)
+	if err != nil {
+		return Generations{}, err
+	}
+	if p.gens != nil && !slices.Equal(p.gens.Writes, g.Writes) {
+		p.logger.InfoContext(ctx, "projector: writing read-model generations", "generations", g.Writes, "current", g.Current)
+	}
+	p.gens = &g
+	return g, nil
+}
+
+// RunParkedGauge keeps the parked-events gauge in step with the store
+// until ctx ends: every ParkedRefresh, and at once after this instance
+// parked or released events.
+func (p *Projector) RunParkedGauge(ctx context.Context) error {
+	t := time.NewTicker(p.cfg.ParkedRefresh)
+	defer t.Stop()
+	for {
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		n, err := p.store.ParkedEvents(rctx)
+		cancel()
+		switch {
+		case err == nil:
+			p.metrics.ParkedEvents.Set(float64(n))
+		case ctx.Err() == nil:
+			p.logger.WarnContext(ctx, "projector: count parked events", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		case <-p.parked:
+		}
+	}
+}
+
+func (p *Projector) parkedChanged() {
+	select {
+	case p.parked <- struct{}{}:
+	default:
+	}
 }
 
 // Attached reports whether the projector has its consumer and is pulling.

@@ -3,13 +3,31 @@ package projector
 import (
 	"context"
 	"errors"
+	"slices"
+	"time"
 
 	"github.com/cart-cqrs/cart/pkg/cart"
 	"github.com/cart-cqrs/cart/pkg/envelope"
+	"github.com/cart-cqrs/cart/pkg/readmodel"
 )
 
-// Doc is a cart's stored document as the fold needs it. Version 0 means the
-// store has nothing for the cart yet.
+// Generations is which generations of the read models the projectors keep
+// up to date: the one readers use (Current) and, while a rebuild fills the
+// next one or drains the previous one, one more. Token is the store's
+// record of it as read; a Save computed from another Token is refused
+// (ErrStaleGenerations), which is how a switch reaches every projector
+// instance before its next write (see package rebuild).
+type Generations struct {
+	Current int
+	Writes  []int
+	Token   string
+}
+
+// Has reports whether the projectors write generation g.
+func (g Generations) Has(gen int) bool { return slices.Contains(g.Writes, gen) }
+
+// Doc is a cart's stored document in one generation as the fold needs it.
+// Version 0 means the generation has nothing for the cart yet.
 type Doc struct {
 	Version int
 	State   cart.State
@@ -17,12 +35,41 @@ type Doc struct {
 	// unless the list fell out of step with the document (it predates the
 	// history, or was lost) and must be rebuilt from the event log.
 	HistoryLen int
+	// Skipped are the versions the document passed over (skipped poison
+	// events), in order.
+	Skipped []int
+	// Corrupt is set when the stored document cannot be read; the cart is
+	// left alone until `projector rebuild -cart` replaces it.
+	Corrupt error
 }
 
-// Write asks the store to replace a cart's document with State, provided it
-// still holds version From. Changed false means State is the stored state
-// itself: nothing is written, but the indexes derived from it are made
-// consistent again (a crash between a write and its ack leaves them behind).
+// Record is everything the store holds about one cart: its document in each
+// generation the projectors write (in Generations.Writes order) and the
+// events parked for it.
+type Record struct {
+	Docs   []Doc
+	Parked []Parked
+}
+
+// Parked is an event the projector could not apply, or one of the same
+// cart's later events waiting behind it.
+type Parked struct {
+	Event envelope.Envelope
+	// Error is why the event could not be applied; for the events waiting
+	// behind the first one, which event they wait for.
+	Error string
+	// Attempts is how often the projector tried: the deliveries of the
+	// message when it was parked, plus each retry.
+	Attempts      int
+	FirstParkedAt time.Time
+	LastAttemptAt time.Time
+}
+
+// Write asks the store to replace a cart's document in one generation with
+// State, provided it still holds version From. Changed false means State is
+// the stored state itself: nothing is written, but the indexes derived from
+// it are made consistent again (a crash between a write and its ack leaves
+// them behind).
 //
 // The cart's history list is written in the same atomic step, guarded the
 // same way, so a duplicate never appends an event twice.
@@ -31,28 +78,65 @@ type Write struct {
 	From    int
 	State   cart.State
 	Changed bool
-	// History is the events to add to the cart's history list, as the event
-	// log stored them, in version order: the ones State adds to From,
-	// preceded by versions 1..From when ReplaceHistory is set.
-	History []envelope.Envelope
+	// History is the entries to add to the cart's history list, in version
+	// order: the ones State adds to From, preceded by versions 1..From when
+	// ReplaceHistory is set.
+	History []readmodel.HistoryEntry
 	// HistoryLen is the length of the history list the write was computed
 	// from (Doc.HistoryLen); like From, another length is ErrConflict.
 	HistoryLen int
 	// ReplaceHistory replaces the list instead of appending to it: it was
 	// out of step with the document.
 	ReplaceHistory bool
+	// Skipped is the document's skipped versions after the write.
+	Skipped []int
+	// Force writes whatever is stored (no From or HistoryLen guard), and
+	// points the customer's open-cart index at the cart when it is open:
+	// the cart was read whole from the event log (a single-cart rebuild).
+	Force bool
 }
 
-// ErrConflict is a Write's result when the stored version is no longer From:
-// another projector got there first.
-var ErrConflict = errors.New("projector: cart document changed concurrently")
+// Change is one atomic step on one cart: a write per generation (in
+// Generations.Writes order; nil when no document changes) and changes to
+// its parked events.
+type Change struct {
+	CartID string
+	Writes []Write
+	// ParkedLen is the number of parked events the change was computed
+	// from; another number is ErrConflict. -1 skips the guard, and Park then
+	// only appends the events after the last one parked.
+	ParkedLen int
+	// Unpark drops that many events from the front of the parked list.
+	Unpark int
+	// Head, when set, replaces the first parked event left after Unpark
+	// (a retry that failed again).
+	Head *Parked
+	// Park appends events to the parked list, in version order.
+	Park []Parked
+}
 
-// Store holds the cart documents.
+// ErrConflict is a Change's result when the stored version, history or
+// parked events are no longer what it was computed from: another projector
+// got there first.
+var ErrConflict = errors.New("projector: cart changed concurrently")
+
+// ErrStaleGenerations is a Change's result when the generations written
+// changed since they were read: nothing was written.
+var ErrStaleGenerations = errors.New("projector: read-model generations changed")
+
+// Store holds the cart documents and the parked events.
 type Store interface {
-	// Load returns the stored documents of the given carts; absent carts are
-	// missing from the map (or have Version 0 and a stray history).
-	Load(ctx context.Context, cartIDs []string) (map[string]Doc, error)
-	// Save applies the writes and returns one result per write (nil,
-	// ErrConflict or another error), or an error when none could be tried.
-	Save(ctx context.Context, writes []Write) ([]error, error)
+	// Generations reads which generations the projectors write.
+	Generations(ctx context.Context) (Generations, error)
+	// Load returns what is stored for the given carts in the generations
+	// gens.Writes; absent carts are missing from the map.
+	Load(ctx context.Context, gens Generations, cartIDs []string) (map[string]Record, error)
+	// Save applies the changes and returns one result per change (nil,
+	// ErrConflict, ErrStaleGenerations or another error), or an error when
+	// none could be tried.
+	Save(ctx context.Context, gens Generations, changes []Change) ([]error, error)
+	// ParkedCarts lists the carts that have parked events.
+	ParkedCarts(ctx context.Context) ([]string, error)
+	// ParkedEvents counts the parked events of every cart.
+	ParkedEvents(ctx context.Context) (int, error)
 }

@@ -15,7 +15,7 @@ import (
 )
 
 // events are a cart's first n stored events and the state they fold to.
-func events(t *testing.T, cartID, customer string, n int) ([]envelope.Envelope, cart.State) {
+func events(t testing.TB, cartID, customer string, n int) ([]envelope.Envelope, cart.State) {
 	t.Helper()
 	evs := []cart.Event{cart.Opened{CustomerID: customer}}
 	for len(evs) < n {
@@ -67,7 +67,7 @@ func TestStore_HistoryIsGuardedWithTheDocument(t *testing.T) {
 	envs, s3 := events(t, "h", "alice", 3)
 	_, s2 := events(t, "h", "alice", 2)
 
-	if err := f.save(t, projector.Write{CartID: "h", From: 0, State: s2, Changed: true, History: envs[:2]}); err != nil {
+	if err := f.save(t, projector.Write{CartID: "h", From: 0, State: s2, Changed: true, History: entries(envs[:2])}); err != nil {
 		t.Fatal(err)
 	}
 	if got := f.history(t, "h"); !equal(got, 1, 2) {
@@ -82,7 +82,7 @@ func TestStore_HistoryIsGuardedWithTheDocument(t *testing.T) {
 	}
 
 	t.Run("DuplicateAppendsNothing", func(t *testing.T) {
-		err := f.save(t, projector.Write{CartID: "h", From: 0, State: s2, Changed: true, History: envs[:2]})
+		err := f.save(t, projector.Write{CartID: "h", From: 0, State: s2, Changed: true, History: entries(envs[:2])})
 		if !errors.Is(err, projector.ErrConflict) {
 			t.Fatalf("err = %v, want ErrConflict", err)
 		}
@@ -91,7 +91,7 @@ func TestStore_HistoryIsGuardedWithTheDocument(t *testing.T) {
 		}
 	})
 	t.Run("ErrHistoryLength", func(t *testing.T) {
-		err := f.save(t, projector.Write{CartID: "h", From: 2, State: s3, Changed: true, History: envs[2:], HistoryLen: 1})
+		err := f.save(t, projector.Write{CartID: "h", From: 2, State: s3, Changed: true, History: entries(envs[2:]), HistoryLen: 1})
 		if !errors.Is(err, projector.ErrConflict) {
 			t.Fatalf("err = %v, want ErrConflict", err)
 		}
@@ -100,7 +100,7 @@ func TestStore_HistoryIsGuardedWithTheDocument(t *testing.T) {
 		}
 	})
 	t.Run("Append", func(t *testing.T) {
-		if err := f.save(t, projector.Write{CartID: "h", From: 2, State: s3, Changed: true, History: envs[2:], HistoryLen: 2}); err != nil {
+		if err := f.save(t, projector.Write{CartID: "h", From: 2, State: s3, Changed: true, History: entries(envs[2:]), HistoryLen: 2}); err != nil {
 			t.Fatal(err)
 		}
 		if got := f.history(t, "h"); !equal(got, 1, 2, 3) {
@@ -119,16 +119,13 @@ func TestStore_HistoryIsGuardedWithTheDocument(t *testing.T) {
 			t.Fatal(err)
 		}
 		// The stored document itself, its history rebuilt: no new version.
-		if err := f.save(t, projector.Write{CartID: "h", From: 3, State: s3, History: envs, HistoryLen: 2, ReplaceHistory: true}); err != nil {
+		if err := f.save(t, projector.Write{CartID: "h", From: 3, State: s3, History: entries(envs), HistoryLen: 2, ReplaceHistory: true}); err != nil {
 			t.Fatal(err)
 		}
 		if got := f.history(t, "h"); !equal(got, 1, 2, 3) {
 			t.Fatalf("history = %v, want [1 2 3]", got)
 		}
-		docs, err := f.store.Load(ctx, []string{"h"})
-		if err != nil {
-			t.Fatal(err)
-		}
+		docs := f.load(t, "h")
 		if d := docs["h"]; d.Version != 3 || d.HistoryLen != 3 {
 			t.Errorf("Load = version %d, history %d; want 3 and 3", d.Version, d.HistoryLen)
 		}
@@ -141,6 +138,14 @@ func TestStore_HistoryIsGuardedWithTheDocument(t *testing.T) {
 			t.Errorf("next message = %v, %v; want the marker", msg, err)
 		}
 	})
+}
+
+func entries(envs []envelope.Envelope) []readmodel.HistoryEntry {
+	out := make([]readmodel.HistoryEntry, len(envs))
+	for i, e := range envs {
+		out[i] = readmodel.NewHistoryEntry(e)
+	}
+	return out
 }
 
 func equal(got []int, want ...int) bool { return slices.Equal(got, want) }

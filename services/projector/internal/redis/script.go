@@ -8,22 +8,39 @@ import (
 	"github.com/cart-cqrs/cart/pkg/readmodel"
 )
 
-// saveScript stores one cart document and the cart's history, keeps the
-// customer's open-cart index in step with them, and announces the new
-// version — atomically, and only if the document and the history are still
-// what the write was computed from.
+// saveScript applies one projector.Change: it stores the cart's document
+// and history in every generation written, keeps the customer's open-cart
+// index in step with them, changes the cart's parked events, and
+// announces each new version — atomically, and only if the generations
+// written, the documents, the histories and the parked events are still
+// what the change was computed from.
 //
-//	KEYS[1] cart hash            ARGV[1]  expected stored version (0 = absent)
-//	KEYS[2] customer open cart   ARGV[2]  new version
-//	KEYS[3] customer latest cart ARGV[3]  document JSON, "" to keep the stored one
-//	KEYS[4] cart history list    ARGV[4]  cart id
-//	                             ARGV[5]  status ("" = no customer: leave the index)
-//	                             ARGV[6]  cart opened at, Unix microseconds
-//	                             ARGV[7]  customer id
-//	                             ARGV[8]  expected history length
-//	                             ARGV[9]  "1" to replace the history, "0" to append
-//	                             ARGV[10] update channel
-//	                             ARGV[11..] history entries (JSON), in version order
+//	KEYS[1] current generation   ARGV[1] expected current generation ("" = absent)
+//	KEYS[2] generations written  ARGV[2] expected generations written ("" = absent)
+//	KEYS[3] parked events (list) ARGV[3] cart id
+//	KEYS[4] carts with parked    ARGV[4] expected parked events (-1: no guard, append
+//	KEYS[5] parked events count          only versions after the last parked)
+//	                             ARGV[5] parked events to drop from the front
+//	                             ARGV[6] replacement of the first one left ("" = none)
+//	                             ARGV[7] P, events to park, then P pairs (version, JSON)
+//	then G, the generations written, and per generation 4 keys and a block of
+//	arguments starting at a:
+//	KEYS[k+1] cart hash          ARGV[a]    "1" = force: no guard, the index follows an open cart
+//	KEYS[k+2] customer open cart ARGV[a+1]  expected stored version (0 = absent)
+//	KEYS[k+3] customer latest    ARGV[a+2]  new version
+//	KEYS[k+4] cart history list  ARGV[a+3]  document JSON, "" to keep the stored one
+//	                             ARGV[a+4]  status ("" = no customer: leave the index)
+//	                             ARGV[a+5]  cart opened at, Unix microseconds
+//	                             ARGV[a+6]  customer id
+//	                             ARGV[a+7]  expected history length
+//	                             ARGV[a+8]  "1" to replace the history, "0" to append
+//	                             ARGV[a+9]  update channel
+//	                             ARGV[a+10] skipped versions ("" = none)
+//	                             ARGV[a+11] N, then N history entries (JSON), in version order
+//
+// The generation guard is what makes a rebuild's switch safe with any
+// number of projector instances (see package rebuild): a change computed
+// for the generations as they were before a switch writes nothing after it.
 //
 // The version guard covers the history too: a duplicate delivery finds the
 // version it would write already stored and appends nothing. The history
@@ -32,36 +49,188 @@ import (
 //
 // A customer's carts follow one another (the next opens after the previous
 // is checked out), but their events may be projected out of order: a late
-// event of an old cart must not point the index back at it. KEYS[3] holds
-// "<opened-at> <cart id>" of the newest cart seen, and only that cart may
-// set the index; the others may only remove themselves from it.
+// event of an old cart must not point the index back at it. The latest key
+// holds "<opened-at> <cart id>" of the newest cart seen, and only that cart
+// may set the index; the others may only remove themselves from it. A
+// forced write was read whole from the event log: an open cart there is the
+// customer's open cart.
 //
-// The update ("<cart id> <version> <customer id>", readmodel.Update) is
+// Each update ("<cart id> <version> <customer id>", readmodel.Update) is
 // published last, once the document and the index are written, so that a
-// reader woken by it reads them both at the new version. PUBLISH is not a
-// key access and is allowed in a cluster script.
+// reader woken by it reads them both at the new version.
 //
-// KEYS[1] and KEYS[4] have the hash tag {cartId} and KEYS[2..3] {customerId}:
-// in a Redis Cluster they are different slots and this would have to become
-// two calls (document and history first, index second, the index healed on
-// redelivery). It runs as one script on single-node Redis.
+// The keys span several hash tags ({cartId}, {customerId}, none): in a
+// Redis Cluster this would have to become several calls. It runs as one
+// script on single-node Redis.
 const saveScript = `
-local stored = tonumber(redis.call('HGET', KEYS[1], '@version') or '0')
-if stored ~= tonumber(ARGV[1]) then
+local function get(k)
+  local v = redis.call('GET', k)
+  if v then return v end
+  return ''
+end
+if get(KEYS[1]) ~= ARGV[1] or get(KEYS[2]) ~= ARGV[2] then
+  return 'stale'
+end
+local plen = redis.call('LLEN', KEYS[3])
+local want = tonumber(ARGV[4])
+if want >= 0 and plen ~= want then
   return 'conflict'
 end
-if redis.call('LLEN', KEYS[4]) ~= tonumber(ARGV[8]) then
-  return 'conflict'
+local np = tonumber(ARGV[7])
+local i = 8 + 2 * np
+local ng = tonumber(ARGV[i])
+i = i + 1
+local gens = {}
+for g = 1, ng do
+  local n = tonumber(ARGV[i + 11])
+  local b = {k = 5 + (g - 1) * 4, a = i, n = n}
+  gens[g] = b
+  i = i + 12 + n
+  if ARGV[b.a] ~= '1' then
+    local stored = tonumber(redis.call('HGET', KEYS[b.k + 1], '@version') or '0')
+    if stored ~= tonumber(ARGV[b.a + 1]) then
+      return 'conflict'
+    end
+    if redis.call('LLEN', KEYS[b.k + 4]) ~= tonumber(ARGV[b.a + 7]) then
+      return 'conflict'
+    end
+  end
 end
+
+local unpark = tonumber(ARGV[5])
+if unpark > 0 then
+  local n = math.min(unpark, plen)
+  redis.call('LTRIM', KEYS[3], n, -1)
+  redis.call('DECRBY', KEYS[5], n)
+  plen = plen - n
+end
+if ARGV[6] ~= '' and plen > 0 then
+  redis.call('LSET', KEYS[3], 0, ARGV[6])
+end
+if np > 0 then
+  local top = 0
+  if want < 0 and plen > 0 then
+    top = tonumber(cjson.decode(redis.call('LINDEX', KEYS[3], -1))['version'])
+  end
+  local pushed = 0
+  for j = 0, np - 1 do
+    local v = tonumber(ARGV[8 + 2 * j])
+    if want >= 0 or v > top then
+      redis.call('RPUSH', KEYS[3], ARGV[9 + 2 * j])
+      pushed = pushed + 1
+      top = v
+    end
+  end
+  if pushed > 0 then
+    redis.call('INCRBY', KEYS[5], pushed)
+  end
+  plen = plen + pushed
+end
+if unpark > 0 or np > 0 then
+  if plen > 0 then
+    redis.call('SADD', KEYS[4], ARGV[3])
+  else
+    redis.call('SREM', KEYS[4], ARGV[3])
+  end
+end
+
+local id = ARGV[3]
+for g = 1, ng do
+  local a, k = gens[g].a, gens[g].k
+  local cartKey, openKey, latestKey, histKey = KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4]
+  local force = ARGV[a] == '1'
+  if ARGV[a + 8] == '1' then
+    redis.call('DEL', histKey)
+  end
+  local first, last = a + 12, a + 11 + gens[g].n
+  for j = first, last, 100 do
+    redis.call('RPUSH', histKey, unpack(ARGV, j, math.min(j + 99, last)))
+  end
+  local changed = ARGV[a + 3] ~= ''
+  if changed then
+    redis.call('HSET', cartKey, '@version', ARGV[a + 2], '@doc', ARGV[a + 3])
+    if ARGV[a + 10] ~= '' then
+      redis.call('HSET', cartKey, '@skipped', ARGV[a + 10])
+    else
+      redis.call('HDEL', cartKey, '@skipped')
+    end
+  end
+  local status = ARGV[a + 4]
+  if status ~= '' then
+    local opened = tonumber(ARGV[a + 5])
+    local superseded = false
+    if not (force and status == 'open') then
+      local latest = redis.call('GET', latestKey)
+      if latest then
+        local sep = string.find(latest, ' ', 1, true)
+        local lopened, lid = tonumber(string.sub(latest, 1, sep - 1)), string.sub(latest, sep + 1)
+        if opened < lopened or (opened == lopened and id < lid) then
+          superseded = true
+        end
+      end
+    end
+    if not superseded then
+      redis.call('SET', latestKey, ARGV[a + 5] .. ' ' .. id)
+    end
+    if status == 'open' and not superseded then
+      redis.call('SET', openKey, id)
+    elseif redis.call('GET', openKey) == id then
+      redis.call('DEL', openKey)
+    end
+  end
+  if changed then
+    redis.call('PUBLISH', ARGV[a + 9], id .. ' ' .. ARGV[a + 2] .. ' ' .. ARGV[a + 6])
+  end
+end
+return 'ok'
+`
+
+// mergeScript stores what a rebuild folded for one cart into the
+// generation it builds, where the live projectors may have written the
+// cart already (they write that generation too while it is built). The
+// rebuild's fold and theirs are both folds of the event log, so the
+// further one wins:
+//
+//	KEYS[1] cart hash            ARGV[1] version the rebuild stored before (0 = none)
+//	KEYS[2] customer open cart   ARGV[2] new version
+//	KEYS[3] customer latest      ARGV[3] document JSON
+//	KEYS[4] cart history list    ARGV[4] cart id
+//	                             ARGV[5] status ("" = no customer: leave the index)
+//	                             ARGV[6] cart opened at, Unix microseconds
+//	                             ARGV[7] customer id
+//	                             ARGV[8] skipped versions ("" = none)
+//	                             ARGV[9] "1": the entries are the whole history
+//	                             ARGV[10..] history entries after ARGV[1], in version order
+//
+// It answers "behind" when the stored version is already as far (nothing
+// written), "ok" when it wrote the document and appended the history
+// entries after the stored version, and "reset" when the stored cart is
+// neither the rebuild's last write nor ahead of it: the rebuild then reads
+// the cart whole and writes it with ARGV[9] = "1".
+const mergeScript = `
+local stored = redis.call('HGET', KEYS[1], '@version')
+local s = tonumber(stored or '0')
+local new = tonumber(ARGV[2])
+if s ~= nil and s >= new then
+  return 'behind'
+end
+local first
 if ARGV[9] == '1' then
   redis.call('DEL', KEYS[4])
+  first = 10
+else
+  local base = tonumber(ARGV[1])
+  if s == nil or s < base or redis.call('LLEN', KEYS[4]) ~= s then
+    return 'reset'
+  end
+  first = 10 + (s - base)
 end
-for i = 11, #ARGV, 100 do
-  redis.call('RPUSH', KEYS[4], unpack(ARGV, i, math.min(i + 99, #ARGV)))
+for j = first, #ARGV, 100 do
+  redis.call('RPUSH', KEYS[4], unpack(ARGV, j, math.min(j + 99, #ARGV)))
 end
-local changed = ARGV[3] ~= ''
-if changed then
-  redis.call('HSET', KEYS[1], '@version', ARGV[2], '@doc', ARGV[3])
+redis.call('HSET', KEYS[1], '@version', ARGV[2], '@doc', ARGV[3])
+if ARGV[8] ~= '' then
+  redis.call('HSET', KEYS[1], '@skipped', ARGV[8])
 end
 local status = ARGV[5]
 if status ~= '' then
@@ -83,17 +252,20 @@ if status ~= '' then
     redis.call('DEL', KEYS[2])
   end
 end
-if changed then
-  redis.call('PUBLISH', ARGV[10], ARGV[4] .. ' ' .. ARGV[2] .. ' ' .. ARGV[7])
-end
 return 'ok'
 `
 
-// firstEntryArg is the index (0-based, in the args slice) of the first
-// history entry: ARGV[11].
-const firstEntryArg = 10
+// mergeFirstEntryArg is the index (0-based, in the args slice) of the first
+// history entry of mergeScript: ARGV[10].
+const mergeFirstEntryArg = 9
 
-var save = goredis.NewScript(strings.NewReplacer(
+var fields = strings.NewReplacer(
 	"@version", readmodel.FieldVersion,
 	"@doc", readmodel.FieldDoc,
-).Replace(saveScript))
+	"@skipped", readmodel.FieldSkipped,
+)
+
+var (
+	save  = goredis.NewScript(fields.Replace(saveScript))
+	merge = goredis.NewScript(fields.Replace(mergeScript))
+)

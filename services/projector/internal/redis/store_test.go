@@ -40,16 +40,46 @@ type fixture struct {
 func mustStore(t *testing.T) fixture {
 	env := redistest.MustRedis(t)
 	keys := readmodel.Keys{Prefix: env.Prefix, Generation: 1}
-	return fixture{env: env, keys: keys, store: redis.New(env.Client, keys)}
+	return fixture{env: env, keys: keys, store: redis.New(env.Client, env.Prefix)}
 }
 
+// save stores one write into the current generation.
 func (f fixture) save(t *testing.T, w projector.Write) error {
 	t.Helper()
-	res, err := f.store.Save(context.Background(), []projector.Write{w})
+	return f.change(t, projector.Change{CartID: w.CartID, Writes: []projector.Write{w}})
+}
+
+func (f fixture) change(t *testing.T, c projector.Change) error {
+	t.Helper()
+	ctx := context.Background()
+	gens, err := f.store.Generations(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := f.store.Save(ctx, gens, []projector.Change{c})
 	if err != nil {
 		t.Fatalf("Save: %v", err)
 	}
 	return res[0]
+}
+
+// load reads documents of the current generation.
+func (f fixture) load(t *testing.T, ids ...string) map[string]projector.Doc {
+	t.Helper()
+	ctx := context.Background()
+	gens, err := f.store.Generations(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := f.store.Load(ctx, gens, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs := map[string]projector.Doc{}
+	for id, r := range recs {
+		docs[id] = r.Docs[0]
+	}
+	return docs
 }
 
 func (f fixture) openCart(t *testing.T, customer string) string {
@@ -70,10 +100,7 @@ func TestStore_SaveIsGuardedByVersion(t *testing.T) {
 	if err := f.save(t, projector.Write{CartID: "a", From: 0, State: s, Changed: true}); err != nil {
 		t.Fatal(err)
 	}
-	docs, err := f.store.Load(context.Background(), []string{"a", "absent"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	docs := f.load(t, "a", "absent")
 	if got := docs["a"]; got.Version != 2 || !reflect.DeepEqual(got.State, s) {
 		t.Fatalf("Load = %+v, want version 2 and %+v", got, s)
 	}
