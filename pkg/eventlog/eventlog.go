@@ -47,7 +47,7 @@ func ReadAll(ctx context.Context, q Querier, afterPosition int64, limit int) ([]
 	if err != nil {
 		return nil, fmt.Errorf("eventlog: read after %d: %w", afterPosition, err)
 	}
-	evs, err := Collect(rows)
+	evs, err := collectInto(make([]envelope.Envelope, 0, min(max(limit, 0), 1<<16)), rows)
 	if err != nil {
 		return nil, fmt.Errorf("eventlog: read after %d: %w", afterPosition, err)
 	}
@@ -70,7 +70,13 @@ func ReadPositions(ctx context.Context, q Querier, positions []int64) ([]envelop
 // Collect reads rows of Columns into envelopes, for a query of the caller's
 // own (e.g. one queued in a batch).
 func Collect(rows pgx.Rows) ([]envelope.Envelope, error) {
-	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (envelope.Envelope, error) {
+	return collectInto(nil, rows)
+}
+
+// collectInto appends rows of Columns to evs: a page read with a known limit
+// fills a slice made with that capacity instead of growing one.
+func collectInto(evs []envelope.Envelope, rows pgx.Rows) ([]envelope.Envelope, error) {
+	return pgx.AppendRows(evs, rows, func(row pgx.CollectableRow) (envelope.Envelope, error) {
 		var e envelope.Envelope
 		err := row.Scan(&e.Position, &e.EventID, &e.StreamID, &e.StreamType, &e.Version, &e.Type,
 			&e.SchemaVersion, &e.Data, &e.Metadata, &e.OccurredAt)

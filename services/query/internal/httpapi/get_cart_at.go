@@ -54,6 +54,12 @@ func recordedUpTo(cartID string, entries []readmodel.HistoryEntry, when time.Tim
 		if e.OccurredAt.After(when) {
 			break
 		}
+		if e.Skipped {
+			// An operator skipped it: the version passes, nothing changes
+			// (as the projector folds it).
+			recs = append(recs, cart.Recorded{CartID: cartID, Version: e.Version, OccurredAt: e.OccurredAt})
+			continue
+		}
 		r, err := e.Envelope(cartID).Recorded()
 		if err != nil {
 			return nil, fmt.Errorf("httpapi: cart %s history: %w", cartID, err)

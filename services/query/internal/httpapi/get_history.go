@@ -32,6 +32,9 @@ type HistoryEvent struct {
 	// from Data as today's code understands it (upcast): "why did my item
 	// vanish?".
 	Reason string `json:"reason,omitempty"`
+	// Skipped marks an event an operator skipped: the projector could not
+	// apply it, so it changed nothing. Type and Data are as stored.
+	Skipped bool `json:"skipped,omitempty"`
 }
 
 // GetHistory serves GET /v1/carts/:cartId/history: every event of the cart
@@ -61,18 +64,21 @@ func (h *Handler) GetHistory(c echo.Context) error {
 	}
 	body := History{CartID: cartID, Version: d.Version, Events: make([]HistoryEvent, len(entries))}
 	for i, e := range entries {
-		// Decoded even when only removals need it: an entry this code
-		// cannot read is an error here, not a surprise in the client.
-		r, err := e.Envelope(cartID).Recorded()
-		if err != nil {
-			return fmt.Errorf("httpapi: cart %s history: %w", cartID, err)
-		}
 		ev := HistoryEvent{
 			Version: e.Version, Type: e.Type, SchemaVersion: e.SchemaVersion, OccurredAt: e.OccurredAt,
-			Actor: e.Actor, Data: e.Data,
+			Actor: e.Actor, Data: e.Data, Skipped: e.Skipped,
 		}
-		if removed, ok := r.Event.(cart.ItemRemoved); ok {
-			ev.Reason = removed.Reason
+		// Decoded even when only removals need it: an entry this code
+		// cannot read is an error here, not a surprise in the client — but
+		// a skipped one is, by definition, one that could not be read.
+		if !e.Skipped {
+			r, err := e.Envelope(cartID).Recorded()
+			if err != nil {
+				return fmt.Errorf("httpapi: cart %s history: %w", cartID, err)
+			}
+			if removed, ok := r.Event.(cart.ItemRemoved); ok {
+				ev.Reason = removed.Reason
+			}
 		}
 		body.Events[i] = ev
 	}

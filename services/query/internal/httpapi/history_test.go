@@ -181,3 +181,58 @@ func jsonEqual(a, b []byte) bool {
 	}
 	return reflect.DeepEqual(x, y)
 }
+
+// TestSkippedEvent: an event an operator skipped (the projector could not
+// apply it) shows in the history as stored, marked skipped and changing
+// nothing, and time travel passes over it.
+func TestSkippedEvent(t *testing.T) {
+	a := newAPI(t)
+	id := newCartID()
+	envs := stream(id, t0, cart.Opened{CustomerID: "alice"}, mug, mug)
+	poison := envs[1]
+	poison.SchemaVersion, poison.Data = 99, json.RawMessage(`{"from":"the future"}`)
+	kept := []envelope.Envelope{envs[0], envs[2]}
+	s := fold(t, kept)
+	s.Version = 3
+	doc, err := json.Marshal(readmodel.FromState(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := readmodel.Keys{Prefix: a.redis.Prefix, Generation: 1}
+	var entries []any
+	for _, e := range []envelope.Envelope{envs[0], poison, envs[2]} {
+		h := readmodel.NewHistoryEntry(e)
+		h.Skipped = e.Version == 2
+		b, err := json.Marshal(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		entries = append(entries, b)
+	}
+	ctx := t.Context()
+	if err := a.redis.Client.HSet(ctx, keys.Cart(id), readmodel.FieldVersion, 3, readmodel.FieldDoc, doc).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.redis.Client.RPush(ctx, keys.History(id), entries...).Err(); err != nil {
+		t.Fatal(err)
+	}
+
+	rec := get(t, a.e, "/v1/carts/"+id+"/history", "alice", "")
+	var h httpapi.History
+	if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &h) != nil || len(h.Events) != 3 {
+		t.Fatalf("history = %d %s", rec.Code, rec.Body)
+	}
+	if e := h.Events[1]; !e.Skipped || e.SchemaVersion != 99 || !jsonEqual(e.Data, poison.Data) || h.Events[0].Skipped || h.Events[2].Skipped {
+		t.Errorf("history events = %+v; want only version 2 skipped, as stored", h.Events)
+	}
+	for at, wantQty := range map[time.Time]int{t0.Add(time.Minute): 0, t0.Add(2 * time.Minute): mug.Quantity} {
+		rec := get(t, a.e, "/v1/carts/"+id+"?at="+url.QueryEscape(at.Format(time.RFC3339Nano)), "alice", "")
+		var c readmodel.Cart
+		if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &c) != nil {
+			t.Fatalf("?at=%s = %d %s", at, rec.Code, rec.Body)
+		}
+		if c.ItemCount != wantQty {
+			t.Errorf("?at=%s: %d items, want %d (the skipped addition counts for nothing)", at, c.ItemCount, wantQty)
+		}
+	}
+}
