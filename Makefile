@@ -4,8 +4,8 @@ SHELL := /bin/bash
 
 # Every Go package of the workspace (go.work), by directory: `./...` at the root
 # does not work in a workspace, these patterns do.
-PKGS := ./pkg/... ./migrations/... ./services/command/... ./services/projector/... ./services/query/... ./scripts/... ./e2e/...
-MODULES := pkg migrations services/command services/projector services/query scripts e2e
+PKGS := ./pkg/... ./migrations/... ./services/command/... ./services/projector/... ./services/query/... ./scripts/... ./e2e/... ./chaos/...
+MODULES := pkg migrations services/command services/projector services/query scripts e2e chaos
 SERVICES := command projector query
 
 # Development identity: `make run` signs nothing with it in production. Override
@@ -52,6 +52,17 @@ fuzz: ## Fuzz every Fuzz* target for FUZZTIME each (default 20s); failing inputs
 			rm -f "$$log"; echo "warning: $$t: ignoring the fuzz coordinator's deadline race (go.dev/issue/75804); no failing input"; \
 		done; \
 	done
+
+# make chaos runs the fault-injection suite (chaos/) in its full mode: the real
+# service binaries, built by the suite, under load while it kills them, stops
+# NATS and Redis, ends PostgreSQL sessions and breaks connections through
+# toxiproxy, each fault for a minute or so; then an oracle compares the
+# acknowledged commands, the event log, the stream and the read model. It
+# takes a quarter of an hour or so. make test runs the same cases in their
+# short mode, a few seconds each.
+.PHONY: chaos
+chaos: ## Fault-injection suite, full length (several minutes): kill -9, outages, toxiproxy, then the oracle
+	CHAOS=full go test -race -count=1 -timeout 60m -v ./chaos/...
 
 .PHONY: vet
 vet: ## go vet every package (make test runs the same analyzers)
