@@ -95,6 +95,9 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err erro
 		BatchSize: cfg.BatchSize, AckWait: cfg.AckWait, MaxAckPending: cfg.MaxAckPending, MaxDeliver: cfg.MaxDeliver,
 	}, js, store, a.pool, metrics, logger)
 	a.rebuilds = newRebuilds(rebuild.New(rebuildConfig(cfg), store, a.pool, metrics, logger), logger)
+	if err := reg.Register(a.proj.ConsumerCollector()); err != nil {
+		return nil, fmt.Errorf("app: %w", err)
+	}
 
 	e := httpserver.NewEcho(logger, reg, "projector")
 	httpserver.Health(e, reg, map[string]func(context.Context) error{

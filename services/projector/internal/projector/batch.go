@@ -40,6 +40,8 @@ type outcome struct {
 	ack        []jetstream.Msg // their effect is in change
 	retry      []jetstream.Msg // after a gap nobody could fill yet, or a failure
 	applied    int
+	// occurred are the applied events' times, for the projection lag.
+	occurred   []time.Time
 	duplicates int
 	gaps       int
 	parked     int
@@ -230,6 +232,7 @@ func (p *Projector) project(ctx context.Context, g *group, rec Record, gens int,
 			switch {
 			case applied[i]:
 				o.applied++
+				o.occurred = append(o.occurred, it.env.OccurredAt)
 			case poison == 0 || it.env.Version < poison:
 				o.duplicates++
 			}
@@ -325,6 +328,10 @@ func (p *Projector) settle(ctx context.Context, o outcome) {
 	}
 	p.nak(ctx, o.retry)
 	p.metrics.Applied.Add(float64(o.applied))
+	stored := time.Now()
+	for _, at := range o.occurred {
+		p.metrics.Lag.Observe(stored.Sub(at).Seconds())
+	}
 	p.metrics.Duplicates.Add(float64(o.duplicates))
 	p.metrics.GapsRepaired.Add(float64(o.gaps))
 	p.metrics.Parked.Add(float64(o.parked))

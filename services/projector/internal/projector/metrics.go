@@ -16,6 +16,8 @@ type Metrics struct {
 	HistoryRepaired prometheus.Counter
 	Terminated      prometheus.Counter
 	BatchDuration   prometheus.Histogram
+	// Lag is how long after its occurrence an event reached Redis.
+	Lag prometheus.Histogram
 	// Parked counts events this instance parked; ParkedEvents is how many
 	// are parked now, over all instances.
 	Parked       prometheus.Counter
@@ -29,6 +31,11 @@ type Metrics struct {
 // NewMetrics creates the projector's metrics and registers them with reg.
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
+		Lag: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "cart_projector_lag_seconds",
+			Help:    "Projection lag: from an event's time (its command's commit) to its cart document's write in Redis.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16), // 1 ms to 33 s
+		}),
 		Applied: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "cart_projector_events_applied_total",
 			Help: "Events folded into a cart document and stored.",
@@ -71,7 +78,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "Events the running read-model rebuild expects to fold (the event log's size when it began); 0 when none runs.",
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.Applied, m.Duplicates, m.GapsRepaired, m.HistoryRepaired, m.Terminated, m.BatchDuration,
+	for _, c := range []prometheus.Collector{m.Applied, m.Duplicates, m.GapsRepaired, m.HistoryRepaired, m.Terminated, m.BatchDuration, m.Lag,
 		m.Parked, m.ParkedEvents, m.RebuildApplied, m.RebuildTotal} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("projector: register metrics: %w", err)
