@@ -36,10 +36,10 @@ type outcome struct {
 	change Change
 	// save is false when there is nothing to store: the acks and naks are
 	// settled at once.
-	save       bool
-	ack        []jetstream.Msg // their effect is in change
-	retry      []jetstream.Msg // after a gap nobody could fill yet, or a failure
-	applied    int
+	save    bool
+	ack     []jetstream.Msg // their effect is in change
+	retry   []jetstream.Msg // after a gap nobody could fill yet, or a failure
+	applied int
 	// occurred are the applied events' times, for the projection lag.
 	occurred   []time.Time
 	duplicates int
