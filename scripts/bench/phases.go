@@ -34,7 +34,7 @@ func (b *bench) commands(ctx context.Context, st *stack) error {
 		if prof.available() {
 			p := st.running[report.ServiceCommand]
 			wg.Go(func() {
-				profile, perr = prof.capture(pctx, spec.name, p.Pid(), st.binary(report.ServiceCommand), st.url(report.ServiceCommand),
+				profile, perr = prof.capture(pctx, spec.name, p.Pid(), st.binary(report.ServiceCommand), st.debugURL(report.ServiceCommand),
 					b.cfg.Warmup, b.cfg.Duration-time.Second)
 			})
 		}

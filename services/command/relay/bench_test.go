@@ -12,12 +12,13 @@ import (
 )
 
 // BenchmarkDrain measures how fast a running relay empties an outbox that
-// received 10,000 events in one commit, for carts with few or many events.
+// received 10,000 (and 100,000) events in one commit, for carts with few or
+// many events.
 //
 //	go test -run '^$' -bench Drain -benchtime 3x ./relay/
 func BenchmarkDrain(b *testing.B) {
-	const total = 10_000
-	for _, perCart := range []int{1, 10, 100} {
+	for _, c := range []struct{ total, perCart int }{{10_000, 1}, {10_000, 10}, {10_000, 100}, {100_000, 10}} {
+		total, perCart := c.total, c.perCart
 		b.Run(fmt.Sprintf("%dcarts_x%d", total/perCart, perCart), func(b *testing.B) {
 			f := newFixture(b)
 			f.opts.PollInterval = time.Minute
@@ -33,7 +34,7 @@ func BenchmarkDrain(b *testing.B) {
 				b.StartTimer()
 				began := time.Now()
 				commit()
-				for r.Published() < before+total {
+				for r.Published() < before+uint64(total) {
 					time.Sleep(time.Millisecond)
 				}
 				elapsed += time.Since(began)
