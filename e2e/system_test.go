@@ -59,6 +59,10 @@ type options struct {
 	// service (e.g. NATS credentials).
 	nats                       *natstest.Env
 	commandVars, projectorVars map[string]string
+	// redis replaces the test's own Redis prefix, and queryVars overrides
+	// the query service's environment.
+	redis     *redistest.Env
+	queryVars map[string]string
 }
 
 func env(m map[string]string) func(string) (string, bool) {
@@ -88,7 +92,11 @@ func mustStart(tb testing.TB, opts options) *system {
 		env := natstest.MustNATS(tb)
 		n = &env
 	}
-	r := redistest.MustRedis(tb)
+	r := opts.redis
+	if r == nil {
+		env := redistest.MustRedis(tb)
+		r = &env
+	}
 	vars := map[string]string{
 		"DATABASE_URL": dbURL, "NATS_URL": n.URL, "REDIS_URL": r.URL,
 		"NATS_STREAM": n.Stream, "NATS_SUBJECT_PREFIX": n.SubjectPrefix, "NATS_DURABLE": "projector-" + n.Stream,
@@ -137,7 +145,7 @@ func mustStart(tb testing.TB, opts options) *system {
 	}
 	run("projector", proj.Run, proj.Close)
 
-	qcfg, err := queryapp.ConfigFromEnv(env(vars))
+	qcfg, err := queryapp.ConfigFromEnv(env(with(vars, opts.queryVars)))
 	if err != nil {
 		tb.Fatalf("query config: %v", err)
 	}
@@ -149,7 +157,7 @@ func mustStart(tb testing.TB, opts options) *system {
 
 	s := &system{
 		commandURL: "http://" + cmd.Addr(), queryURL: "http://" + qry.Addr(), projectorURL: "http://" + proj.Addr(),
-		pool: pool, nats: *n, redis: r,
+		pool: pool, nats: *n, redis: *r,
 	}
 	// Every answer the tests get from the two APIs must match its OpenAPI
 	// document.
