@@ -43,13 +43,8 @@ func (p *Projector) newFold(ctx context.Context, cartID string, docs []Doc) (*fo
 			return nil, fmt.Errorf("cart %s: %w: %w", cartID, errCorrupt, d.Corrupt)
 		}
 		f.cur[i], f.states[i] = d.Version, d.State
-		for _, v := range d.Skipped {
-			if !slices.Contains(f.skipped, v) {
-				f.skipped = append(f.skipped, v)
-			}
-		}
 	}
-	slices.Sort(f.skipped)
+	f.skipped = SkippedVersions(docs)
 	for i, d := range docs {
 		if d.HistoryLen == d.Version {
 			continue

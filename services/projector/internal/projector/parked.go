@@ -183,15 +183,7 @@ func (p *Projector) RebuildCart(ctx context.Context, cartID string) (int, error)
 				return 0, fmt.Errorf("postgres: cart %s: version %d at %d: %w", cartID, e.Version, i+1, errGapOpen)
 			}
 		}
-		var skipped []int
-		for _, d := range rec.Docs {
-			for _, v := range d.Skipped {
-				if !slices.Contains(skipped, v) {
-					skipped = append(skipped, v)
-				}
-			}
-		}
-		slices.Sort(skipped)
+		skipped := SkippedVersions(rec.Docs)
 		f := &fold{
 			cartID: cartID, apply: p.cfg.Applier, docs: make([]Doc, len(gens.Writes)),
 			cur: make([]int, len(gens.Writes)), states: make([]cart.State, len(gens.Writes)),

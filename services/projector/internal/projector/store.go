@@ -43,6 +43,21 @@ type Doc struct {
 	Corrupt error
 }
 
+// SkippedVersions are the versions any of docs passed over, in order: a
+// version skipped in one generation is skipped in all.
+func SkippedVersions(docs []Doc) []int {
+	var out []int
+	for _, d := range docs {
+		for _, v := range d.Skipped {
+			if !slices.Contains(out, v) {
+				out = append(out, v)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
 // Record is everything the store holds about one cart: its document in each
 // generation the projectors write (in Generations.Writes order) and the
 // events parked for it.

@@ -327,16 +327,7 @@ func (f *filler) skippedOf(ctx context.Context, cartID string) ([]int, error) {
 	if err != nil {
 		return nil, err
 	}
-	var out []int
-	for _, d := range recs[cartID].Docs {
-		for _, v := range d.Skipped {
-			if !slices.Contains(out, v) {
-				out = append(out, v)
-			}
-		}
-	}
-	slices.Sort(out)
-	return out, nil
+	return projector.SkippedVersions(recs[cartID].Docs), nil
 }
 
 func (f *filler) park(ctx context.Context, parks []projector.Change) error {
@@ -413,15 +404,7 @@ func (f *filler) whole(ctx context.Context, cartID string) error {
 		return err
 	}
 	rec := recs[cartID]
-	var skipped []int
-	for _, d := range rec.Docs {
-		for _, v := range d.Skipped {
-			if !slices.Contains(skipped, v) {
-				skipped = append(skipped, v)
-			}
-		}
-	}
-	slices.Sort(skipped)
+	skipped := projector.SkippedVersions(rec.Docs)
 	var (
 		s       cart.State
 		history []readmodel.HistoryEntry
