@@ -2,7 +2,6 @@ package app_test
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -10,7 +9,6 @@ import (
 
 	"github.com/cart-cqrs/cart/pkg/polltest"
 
-	"github.com/cart-cqrs/cart/pkg/auth"
 	"github.com/cart-cqrs/cart/pkg/envconf"
 	"github.com/cart-cqrs/cart/pkg/envelope"
 	"github.com/cart-cqrs/cart/services/command/app"
@@ -33,25 +31,7 @@ func TestApp(t *testing.T) {
 	a := mustRun(t, cfg)
 	base := "http://" + a.Addr()
 
-	tok, err := auth.Issue(cfg.Auth, "alice", "", time.Hour, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, base+"/v1/carts", nil)
-	req.Header.Set("Authorization", "Bearer "+tok)
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var body struct {
-		CartID  string `json:"cartId"`
-		Version int    `json:"version"`
-	}
-	err = json.NewDecoder(res.Body).Decode(&body)
-	res.Body.Close()
-	if err != nil || res.StatusCode != http.StatusCreated || body.Version != 1 || res.Header.Get("ETag") != `"1"` {
-		t.Fatalf("POST /v1/carts = %d %+v (%v)", res.StatusCode, body, err)
-	}
+	body := mustOpenCart(t, cfg, base, "alice")
 
 	// The relay publishes the cart.opened event to the stream.
 	stream, err := nt.JS.Stream(t.Context(), nt.Stream)
@@ -74,7 +54,7 @@ func TestApp(t *testing.T) {
 		t.Error("the only relay is not the leader")
 	}
 
-	res, err = http.Get(base + "/readyz")
+	res, err := http.Get(base + "/readyz")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,9 @@ package app_test
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
+	"net/http"
 	"testing"
 	"time"
 
@@ -71,4 +73,38 @@ func mustRun(t *testing.T, cfg app.Config) *app.App {
 		}
 	})
 	return a
+}
+
+// openedCart is the answer to POST /v1/carts.
+type openedCart struct {
+	CartID  string `json:"cartId"`
+	Version int    `json:"version"`
+}
+
+// mustOpenCart opens customer's cart through the app's API at base: 201,
+// version 1, ETag "1".
+func mustOpenCart(t *testing.T, cfg app.Config, base, customer string) openedCart {
+	t.Helper()
+	tok, err := auth.Issue(cfg.Auth, customer, "", time.Hour, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, base+"/v1/carts", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+tok)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body openedCart
+	err = json.NewDecoder(res.Body).Decode(&body)
+	if cerr := res.Body.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil || res.StatusCode != http.StatusCreated || body.Version != 1 || res.Header.Get("ETag") != `"1"` {
+		t.Fatalf("POST /v1/carts for %s = %d %+v (%v)", customer, res.StatusCode, body, err)
+	}
+	return body
 }

@@ -6,9 +6,6 @@ import (
 	"regexp"
 	"strconv"
 	"testing"
-	"time"
-
-	"github.com/cart-cqrs/cart/pkg/auth"
 )
 
 // TestMetrics: the write side's metrics are served and move: commands by
@@ -20,20 +17,7 @@ func TestMetrics(t *testing.T) {
 	a := mustRun(t, cfg)
 	base := "http://" + a.Addr()
 	for _, customer := range []string{"ann", "ben", "cat"} {
-		tok, err := auth.Issue(cfg.Auth, customer, "", time.Hour, time.Now())
-		if err != nil {
-			t.Fatal(err)
-		}
-		req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, base+"/v1/carts", nil)
-		req.Header.Set("Authorization", "Bearer "+tok)
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		res.Body.Close()
-		if res.StatusCode != http.StatusCreated {
-			t.Fatalf("open for %s = %d", customer, res.StatusCode)
-		}
+		mustOpenCart(t, cfg, base, customer)
 	}
 	m := scrape(t, base)
 	for name, want := range map[string]float64{
