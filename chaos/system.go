@@ -124,7 +124,11 @@ func Start(tb testing.TB, bin Binaries, mode Mode, opts Options) *System {
 			tb.Fatalf("chaos: redis url: %v", err)
 		}
 		s.RedisURL, s.Prefix, s.Redis = opts.RedisURL, "chaos:"+id+":", redis.NewClient(ropts)
-		tb.Cleanup(func() { _ = s.Redis.Close() })
+		tb.Cleanup(func() {
+			if err := s.Redis.Close(); err != nil {
+				tb.Errorf("chaos: close redis: %v", err)
+			}
+		})
 	} else {
 		r := redistest.MustRedis(tb)
 		s.RedisURL, s.Prefix, s.Redis = r.URL, r.Prefix, r.Client
