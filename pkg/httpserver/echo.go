@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cart-cqrs/cart/pkg/problem"
+	"github.com/cart-cqrs/cart/pkg/telemetry"
 )
 
 // BodyLimit is the largest request body accepted; commands are small JSON.
@@ -35,8 +36,9 @@ func NewEcho(logger *slog.Logger, reg *prometheus.Registry, service string) *ech
 	e.HidePort = true
 	e.HTTPErrorHandler = problem.HTTPErrorHandler(logger)
 	m := newMetrics(reg, service)
+	e.Use(requestID)
+	e.Use(traceRequests(service)...) // inside requestID, so log lines of the span carry both
 	e.Use(
-		requestID,
 		observe(logger, m), // outside recover, so it sees the status of a panic
 		recoverPanic,
 		middleware.BodyLimit(BodyLimit),
@@ -44,13 +46,23 @@ func NewEcho(logger *slog.Logger, reg *prometheus.Registry, service string) *ech
 	return e
 }
 
-// saneRequestID accepts ids that are safe to echo into headers and logs.
-var saneRequestID = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,64}$`)
+// HeaderCorrelationID names the id a client gives a whole interaction (many
+// requests, and the events they cause).
+const HeaderCorrelationID = "X-Correlation-Id"
+
+var (
+	// saneRequestID accepts ids that are safe to echo into headers and logs.
+	saneRequestID = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,64}$`)
+	// saneCorrelationID accepts ids that are safe to store and log.
+	saneCorrelationID = regexp.MustCompile(`^[A-Za-z0-9._:/+=-]{1,128}$`)
+)
 
 type requestIDKey struct{}
 
 // requestID reuses a sane incoming X-Request-Id (so a trace spans the
-// gateway and us) or makes a new one, and returns it on the response.
+// gateway and us) or makes a new one, and returns it on the response. The
+// request's correlation id (telemetry.CorrelationID) is the client's sane
+// X-Correlation-Id, else the request id.
 func requestID(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		req := c.Request()
@@ -58,8 +70,13 @@ func requestID(next echo.HandlerFunc) echo.HandlerFunc {
 		if !saneRequestID.MatchString(id) {
 			id = uuid.NewString()
 		}
+		corr := req.Header.Get(HeaderCorrelationID)
+		if !saneCorrelationID.MatchString(corr) {
+			corr = id
+		}
 		c.Response().Header().Set(echo.HeaderXRequestID, id)
-		c.SetRequest(req.WithContext(context.WithValue(req.Context(), requestIDKey{}, id)))
+		ctx := telemetry.WithCorrelationID(context.WithValue(req.Context(), requestIDKey{}, id), corr)
+		c.SetRequest(req.WithContext(ctx))
 		return next(c)
 	}
 }

@@ -1,7 +1,8 @@
 // Package service runs one service's app as a process: structured logs on
-// stderr (LOG_LEVEL, LOG_FORMAT), the app built from the environment, run
-// until SIGINT or SIGTERM and closed, and the outcome as the exit code. Each
-// service's main is one call to Main.
+// stderr (LOG_LEVEL, LOG_FORMAT) tagged with trace and correlation ids,
+// tracing when OTEL_* asks for it (package telemetry), the app built from
+// the environment, run until SIGINT or SIGTERM and closed, and the outcome
+// as the exit code. Each service's main is one call to Main.
 package service
 
 import (
@@ -13,8 +14,10 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/cart-cqrs/cart/pkg/envconf"
+	"github.com/cart-cqrs/cart/pkg/telemetry"
 )
 
 // App is what each service's composition root builds.
@@ -51,6 +54,19 @@ func run[C any, A App](
 		return err
 	}
 	logger = logger.With("service", name)
+	shutdownTracing, err := telemetry.Setup(ctx, lookup, name)
+	if err != nil {
+		logger.Error("tracing", "err", err)
+		return err
+	}
+	defer func() {
+		// The spans of the last requests are still buffered: send them.
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := shutdownTracing(sctx); err != nil {
+			logger.Warn("tracing: stop", "err", err)
+		}
+	}()
 	cfg, err := configFromEnv(lookup)
 	if err != nil {
 		logger.Error("configuration", "err", err)
@@ -85,9 +101,9 @@ func newLogger(lookup func(string) (string, bool), w io.Writer) (*slog.Logger, e
 	}
 	switch format {
 	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
+		return slog.New(telemetry.LogHandler(slog.NewJSONHandler(w, opts))), nil
 	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
+		return slog.New(telemetry.LogHandler(slog.NewTextHandler(w, opts))), nil
 	}
 	return nil, fmt.Errorf("envconf: LOG_FORMAT=%q: want json or text", format)
 }

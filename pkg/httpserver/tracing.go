@@ -1,0 +1,38 @@
+package httpserver
+
+import (
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/cart-cqrs/cart/pkg/telemetry"
+)
+
+// untraced are the paths probes and scrapers call every few seconds: a span
+// each would bury the requests worth tracing.
+var untraced = map[string]bool{"/healthz": true, "/readyz": true, "/metrics": true}
+
+// traceRequests starts a server span per request (otelhttp: the W3C trace
+// context of the request is its parent, the HTTP semantic conventions its
+// attributes) and names it after the matched route, e.g.
+// "POST /v1/carts/:cartId/add-item", once echo has routed the request.
+func traceRequests(service string) []echo.MiddlewareFunc {
+	otel := echo.WrapMiddleware(otelhttp.NewMiddleware(service,
+		otelhttp.WithPropagators(telemetry.Propagator),
+		otelhttp.WithFilter(func(r *http.Request) bool { return !untraced[r.URL.Path] }),
+	))
+	name := func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			if span := trace.SpanFromContext(c.Request().Context()); span.IsRecording() {
+				route := routeLabel(c)
+				span.SetName(c.Request().Method + " " + route)
+				span.SetAttributes(attribute.String("http.route", route))
+			}
+			return next(c)
+		}
+	}
+	return []echo.MiddlewareFunc{otel, name}
+}
