@@ -10,8 +10,11 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/cart-cqrs/cart/pkg/envelope"
+	"github.com/cart-cqrs/cart/pkg/telemetry"
 )
 
 // roundResult counts the rows of one round.
@@ -121,6 +124,7 @@ func (r *Relay) publish(ctx context.Context, evs []envelope.Envelope) []envelope
 	for wave := 0; pctx.Err() == nil; wave++ {
 		var members []*pending
 		var futures []jetstream.PubAckFuture
+		var spans []trace.Span
 		more := false
 		for _, c := range carts {
 			if c.failed || wave >= len(c.evs) {
@@ -131,22 +135,33 @@ func (r *Relay) publish(ctx context.Context, evs []envelope.Envelope) []envelope
 				fail(c, fmt.Errorf("relay: encode event %s", c.evs[wave].EventID))
 				continue
 			}
+			span := r.tracePublishing(pctx, c.evs[wave], c.msgs[wave])
 			f, err := r.js.PublishMsgAsync(c.msgs[wave],
 				jetstream.WithExpectStream(r.opts.Stream), jetstream.WithStallWait(r.opts.PublishTimeout))
 			if err != nil {
-				fail(c, fmt.Errorf("relay: publish event %s: %w", c.evs[wave].EventID, err))
+				err = fmt.Errorf("relay: publish event %s: %w", c.evs[wave].EventID, err)
+				telemetry.RecordError(span, err)
+				span.End()
+				fail(c, err)
 				continue
 			}
 			members = append(members, c)
 			futures = append(futures, f)
+			spans = append(spans, span)
 		}
 		if !more {
 			break
 		}
 		for i, f := range futures {
 			c := members[i]
-			if err := awaitAck(pctx, f); err != nil {
-				fail(c, fmt.Errorf("relay: publish event %s: %w", c.evs[wave].EventID, err))
+			err := awaitAck(pctx, f)
+			if err != nil {
+				err = fmt.Errorf("relay: publish event %s: %w", c.evs[wave].EventID, err)
+			}
+			telemetry.RecordError(spans[i], err)
+			spans[i].End()
+			if err != nil {
+				fail(c, err)
 				continue
 			}
 			published = append(published, c.evs[wave])
@@ -202,6 +217,27 @@ func (r *Relay) message(e envelope.Envelope) (*nats.Msg, error) {
 			"Content-Type":        []string{envelope.ContentType},
 		},
 	}, nil
+}
+
+// tracePublishing starts the span of one event's publication, in the trace
+// of the request that appended the event (its stored trace context), and
+// puts the span's context in msg's traceparent header, so the projector's
+// span follows it. The CloudEvent keeps the stored context itself: the
+// distributed-tracing extension names where the event came from, not the
+// hop. The span ends with the PubAck.
+func (r *Relay) tracePublishing(ctx context.Context, e envelope.Envelope, msg *nats.Msg) trace.Span {
+	ctx = telemetry.WithTraceContext(ctx, e.Metadata.TraceParent, e.Metadata.TraceState)
+	ctx, span := telemetry.Tracer().Start(ctx, "publish "+r.opts.Stream, trace.WithSpanKind(trace.SpanKindProducer),
+		trace.WithAttributes(
+			attribute.String("messaging.system", "nats"),
+			attribute.String("messaging.operation.type", "send"),
+			attribute.String("messaging.destination.name", msg.Subject),
+			attribute.String("messaging.message.id", e.EventID),
+			attribute.String("cart.id", e.StreamID),
+			attribute.Int("cart.version", e.Version),
+		))
+	telemetry.Propagator.Inject(ctx, telemetry.NATSHeader(msg.Header))
+	return span
 }
 
 // awaitAck waits for one PubAck. A duplicate counts as published: the stream

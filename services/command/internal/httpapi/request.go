@@ -8,7 +8,6 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -18,44 +17,31 @@ import (
 	"github.com/cart-cqrs/cart/pkg/auth"
 	"github.com/cart-cqrs/cart/pkg/cart"
 	"github.com/cart-cqrs/cart/pkg/envelope"
+	"github.com/cart-cqrs/cart/pkg/httpserver"
 	"github.com/cart-cqrs/cart/pkg/problem"
+	"github.com/cart-cqrs/cart/pkg/telemetry"
 )
 
-// Headers read from the request besides auth's.
-const (
-	HeaderCorrelationID = "X-Correlation-Id"
-	headerTraceParent   = "Traceparent"
-	headerTraceState    = "Tracestate"
-)
-
-var (
-	// saneCorrelationID accepts ids that are safe to store and log.
-	saneCorrelationID = regexp.MustCompile(`^[A-Za-z0-9._:/+=-]{1,128}$`)
-	// saneTraceParent is W3C trace context's traceparent, version 00 layout.
-	saneTraceParent = regexp.MustCompile(`^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$`)
-	saneTraceState  = regexp.MustCompile(`^[\x20-\x7e]{1,512}$`)
-)
+// HeaderCorrelationID is answered with the correlation id the events got.
+const HeaderCorrelationID = httpserver.HeaderCorrelationID
 
 // caller returns who is acting and the metadata their events carry: the
 // actor, the correlation id (the client's X-Correlation-Id if sane, else this
-// request's id), the causation id (this request's id) and the trace context.
+// request's id), the causation id (this request's id) and the trace context
+// of this request's span, stored with the events so that their publication
+// and projection join the request's trace.
 func caller(c echo.Context) (cart.Actor, envelope.Metadata, error) {
 	p, ok := auth.FromContext(c)
 	if !ok {
 		return cart.Actor{}, envelope.Metadata{}, problem.New(problem.Unauthorized, auth.CodeUnauthorized, "no authenticated caller")
 	}
-	h := c.Request().Header
+	ctx := c.Request().Context()
 	requestID := c.Response().Header().Get(echo.HeaderXRequestID)
-	md := envelope.Metadata{Actor: p.Subject, CorrelationID: requestID, CausationID: requestID}
-	if id := h.Get(HeaderCorrelationID); saneCorrelationID.MatchString(id) {
-		md.CorrelationID = id
+	md := envelope.Metadata{Actor: p.Subject, CorrelationID: telemetry.CorrelationID(ctx), CausationID: requestID}
+	if md.CorrelationID == "" {
+		md.CorrelationID = requestID
 	}
-	if tp := h.Get(headerTraceParent); saneTraceParent.MatchString(tp) {
-		md.TraceParent = tp
-		if ts := h.Get(headerTraceState); saneTraceState.MatchString(ts) {
-			md.TraceState = ts
-		}
-	}
+	md.TraceParent, md.TraceState = telemetry.TraceContext(ctx)
 	c.Response().Header().Set(HeaderCorrelationID, md.CorrelationID)
 	return cart.Actor{ID: p.Subject, System: p.IsSystem()}, md, nil
 }

@@ -8,10 +8,13 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/cart-cqrs/cart/pkg/cart"
 	"github.com/cart-cqrs/cart/pkg/envelope"
 	"github.com/cart-cqrs/cart/pkg/eventlog"
+	"github.com/cart-cqrs/cart/pkg/telemetry"
 )
 
 // SnapshotSchemaVersion is the shape of the cart.State JSON stored in
@@ -29,11 +32,19 @@ const SnapshotSchemaVersion = 1
 // stored in between, the events start after it and no longer follow the
 // snapshot read first — then, and when the snapshot is unusable, the events
 // are read again after the snapshot in hand.
-func (r *Repository) Load(ctx context.Context, cartID string) (cart.State, error) {
+func (r *Repository) Load(ctx context.Context, cartID string) (_ cart.State, err error) {
 	id, ok := canonicalID(cartID)
 	if !ok {
 		return cart.State{}, cart.ErrNotFound
 	}
+	ctx, span := telemetry.Tracer().Start(ctx, "cart.load", trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(dbSystem, attribute.String("cart.id", id)))
+	defer func() {
+		if !errors.Is(err, cart.ErrNotFound) {
+			telemetry.RecordError(span, err)
+		}
+		span.End()
+	}()
 	s, usable, evs, err := r.loadOnce(ctx, id)
 	if err != nil {
 		return cart.State{}, fmt.Errorf("postgres: load cart %s: %w", id, err)

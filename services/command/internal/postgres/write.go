@@ -10,9 +10,12 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/cart-cqrs/cart/pkg/cart"
 	"github.com/cart-cqrs/cart/pkg/envelope"
+	"github.com/cart-cqrs/cart/pkg/telemetry"
 )
 
 // Constraint names the writes rely on (see migrations/sql).
@@ -78,16 +81,25 @@ WHERE snapshots.version < EXCLUDED.version OR snapshots.schema_version <> EXCLUD
 // compare-and-set of the carts row), the events, their outbox rows and, when
 // the new version crosses a multiple of snapshotEvery, a snapshot. It returns
 // the new state.
-func (r *Repository) write(ctx context.Context, head string, s cart.State, customerID string, evs []cart.Event, md envelope.Metadata, key *keyRow) (cart.State, error) {
+func (r *Repository) write(ctx context.Context, head string, s cart.State, customerID string, evs []cart.Event, md envelope.Metadata, key *keyRow) (_ cart.State, err error) {
+	ctx, span := telemetry.Tracer().Start(ctx, "cart.append", trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(dbSystem, attribute.String("cart.id", s.CartID),
+			attribute.Int("cart.version", s.Version+len(evs)), attribute.Int("cart.events", len(evs))))
+	defer func() { telemetry.RecordError(span, err); span.End() }()
 	u, next, err := r.prepare(head, s, customerID, evs, md, key)
 	if err != nil {
 		return cart.State{}, err
 	}
+	// The span covers the wait for the group commit too: what the request
+	// waited for.
 	if err := r.committer.commit(ctx, u); err != nil {
 		return cart.State{}, fmt.Errorf("postgres: append cart %s v%d: %w", s.CartID, next.Version, err)
 	}
 	return next, nil
 }
+
+// dbSystem is the database attribute of the repository's spans.
+var dbSystem = attribute.String("db.system.name", "postgresql")
 
 // prepare renders write's statements as a unit of the group commit, and
 // the state they leave the cart in.
