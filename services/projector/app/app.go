@@ -20,6 +20,7 @@ import (
 	"github.com/cart-cqrs/cart/pkg/auth"
 	"github.com/cart-cqrs/cart/pkg/httpserver"
 	"github.com/cart-cqrs/cart/pkg/service"
+	"github.com/cart-cqrs/cart/pkg/telemetry"
 	"github.com/cart-cqrs/cart/services/projector/internal/httpapi"
 	"github.com/cart-cqrs/cart/services/projector/internal/postgres"
 	"github.com/cart-cqrs/cart/services/projector/internal/projector"
@@ -67,6 +68,9 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err erro
 		return nil, fmt.Errorf("app: redis url: %w", err)
 	}
 	a.rdb = goredis.NewClient(ropts)
+	if err := telemetry.InstrumentRedis(a.rdb); err != nil {
+		return nil, fmt.Errorf("app: %w", err)
+	}
 	a.nc, err = nats.Connect(cfg.NATSURL,
 		nats.Name("cart-projector"),
 		nats.RetryOnFailedConnect(true),

@@ -19,6 +19,7 @@ import (
 	"github.com/cart-cqrs/cart/pkg/httpserver"
 	"github.com/cart-cqrs/cart/pkg/openapi"
 	"github.com/cart-cqrs/cart/pkg/service"
+	"github.com/cart-cqrs/cart/pkg/telemetry"
 	"github.com/cart-cqrs/cart/services/query/api"
 	"github.com/cart-cqrs/cart/services/query/internal/httpapi"
 	"github.com/cart-cqrs/cart/services/query/internal/redisstore"
@@ -60,6 +61,9 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) {
 		return nil, fmt.Errorf("query: redis url: %w", err)
 	}
 	rdb := redis.NewClient(opts)
+	if err := telemetry.InstrumentRedis(rdb); err != nil {
+		return nil, errors.Join(fmt.Errorf("query: %w", err), rdb.Close())
+	}
 	store := redisstore.New(rdb, cfg.RedisPrefix, logger)
 	updates := redisstore.NewUpdates(rdb, store, logger)
 

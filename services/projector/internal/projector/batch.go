@@ -10,8 +10,10 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/cart-cqrs/cart/pkg/envelope"
+	"github.com/cart-cqrs/cart/pkg/telemetry"
 )
 
 // maxConflicts bounds how often one batch reloads a cart that another
@@ -23,12 +25,17 @@ type item struct {
 	msg       jetstream.Msg
 	env       envelope.Envelope
 	delivered int
+	// span is the message's processing span, ended when the batch is done.
+	span trace.Span
 }
 
 // group is a batch's messages of one cart, in version order.
 type group struct {
 	cartID string
 	items  []item
+	// ctx is the newest message's: its trace and correlation id tag the
+	// cart's spans and log lines.
+	ctx context.Context
 }
 
 // outcome is what projecting a group onto the stored cart came to.
@@ -57,6 +64,7 @@ func (p *Projector) Process(ctx context.Context, msgs []jetstream.Msg) {
 	defer func() { p.metrics.BatchDuration.Observe(time.Since(start).Seconds()) }()
 
 	todo := p.decode(ctx, msgs)
+	defer endSpans(todo)
 	refresh := false
 	for attempt := 1; len(todo) > 0; attempt++ {
 		gens, err := p.generations(ctx, refresh)
@@ -79,13 +87,16 @@ func (p *Projector) Process(ctx context.Context, msgs []jetstream.Msg) {
 		now := time.Now().UTC()
 		outs := make([]outcome, len(todo))
 		var changes []Change
+		var saves []trace.Span
 		for i, g := range todo {
-			outs[i] = p.project(ctx, g, recs[g.cartID], len(gens.Writes), now)
+			outs[i] = p.project(g.ctx, g, recs[g.cartID], len(gens.Writes), now)
 			if outs[i].save {
 				changes = append(changes, outs[i].change)
+				saves = append(saves, traceSave(g))
 			}
 		}
 		results, err := p.store.Save(ctx, gens, changes)
+		endSaves(saves, results, err)
 		if err != nil {
 			p.logger.ErrorContext(ctx, "projector: save carts", "carts", len(changes), "err", err)
 			p.retryGroups(ctx, todo)
@@ -107,7 +118,7 @@ func (p *Projector) Process(ctx context.Context, msgs []jetstream.Msg) {
 				refresh = refresh || errors.Is(res, ErrStaleGenerations)
 				conflicted = append(conflicted, g)
 			default:
-				p.logger.ErrorContext(ctx, "projector: save cart", "cart", g.cartID, "err", res)
+				p.logger.ErrorContext(g.ctx, "projector: save cart", "cart", g.cartID, "err", res)
 				p.retryGroups(ctx, []*group{g})
 			}
 		}
@@ -146,12 +157,16 @@ func (p *Projector) decode(ctx context.Context, msgs []jetstream.Msg) []*group {
 			byCart[env.StreamID] = g
 			groups = append(groups, g)
 		}
-		g.items = append(g.items, item{msg: m, env: env, delivered: delivered(m)})
+		it := item{msg: m, env: env, delivered: delivered(m)}
+		_, it.span = p.traceProcessing(ctx, m, env, it.delivered)
+		g.items = append(g.items, it)
 	}
 	for _, g := range groups {
 		// A redelivery may arrive after a later version; the version, not the
 		// arrival, is the cart's order. Stable, so duplicates keep their order.
 		slices.SortStableFunc(g.items, func(a, b item) int { return a.env.Version - b.env.Version })
+		newest := g.items[len(g.items)-1]
+		g.ctx = trace.ContextWithSpan(telemetry.WithCorrelationID(ctx, newest.env.Metadata.CorrelationID), newest.span)
 	}
 	return groups
 }
