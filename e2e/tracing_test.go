@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -34,7 +33,7 @@ var (
 func spanRecorder() *tracetest.SpanRecorder {
 	recorderOnce.Do(func() {
 		recorder = tracetest.NewSpanRecorder()
-		otel.SetTracerProvider(sdktrace.NewTracerProvider(
+		telemetry.Install(sdktrace.NewTracerProvider(
 			sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.NeverSample())),
 			sdktrace.WithSpanProcessor(recorder)))
 	})

@@ -37,7 +37,7 @@ func NewEcho(logger *slog.Logger, reg *prometheus.Registry, service string) *ech
 	e.HTTPErrorHandler = problem.HTTPErrorHandler(logger)
 	m := newMetrics(reg, service)
 	e.Use(requestID)
-	e.Use(traceRequests(service)...) // inside requestID, so log lines of the span carry both
+	e.Use(traceRequests(service)) // inside requestID, so log lines of the span carry both
 	e.Use(
 		observe(logger, m), // outside recover, so it sees the status of a panic
 		recoverPanic,

@@ -2,6 +2,7 @@ package httpserver_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -19,7 +20,9 @@ import (
 
 	"github.com/cart-cqrs/cart/pkg/cart"
 	"github.com/cart-cqrs/cart/pkg/httpserver"
+	"github.com/cart-cqrs/cart/pkg/polltest"
 	"github.com/cart-cqrs/cart/pkg/problem"
+	"github.com/cart-cqrs/cart/pkg/telemetry"
 )
 
 // syncBuffer is a log sink safe for the server's goroutines.
@@ -50,7 +53,7 @@ type testServer struct {
 func MustServe(tb testing.TB, checks map[string]func(context.Context) error) *testServer {
 	tb.Helper()
 	logs := &syncBuffer{}
-	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	logger := slog.New(telemetry.LogHandler(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	reg := prometheus.NewRegistry()
 	e := httpserver.NewEcho(logger, reg, "test")
 	httpserver.Health(e, reg, checks)
@@ -332,6 +335,39 @@ func TestRequestID(t *testing.T) {
 				t.Errorf("body requestId %q differs from header", p.RequestID)
 			}
 		})
+	}
+}
+
+// TestAccessLogIDs: the access log line of a request carries the caller's
+// trace (carried on even while nothing records spans) and the correlation
+// id: the client's X-Correlation-Id when sane, else the request id.
+func TestAccessLogIDs(t *testing.T) {
+	s := MustServe(t, nil)
+	for _, tc := range []struct{ path, correlation, want string }{
+		{"/things/traced", "checkout-flow-7", "checkout-flow-7"},
+		{"/things/insane", "has spaces", ""},
+	} {
+		req, _ := http.NewRequest(http.MethodGet, s.URL+tc.path, nil)
+		req.Header.Set("Traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+		req.Header.Set(httpserver.HeaderCorrelationID, tc.correlation)
+		res, _ := mustDo(t, req)
+		id := res.Header.Get(echo.HeaderXRequestID)
+		want := cmp.Or(tc.want, id)
+		var line map[string]any
+		// The line is written after the response went out.
+		polltest.Until(t, 5*time.Second, "the access log line of "+tc.path, func() error {
+			for l := range strings.Lines(s.logs.String()) {
+				var m map[string]any
+				if json.Unmarshal([]byte(l), &m) == nil && m["msg"] == "http request" && m["requestId"] == id {
+					line = m
+					return nil
+				}
+			}
+			return errors.New("not logged yet")
+		})
+		if line[telemetry.LogTraceID] != "4bf92f3577b34da6a3ce929d0e0e4736" || line[telemetry.LogCorrelationID] != want {
+			t.Errorf("%s: access log %v, want correlation id %q", tc.path, line, want)
+		}
 	}
 }
 

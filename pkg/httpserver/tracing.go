@@ -6,6 +6,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/cart-cqrs/cart/pkg/telemetry"
@@ -19,20 +20,37 @@ var untraced = map[string]bool{"/healthz": true, "/readyz": true, "/metrics": tr
 // context of the request is its parent, the HTTP semantic conventions its
 // attributes) and names it after the matched route, e.g.
 // "POST /v1/carts/:cartId/add-item", once echo has routed the request.
-func traceRequests(service string) []echo.MiddlewareFunc {
-	otel := echo.WrapMiddleware(otelhttp.NewMiddleware(service,
+// While tracing is not active it only carries the caller's trace context on
+// (what a command stores then continues the caller's trace).
+func traceRequests(service string) echo.MiddlewareFunc {
+	traced := echo.WrapMiddleware(otelhttp.NewMiddleware(service,
 		otelhttp.WithPropagators(telemetry.Propagator),
 		otelhttp.WithFilter(func(r *http.Request) bool { return !untraced[r.URL.Path] }),
 	))
-	name := func(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		withSpan := traced(nameSpan(next))
 		return func(c echo.Context) error {
-			if span := trace.SpanFromContext(c.Request().Context()); span.IsRecording() {
-				route := routeLabel(c)
-				span.SetName(c.Request().Method + " " + route)
-				span.SetAttributes(attribute.String("http.route", route))
+			if telemetry.Active() {
+				return withSpan(c)
+			}
+			req := c.Request()
+			if req.Header.Get("Traceparent") != "" {
+				ctx := telemetry.Propagator.Extract(req.Context(), propagation.HeaderCarrier(req.Header))
+				c.SetRequest(req.WithContext(ctx))
 			}
 			return next(c)
 		}
 	}
-	return []echo.MiddlewareFunc{otel, name}
+}
+
+// nameSpan names the request's span after the route echo matched.
+func nameSpan(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if span := trace.SpanFromContext(c.Request().Context()); span.IsRecording() {
+			route := routeLabel(c)
+			span.SetName(c.Request().Method + " " + route)
+			span.SetAttributes(attribute.String("http.route", route))
+		}
+		return next(c)
+	}
 }

@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -90,7 +91,7 @@ func Setup(ctx context.Context, lookup func(string) (string, bool), service stri
 		return nil, errors.Join(fmt.Errorf("telemetry: resource: %w", err), exp.Shutdown(ctx))
 	}
 	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
-	otel.SetTracerProvider(tp)
+	Install(tp)
 	return func(ctx context.Context) error {
 		if err := tp.Shutdown(ctx); err != nil {
 			return fmt.Errorf("telemetry: flush spans: %w", err)
@@ -98,6 +99,23 @@ func Setup(ctx context.Context, lookup func(string) (string, bool), service stri
 		return nil
 	}, nil
 }
+
+// installed is whether a tracer provider was installed (Install).
+var installed atomic.Bool
+
+// Install makes tp the global tracer provider and turns on the server
+// spans, which the HTTP servers skip while nothing records them (see
+// Active). Setup calls it; tests call it with a provider that records in
+// memory.
+func Install(tp trace.TracerProvider) {
+	otel.SetTracerProvider(tp)
+	installed.Store(true)
+}
+
+// Active reports whether Install was called: whether spans may be recorded
+// at all. Without it, the HTTP servers only carry the caller's trace context
+// on, which costs a fraction of a span that records nothing.
+func Active() bool { return installed.Load() }
 
 // Tracer is the tracer the product's own spans come from.
 func Tracer() trace.Tracer {
