@@ -64,6 +64,7 @@ func TestApp_AdminAPI(t *testing.T) {
 		}
 	})
 	base := "http://" + a.Addr()
+	validateResponses(t, a.Addr())
 	admin := token(t, "ops", "admin")
 
 	t.Run("Auth", func(t *testing.T) {
@@ -195,7 +196,7 @@ func call(t *testing.T, method, url, token string) (int, string) {
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	res, err := http.DefaultClient.Do(req)
+	res, err := clientFor(req.URL.Host).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

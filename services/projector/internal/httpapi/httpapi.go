@@ -1,6 +1,7 @@
 // Package httpapi is the projector's admin API: the parked events (list,
 // retry, skip) and the read-model rebuild (start, progress, one cart). Every
-// route needs a bearer token with the admin role.
+// admin route needs a bearer token with the admin role. The API is described
+// by the OpenAPI document of package api, served at /openapi.json.
 package httpapi
 
 import (
@@ -13,7 +14,9 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/cart-cqrs/cart/pkg/auth"
+	"github.com/cart-cqrs/cart/pkg/openapi"
 	"github.com/cart-cqrs/cart/pkg/problem"
+	"github.com/cart-cqrs/cart/services/projector/api"
 	"github.com/cart-cqrs/cart/services/projector/internal/projector"
 	"github.com/cart-cqrs/cart/services/projector/internal/rebuild"
 )
@@ -57,8 +60,14 @@ const (
 	CodeBadCartID      = "bad-cart-id"
 )
 
-// Register mounts the admin routes on e.
+// Register mounts the admin routes on e, and the API's OpenAPI document at
+// GET /openapi.json (no token needed).
 func Register(e *echo.Echo, v *auth.Verifier, parking Parking, rebuilds Rebuilds) {
+	if err := openapi.Mount(e, api.OpenAPI); err != nil {
+		// The document is compiled in and the tests load it: an invalid one
+		// is a defect of the build, not something the environment can cause.
+		panic(err)
+	}
 	h := &handler{parking: parking, rebuilds: rebuilds}
 	g := e.Group("/admin", auth.Middleware(v), adminOnly)
 	g.GET("/parked", h.listParked)
