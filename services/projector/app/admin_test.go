@@ -24,6 +24,9 @@ import (
 	"github.com/cart-cqrs/cart/services/projector/app"
 )
 
+// analyticsSummary is the line of the product analytics' rebuild.
+var analyticsSummary = regexp.MustCompile(`^built product analytics from (\d+) events of (\d+) carts in \S+ \(\d+ events/s\) into analytics generation (\d+)$`)
+
 // summary is the contract of the rebuild's last line.
 var summary = regexp.MustCompile(`^rebuilt (\d+) events of (\d+) carts in \S+ \((\d+) events/s\) into generation (\d+)$`)
 
@@ -122,7 +125,8 @@ func TestApp_AdminAPI(t *testing.T) {
 	})
 	t.Run("Metrics", func(t *testing.T) {
 		_, body := call(t, http.MethodGet, base+"/metrics", "")
-		for _, m := range []string{"cart_projector_parked_events ", "cart_projector_rebuild_events_applied_total", "cart_projector_rebuild_events "} {
+		for _, m := range []string{"cart_projector_parked_events ", "cart_projector_rebuild_events_applied_total", "cart_projector_rebuild_events ",
+			`cart_analytics_events_applied_total{path="live"}`, `cart_analytics_build_phase{phase="done"} 1`, "cart_analytics_build_events "} {
 			if !strings.Contains(body, m) {
 				t.Errorf("/metrics has no %s", m)
 			}
@@ -147,16 +151,25 @@ func TestRebuildCommand(t *testing.T) {
 	}
 	env := envconf.Map(map[string]string{"DATABASE_URL": dbURL, "REDIS_URL": renv.URL, "REDIS_PREFIX": renv.Prefix,
 		"PROJECTOR_REBUILD_DRAIN": "1ms"})
+	var analyticsLines []string
 	run := func(args ...string) (string, error) {
 		var stdout, stderr bytes.Buffer
 		err := app.Rebuild(context.Background(), env, args, &stdout, &stderr)
 		lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+		analyticsLines = lines[:len(lines)-1]
 		return lines[len(lines)-1], err
 	}
 	for i, args := range [][]string{{"-progress=false"}, {"-cart", cartID}, {}} {
 		last, err := run(args...)
 		if err != nil {
 			t.Fatalf("rebuild %v: %v", args, err)
+		}
+		// The product analytics are rebuilt after the read models, unless
+		// one cart is.
+		wantAnalytics := []string{"1", "", "2"}[i]
+		if m := analyticsSummary.FindStringSubmatch(strings.Join(analyticsLines, "\n")); wantAnalytics == "" && m != nil ||
+			wantAnalytics != "" && (m == nil || m[1] != "2" || m[2] != "1" || m[3] != wantAnalytics) {
+			t.Errorf("rebuild %v: analytics printed %q, want generation %q", args, analyticsLines, wantAnalytics)
 		}
 		m := summary.FindStringSubmatch(last)
 		if m == nil || m[1] != "2" || m[2] != "1" {
@@ -169,6 +182,13 @@ func TestRebuildCommand(t *testing.T) {
 	doc, err := renv.Client.HGet(context.Background(), renv.Prefix+"g3:cart:{"+cartID+"}", "doc").Result()
 	if err != nil || !strings.Contains(doc, `"itemCount":2`) {
 		t.Errorf("rebuilt document = %s, %v", doc, err)
+	}
+	products, err := renv.Client.SMembers(context.Background(), renv.Prefix+"analytics:{g2}:products").Result()
+	if err != nil || len(products) != 1 || products[0] != "123" {
+		t.Errorf("rebuilt analytics products = %v, %v", products, err)
+	}
+	if _, err := run("-analytics=false", "-progress=false"); err != nil || len(analyticsLines) != 0 {
+		t.Errorf("-analytics=false: %v, printed %q", err, analyticsLines)
 	}
 	if _, err := run("-cart", "nope"); err == nil {
 		t.Error("-cart nope accepted")

@@ -21,6 +21,7 @@ import (
 	"github.com/cart-cqrs/cart/pkg/httpserver"
 	"github.com/cart-cqrs/cart/pkg/service"
 	"github.com/cart-cqrs/cart/pkg/telemetry"
+	"github.com/cart-cqrs/cart/services/projector/internal/analytics"
 	"github.com/cart-cqrs/cart/services/projector/internal/httpapi"
 	"github.com/cart-cqrs/cart/services/projector/internal/postgres"
 	"github.com/cart-cqrs/cart/services/projector/internal/projector"
@@ -36,8 +37,12 @@ type App struct {
 	rdb      *goredis.Client
 	proj     *projector.Projector
 	rebuilds *rebuilds
-	verifier *auth.Verifier
-	server   *httpserver.Server
+	// analytics is the product analytics: its live consumer and the
+	// builder of its generations.
+	analytics *analytics.Consumer
+	builder   *analytics.Builder
+	verifier  *auth.Verifier
+	server    *httpserver.Server
 }
 
 // New connects to PostgreSQL, NATS and Redis and binds the HTTP address.
@@ -47,6 +52,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err erro
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
+	cfg = cfg.withDefaults()
 	if logger == nil {
 		logger = slog.Default()
 	}
@@ -98,12 +104,26 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err erro
 		Stream: cfg.Stream, SubjectPrefix: cfg.SubjectPrefix, Durable: cfg.Durable,
 		BatchSize: cfg.BatchSize, AckWait: cfg.AckWait, MaxAckPending: cfg.MaxAckPending, MaxDeliver: cfg.MaxDeliver,
 	}, js, store, a.pool, metrics, logger)
-	a.rebuilds = newRebuilds(rebuild.New(rebuildConfig(cfg), store, a.pool, metrics, logger), logger)
+	ametrics, err := analytics.NewMetrics(reg)
+	if err != nil {
+		return nil, fmt.Errorf("app: %w", err)
+	}
+	astore := analytics.NewStore(a.rdb, cfg.RedisPrefix)
+	a.analytics = analytics.NewConsumer(analytics.ConsumerConfig{
+		Stream: cfg.Stream, SubjectPrefix: cfg.SubjectPrefix, Durable: cfg.AnalyticsDurable,
+		BatchSize: cfg.BatchSize, AckWait: cfg.AckWait, MaxAckPending: cfg.MaxAckPending,
+	}, js, astore, a.pool, ametrics, logger)
+	a.builder = analytics.NewBuilder(analyticsBuildConfig(cfg), astore, a.pool, ametrics, logger)
+	a.rebuilds = newRebuilds(rebuild.New(rebuildConfig(cfg), store, a.pool, metrics, logger), a.builder, logger)
 	if err := reg.Register(a.proj.ConsumerCollector()); err != nil {
 		return nil, fmt.Errorf("app: %w", err)
 	}
 
 	e := httpserver.NewEcho(logger, reg, "projector")
+	// The product analytics are no readiness check: the cart documents are
+	// what the projector is ready for, and a build of the analytics (which
+	// may take minutes) must not take it out of service. Their metrics say
+	// how they fare.
 	httpserver.Health(e, reg, map[string]func(context.Context) error{
 		"postgres": a.pool.Ping,
 		"redis":    func(ctx context.Context) error { return a.rdb.Ping(ctx).Err() },
@@ -138,6 +158,8 @@ func (a *App) Run(ctx context.Context) error {
 		service.Part{Name: "projector", Run: a.proj.Run},
 		service.Part{Name: "parked events gauge", Run: a.proj.RunParkedGauge},
 		service.Part{Name: "rebuilds", Run: a.rebuilds.Run},
+		service.Part{Name: "analytics", Run: a.analytics.Run},
+		service.Part{Name: "analytics builds", Run: a.builder.Run},
 		service.Part{Name: "http server", Run: a.server.Run},
 		service.Part{Name: "signing keys", Run: a.verifier.Run},
 	)

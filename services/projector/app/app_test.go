@@ -29,7 +29,8 @@ func TestConfigFromEnv(t *testing.T) {
 		t.Fatal(err)
 	}
 	if cfg.HTTPAddr != ":8082" || cfg.BatchSize != 64 || cfg.Durable != "p2" || cfg.AckWait != 30*time.Second || cfg.Stream != "CART_EVENTS" ||
-		cfg.MaxDeliver != 5 || cfg.RebuildPageSize != 20000 || cfg.RebuildDrainWait != 2*time.Second || cfg.Auth.Issuer != "i" {
+		cfg.MaxDeliver != 5 || cfg.RebuildPageSize != 20000 || cfg.RebuildDrainWait != 2*time.Second || cfg.Auth.Issuer != "i" ||
+		cfg.AnalyticsDurable != "cart-analytics" || cfg.AnalyticsBuildPage != 10000 || cfg.AnalyticsCheckEvery != 30*time.Second {
 		t.Fatalf("config = %+v", cfg)
 	}
 	if _, err := app.ConfigFromEnv(envconf.Map(map[string]string{})); err == nil {
@@ -37,6 +38,21 @@ func TestConfigFromEnv(t *testing.T) {
 	}
 	if _, err := app.ConfigFromEnv(envconf.Map(map[string]string{"PROJECTOR_BATCH": "0", "PROJECTOR_ACK_WAIT": "soon"})); err == nil {
 		t.Fatal("bad values accepted")
+	}
+	valid := map[string]string{"AUTH_HS256_SECRET": string(authCfg.HS256Secret), "AUTH_ISSUER": "i", "AUTH_AUDIENCE": "a"}
+	for name, vars := range map[string]map[string]string{
+		// Two consumers of one name would take each other's messages.
+		"SharedDurable":  {"ANALYTICS_DURABLE": "cart-projector"},
+		"NoPage":         {"ANALYTICS_BUILD_PAGE": "-1"},
+		"TightChecks":    {"ANALYTICS_CHECK_INTERVAL": "10ms"},
+		"MalformedCheck": {"ANALYTICS_CHECK_INTERVAL": "often"},
+	} {
+		for k, v := range valid {
+			vars[k] = v
+		}
+		if _, err := app.ConfigFromEnv(envconf.Map(vars)); err == nil {
+			t.Errorf("%s: %v accepted", name, vars)
+		}
 	}
 }
 

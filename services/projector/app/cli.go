@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"runtime/debug"
-	"slices"
 	"sync"
 	"time"
 
@@ -18,6 +17,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/schollz/progressbar/v3"
 
+	"github.com/cart-cqrs/cart/services/projector/internal/analytics"
 	"github.com/cart-cqrs/cart/services/projector/internal/postgres"
 	"github.com/cart-cqrs/cart/services/projector/internal/projector"
 	"github.com/cart-cqrs/cart/services/projector/internal/rebuild"
@@ -27,18 +27,21 @@ import (
 // Rebuild is the `projector rebuild` command: it rebuilds every read model
 // from the event log into the next generation while the live projectors
 // keep serving the current one, switches the readers and drops the old
-// generation — or, with -cart, replaces one cart in place. It reads the
-// service's environment (lookup) and prints its summary as the last line of
-// stdout; the progress bar and the logs go to stderr.
+// generation, then does the same for the product analytics (unless
+// -analytics=false) — or, with -cart, replaces one cart in place (the
+// analytics are not touched). It reads the service's environment (lookup)
+// and prints the analytics' summary, then the read models' as the last line
+// of stdout; the progress bars and the logs go to stderr.
 func Rebuild(ctx context.Context, lookup func(string) (string, bool), args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("projector rebuild", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cartID := fs.String("cart", "", "rebuild only this cart, in place in the current generation")
 	progress := fs.Bool("progress", true, "show a progress bar on stderr")
 	verbose := fs.Bool("v", false, "log progress at info level")
+	withAnalytics := fs.Bool("analytics", true, "rebuild the product analytics too, after the read models")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: projector rebuild [-cart <id>] [-progress=false] [-v]")
-		fmt.Fprintln(stderr, "Configured by the projector's environment (DATABASE_URL, REDIS_URL, REDIS_PREFIX, PROJECTOR_REBUILD_*).")
+		fmt.Fprintln(stderr, "usage: projector rebuild [-cart <id>] [-analytics=false] [-progress=false] [-v]")
+		fmt.Fprintln(stderr, "Configured by the projector's environment (DATABASE_URL, REDIS_URL, REDIS_PREFIX, PROJECTOR_REBUILD_*, ANALYTICS_BUILD_PAGE).")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -58,6 +61,7 @@ func Rebuild(ctx context.Context, lookup func(string) (string, bool), args []str
 	if err := cfg.validateProjection(); err != nil {
 		return err
 	}
+	cfg = cfg.withDefaults()
 	level := slog.LevelWarn
 	if *verbose {
 		level = slog.LevelInfo
@@ -100,9 +104,45 @@ func Rebuild(ctx context.Context, lookup func(string) (string, bool), args []str
 	rb := rebuild.New(rebuildConfig(cfg), store, pool, metrics, logger)
 	stop := func() {}
 	if *progress {
-		stop = showProgress(rb, stderr)
+		stop = showProgress(stderr, func() (string, int64, int64) {
+			p := rb.Progress()
+			return fmt.Sprintf("rebuild g%d %s", p.Generation, p.Phase), p.Events, p.Total
+		})
 	}
 	res, err := rb.Run(ctx)
+	stop()
+	if err != nil {
+		return err
+	}
+	if *withAnalytics {
+		if err := rebuildAnalytics(ctx, cfg, rdb, pool, logger, *progress, stdout, stderr); err != nil {
+			return fmt.Errorf("%s, but: %w", res, err)
+		}
+	}
+	_, err = fmt.Fprintln(stdout, res)
+	return err
+}
+
+// rebuildAnalytics builds the next generation of the product analytics,
+// after a build that runs (a projector's) is done, and prints its summary.
+func rebuildAnalytics(ctx context.Context, cfg Config, rdb *goredis.Client, pool *pgxpool.Pool, logger *slog.Logger,
+	progress bool, stdout, stderr io.Writer) error {
+	metrics, err := analytics.NewMetrics(prometheus.NewRegistry())
+	if err != nil {
+		return err
+	}
+	b := analytics.NewBuilder(analyticsBuildConfig(cfg), analytics.NewStore(rdb, cfg.RedisPrefix), pool, metrics, logger)
+	stop := func() {}
+	if progress {
+		stop = showProgress(stderr, func() (string, int64, int64) {
+			p := b.Progress()
+			if p.Phase == analytics.PhaseIdle {
+				return "analytics: waiting for a running build", 0, 0
+			}
+			return fmt.Sprintf("analytics g%d %s", p.Generation, p.Phase), p.Events, p.Total
+		})
+	}
+	res, err := b.Rebuild(ctx)
 	stop()
 	if err != nil {
 		return err
@@ -128,9 +168,10 @@ func rebuildCart(ctx context.Context, cfg Config, store *redis.Store, pool *pgxp
 	return err
 }
 
-// showProgress draws the rebuild's progress on w until the returned func
-// is called.
-func showProgress(rb *rebuild.Rebuilder, w io.Writer) func() {
+// showProgress draws a progress bar on w until the returned func is
+// called: progress says what runs, how many events it has done and of how
+// many (0: not known yet).
+func showProgress(w io.Writer, progress func() (what string, events, total int64)) func() {
 	bar := progressbar.NewOptions64(-1,
 		progressbar.OptionSetWriter(w),
 		progressbar.OptionSetDescription("rebuild"),
@@ -148,17 +189,17 @@ func showProgress(rb *rebuild.Rebuilder, w io.Writer) func() {
 		defer wg.Done()
 		t := time.NewTicker(100 * time.Millisecond)
 		defer t.Stop()
-		var phase rebuild.Phase
+		shown := ""
 		for {
-			p := rb.Progress()
-			if p.Total > 0 && bar.GetMax64() != max(p.Total, p.Events) {
-				bar.ChangeMax64(max(p.Total, p.Events))
+			what, events, total := progress()
+			if total > 0 && bar.GetMax64() != max(total, events) {
+				bar.ChangeMax64(max(total, events))
 			}
-			if p.Phase != phase && slices.Contains([]rebuild.Phase{rebuild.PhaseFilling, rebuild.PhaseDraining, rebuild.PhaseDropping}, p.Phase) {
-				phase = p.Phase
-				bar.Describe(fmt.Sprintf("rebuild g%d %s", p.Generation, phase))
+			if what != shown {
+				shown = what
+				bar.Describe(what)
 			}
-			_ = bar.Set64(p.Events) // drawing to a terminal: nothing to do about a failed write
+			_ = bar.Set64(events) // drawing to a terminal: nothing to do about a failed write
 			select {
 			case <-done:
 				return

@@ -49,6 +49,20 @@ type Config struct {
 	// to date after switching readers, before dropping it; longer than the
 	// query service caches the generation (PROJECTOR_REBUILD_DRAIN, 2s).
 	RebuildDrainWait time.Duration
+	// AnalyticsDurable names the consumer of the product analytics, which
+	// every projector instance shares; it must not be Durable
+	// (ANALYTICS_DURABLE, "cart-analytics"; empty means the default).
+	AnalyticsDurable string
+	// AnalyticsBuildPage is how many events a build of the product
+	// analytics reads at once (ANALYTICS_BUILD_PAGE, 10000; 0 means the
+	// default). The builds drain the previous generation for
+	// RebuildDrainWait.
+	AnalyticsBuildPage int
+	// AnalyticsCheckEvery is how often each projector looks for product
+	// analytics to build: none yet (a first deployment, a Redis that lost
+	// its data) or a build that died halfway (ANALYTICS_CHECK_INTERVAL,
+	// 30s; 0 means the default).
+	AnalyticsCheckEvery time.Duration
 	// Auth checks the bearer tokens of the admin endpoints, which need the
 	// admin role: AUTH_HS256_SECRET (development) or AUTH_JWKS_URL, and
 	// AUTH_ISSUER, AUTH_AUDIENCE (see pkg/auth).
@@ -83,7 +97,12 @@ func readConfig(lookup func(string) (string, bool)) (Config, error) {
 
 		RebuildPageSize:  r.Int("PROJECTOR_REBUILD_PAGE", 20000),
 		RebuildDrainWait: r.Duration("PROJECTOR_REBUILD_DRAIN", 2*time.Second),
-		Auth:             auth.ConfigFromEnv(r),
+
+		AnalyticsDurable:    r.String("ANALYTICS_DURABLE", defaultAnalyticsDurable),
+		AnalyticsBuildPage:  r.Int("ANALYTICS_BUILD_PAGE", defaultAnalyticsBuildPage),
+		AnalyticsCheckEvery: r.Duration("ANALYTICS_CHECK_INTERVAL", defaultAnalyticsCheckEvery),
+
+		Auth: auth.ConfigFromEnv(r),
 	}
 	if err := r.Err(); err != nil {
 		return Config{}, err
@@ -120,6 +139,44 @@ func (c Config) validateProjection() error {
 	}
 	if c.Stream == "" || c.SubjectPrefix == "" || c.Durable == "" {
 		errs = append(errs, errors.New("app: stream, subject prefix and durable must be set"))
+	}
+	return errors.Join(append(errs, c.validateAnalytics())...)
+}
+
+// Defaults of the product analytics' settings, which a Config's zero
+// values stand for.
+const (
+	defaultAnalyticsDurable    = "cart-analytics"
+	defaultAnalyticsBuildPage  = 10000
+	defaultAnalyticsCheckEvery = 30 * time.Second
+)
+
+// withDefaults fills in the settings left zero.
+func (c Config) withDefaults() Config {
+	if c.AnalyticsDurable == "" {
+		c.AnalyticsDurable = defaultAnalyticsDurable
+	}
+	if c.AnalyticsBuildPage == 0 {
+		c.AnalyticsBuildPage = defaultAnalyticsBuildPage
+	}
+	if c.AnalyticsCheckEvery == 0 {
+		c.AnalyticsCheckEvery = defaultAnalyticsCheckEvery
+	}
+	return c
+}
+
+// validateAnalytics checks the product analytics' settings.
+func (c Config) validateAnalytics() error {
+	c = c.withDefaults()
+	var errs []error
+	if c.AnalyticsDurable == c.Durable {
+		errs = append(errs, fmt.Errorf("app: analytics durable %q must differ from the projector's", c.AnalyticsDurable))
+	}
+	if c.AnalyticsBuildPage < 1 {
+		errs = append(errs, fmt.Errorf("app: analytics build page %d must be at least 1", c.AnalyticsBuildPage))
+	}
+	if c.AnalyticsCheckEvery < time.Second {
+		errs = append(errs, fmt.Errorf("app: analytics check interval %s must be at least 1s", c.AnalyticsCheckEvery))
 	}
 	return errors.Join(errs...)
 }

@@ -3,10 +3,12 @@ package app
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
 
+	"github.com/cart-cqrs/cart/services/projector/internal/analytics"
 	"github.com/cart-cqrs/cart/services/projector/internal/httpapi"
 	"github.com/cart-cqrs/cart/services/projector/internal/rebuild"
 )
@@ -15,16 +17,25 @@ func rebuildConfig(cfg Config) rebuild.Config {
 	return rebuild.Config{PageSize: cfg.RebuildPageSize, DrainWait: cfg.RebuildDrainWait}
 }
 
+func analyticsBuildConfig(cfg Config) analytics.BuildConfig {
+	return analytics.BuildConfig{PageSize: cfg.AnalyticsBuildPage, DrainWait: cfg.RebuildDrainWait, CheckEvery: cfg.AnalyticsCheckEvery}
+}
+
 // rebuilds runs the full rebuilds the admin API starts, one at a time, in
-// the background of the app: Run owns them and waits for the one running
-// when the app stops (it is abandoned: the current generation stays).
+// the background of the app: the read models, then the product analytics.
+// Run owns them and waits for the one running when the app stops (it is
+// abandoned: the current generations stay).
 type rebuilds struct {
 	rb     *rebuild.Rebuilder
+	an     *analytics.Builder
 	logger *slog.Logger
 
-	mu       sync.Mutex
-	ctx      context.Context // Run's; nil before Run and after it ended
-	wg       sync.WaitGroup
+	mu  sync.Mutex
+	ctx context.Context // Run's; nil before Run and after it ended
+	wg  sync.WaitGroup
+	// running lasts until the analytics are rebuilt too: meanwhile Status
+	// shows the read models' rebuild done (RebuildStatus has no place for
+	// the analytics' progress yet).
 	running  bool
 	finished time.Time
 	err      error
@@ -33,8 +44,8 @@ type rebuilds struct {
 
 var _ httpapi.Rebuilds = (*rebuilds)(nil)
 
-func newRebuilds(rb *rebuild.Rebuilder, logger *slog.Logger) *rebuilds {
-	return &rebuilds{rb: rb, logger: logger}
+func newRebuilds(rb *rebuild.Rebuilder, an *analytics.Builder, logger *slog.Logger) *rebuilds {
+	return &rebuilds{rb: rb, an: an, logger: logger}
 }
 
 var errNotRunning = errors.New("app: the projector is not running")
@@ -73,14 +84,32 @@ func (r *rebuilds) Start() error {
 			r.logger.ErrorContext(ctx, "rebuild failed", "err", err)
 		} else {
 			r.logger.InfoContext(ctx, res.String())
+			err = r.rebuildAnalytics(ctx)
 		}
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		r.running, r.finished, r.err = false, time.Now().UTC(), err
-		if err == nil {
+		if err == nil || errors.Is(err, errAnalytics) {
 			r.result = &res
 		}
 	}()
+	return nil
+}
+
+var errAnalytics = errors.New("the read models were rebuilt, but not the product analytics")
+
+// rebuildAnalytics rebuilds the product analytics after the read models,
+// once a build that runs (another process's, or this one's first) is done.
+func (r *rebuilds) rebuildAnalytics(ctx context.Context) error {
+	if r.an == nil {
+		return nil
+	}
+	res, err := r.an.Rebuild(ctx)
+	if err != nil {
+		r.logger.ErrorContext(ctx, "rebuild of the product analytics failed", "err", err)
+		return fmt.Errorf("%w: %w", errAnalytics, err)
+	}
+	r.logger.InfoContext(ctx, res.String())
 	return nil
 }
 
