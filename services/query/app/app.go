@@ -30,8 +30,9 @@ import (
 const generationRefresh = time.Second
 
 var (
-	_ httpapi.Carts   = (*redisstore.Store)(nil)
-	_ httpapi.Updates = (*redisstore.Updates)(nil)
+	_ httpapi.Carts     = (*redisstore.Store)(nil)
+	_ httpapi.Updates   = (*redisstore.Updates)(nil)
+	_ httpapi.Analytics = (*redisstore.Analytics)(nil)
 )
 
 // App is a running query service.
@@ -82,7 +83,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) {
 	httpserver.CORS(e, cfg.Limits)
 	httpserver.Health(e, reg, map[string]func(context.Context) error{"redis": store.Ping, "auth": verifier.Ready})
 	httpapi.Register(e, verifier, store, httpapi.Options{
-		Updates: updates, MinVersionWait: cfg.MinVersionWait, Metrics: metrics,
+		Updates: updates, MinVersionWait: cfg.MinVersionWait, Metrics: metrics, Analytics: redisstore.NewAnalytics(rdb, cfg.RedisPrefix),
 		Middleware: []echo.MiddlewareFunc{httpserver.RateLimit(cfg.Limits, logger)},
 	})
 	if err := openapi.Mount(e, api.OpenAPI); err != nil {

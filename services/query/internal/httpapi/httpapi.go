@@ -70,6 +70,9 @@ type Options struct {
 	// Middleware runs after authentication on every /v1 route (the
 	// per-customer rate limit, which needs the caller).
 	Middleware []echo.MiddlewareFunc
+	// Analytics, if set, serves the product analytics to admins
+	// (/v1/analytics/…).
+	Analytics Analytics
 }
 
 // Handler holds the query handlers' dependencies.
@@ -96,6 +99,9 @@ func Register(e *echo.Echo, v *auth.Verifier, carts Carts, opts Options) {
 	g.GET("/carts/:cartId", h.GetCart)
 	g.GET("/carts/:cartId/history", h.GetHistory)
 	g.GET("/customers/me/cart", h.GetMyCart)
+	if opts.Analytics != nil {
+		registerAnalytics(g, opts.Analytics)
+	}
 }
 
 // document is a stored document with the fields the handlers decide on.
