@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/labstack/echo/v4"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
@@ -43,6 +44,7 @@ type App struct {
 	builder   *analytics.Builder
 	verifier  *auth.Verifier
 	server    *httpserver.Server
+	routes    []*echo.Route
 }
 
 // New connects to PostgreSQL, NATS and Redis and binds the HTTP address.
@@ -142,11 +144,16 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err erro
 		"auth": a.verifier.Ready,
 	})
 	httpapi.Register(e, a.verifier, a.proj, a.rebuilds)
+	a.routes = e.Routes()
 	if a.server, err = httpserver.Listen(cfg.HTTPAddr, e, logger); err != nil {
 		return nil, fmt.Errorf("app: %w", err)
 	}
 	return a, nil
 }
+
+// Routes are the HTTP routes the projector serves; its OpenAPI document
+// must describe each.
+func (a *App) Routes() []*echo.Route { return a.routes }
 
 // Addr is the bound HTTP address.
 func (a *App) Addr() string { return a.server.Addr() }

@@ -16,9 +16,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/cart-cqrs/cart/pkg/httpserver"
 	"github.com/cart-cqrs/cart/pkg/natstest"
 	"github.com/cart-cqrs/cart/pkg/openapi/openapitest"
 	"github.com/cart-cqrs/cart/pkg/pgtest"
@@ -54,11 +52,8 @@ func clientFor(host string) *http.Client {
 // app.New mounts — the health endpoints and httpapi.Register — on an echo
 // built the same way.
 func TestOpenAPIRoutes(t *testing.T) {
-	reg := prometheus.NewRegistry()
-	e := httpserver.NewEcho(slog.New(slog.DiscardHandler), reg, "projector")
-	httpserver.Health(e, reg, nil)
-	httpapi.Register(e, nil, nil, nil)
-	openapitest.CheckRoutes(t, openapitest.MustLoad(t, api.OpenAPI), e.Routes())
+	a := newApp(t, pgtest.MustDatabase(t), nil)
+	openapitest.CheckRoutes(t, openapitest.MustLoad(t, api.OpenAPI), a.Routes())
 }
 
 // TestOpenAPI_Served: the projector serves its document at /openapi.json,
@@ -165,6 +160,24 @@ func TestOpenAPI_AdminUnavailable(t *testing.T) {
 // the base URL.
 func runValidated(t *testing.T, dbURL string, edit func(*app.Config)) string {
 	t.Helper()
+	a := newApp(t, dbURL, edit)
+	rctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(rctx) }()
+	t.Cleanup(func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	validateResponses(t, a.Addr())
+	return "http://" + a.Addr()
+}
+
+// newApp builds a projector on its own NATS stream and Redis prefix, closed
+// at cleanup.
+func newApp(t *testing.T, dbURL string, edit func(*app.Config)) *app.App {
+	t.Helper()
 	nenv := natstest.MustNATS(t)
 	renv := redistest.MustRedis(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
@@ -195,17 +208,7 @@ func runValidated(t *testing.T, dbURL string, edit func(*app.Config)) string {
 			t.Errorf("Close: %v", err)
 		}
 	})
-	rctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(rctx) }()
-	t.Cleanup(func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-	validateResponses(t, a.Addr())
-	return "http://" + a.Addr()
+	return a
 }
 
 // logged is an event as the command service stores it.

@@ -34,8 +34,7 @@ type rebuilds struct {
 	ctx context.Context // Run's; nil before Run and after it ended
 	wg  sync.WaitGroup
 	// running lasts until the analytics are rebuilt too: meanwhile Status
-	// shows the read models' rebuild done (RebuildStatus has no place for
-	// the analytics' progress yet).
+	// shows the read models' rebuild done and the analytics' progress.
 	running  bool
 	finished time.Time
 	err      error
@@ -134,6 +133,17 @@ func (r *rebuilds) Status() httpapi.RebuildStatus {
 	}
 	if r.result != nil {
 		s.Summary = r.result.String()
+	}
+	if r.an != nil {
+		if ap := r.an.Progress(); ap.Phase != analytics.PhaseIdle {
+			s.Analytics = &httpapi.AnalyticsBuildStatus{
+				Phase: string(ap.Phase), Generation: ap.Generation, Events: ap.Events, Total: ap.Total, Carts: ap.Carts,
+			}
+			if !ap.Started.IsZero() {
+				at := ap.Started.UTC()
+				s.Analytics.StartedAt = &at
+			}
+		}
 	}
 	return s
 }

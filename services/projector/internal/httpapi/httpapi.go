@@ -49,6 +49,20 @@ type RebuildStatus struct {
 	Error      string        `json:"error,omitempty"`
 	// Summary is the finished rebuild's summary line.
 	Summary string `json:"summary,omitempty"`
+	// Analytics is this process's build of the product analytics: the
+	// second step of a full rebuild, or one it started on its own (first
+	// deployment, Redis emptied). Absent before any.
+	Analytics *AnalyticsBuildStatus `json:"analytics,omitempty"`
+}
+
+// AnalyticsBuildStatus is the progress of a build of the product analytics.
+type AnalyticsBuildStatus struct {
+	Phase      string     `json:"phase"`
+	Generation int        `json:"generation,omitempty"`
+	Events     int64      `json:"events"`
+	Total      int64      `json:"total"`
+	Carts      int64      `json:"carts"`
+	StartedAt  *time.Time `json:"startedAt,omitempty"`
 }
 
 // Problem codes of the admin API.
