@@ -358,3 +358,15 @@ func (b *Builder) abandon(ctx context.Context, gen int) error {
 	}
 	return nil
 }
+
+// sleep waits d or until ctx ends; it reports whether ctx is still alive.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

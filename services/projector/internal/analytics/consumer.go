@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/cart-cqrs/cart/pkg/envelope"
+	"github.com/cart-cqrs/cart/services/projector/internal/pull"
 )
 
 // ConsumerConfig is how the live projection consumes the stream.
@@ -59,7 +60,7 @@ func (c ConsumerConfig) withDefaults() ConsumerConfig {
 // Consumer applies the stream's events to every listed generation.
 type Consumer struct {
 	cfg     ConsumerConfig
-	js      jetstream.JetStream
+	loop    *pull.Loop
 	store   *Store
 	log     Events
 	metrics *Metrics
@@ -68,118 +69,22 @@ type Consumer struct {
 
 // NewConsumer returns the live projection; log is read to repair gaps.
 func NewConsumer(cfg ConsumerConfig, js jetstream.JetStream, store *Store, log Events, metrics *Metrics, logger *slog.Logger) *Consumer {
-	return &Consumer{cfg: cfg.withDefaults(), js: js, store: store, log: log, metrics: metrics, logger: logger}
-}
-
-// Run pulls and applies batches until ctx ends; the batch in hand is
-// finished first. It returns nil.
-func (c *Consumer) Run(ctx context.Context) error {
-	for {
-		cons, ok := c.attach(ctx)
-		if !ok {
-			return nil
-		}
-		err := c.pull(ctx, cons)
-		if ctx.Err() != nil {
-			if ferr := c.js.Conn().FlushTimeout(5 * time.Second); ferr != nil {
-				c.logger.Error("analytics: flush acks", "err", ferr)
-			}
-			return nil
-		}
-		c.logger.WarnContext(ctx, "analytics: pull failed, attaching again", "err", err)
-		if !sleep(ctx, time.Second) {
-			return nil
-		}
-	}
-}
-
-// attach waits for the stream and creates or updates the durable consumer;
-// ok is false when ctx ended first.
-func (c *Consumer) attach(ctx context.Context) (jetstream.Consumer, bool) {
-	for {
-		cons, err := c.createConsumer(ctx)
-		if err == nil {
-			c.logger.InfoContext(ctx, "analytics: attached", "stream", c.cfg.Stream, "durable", c.cfg.Durable)
-			return cons, true
-		}
-		if ctx.Err() == nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
-			c.logger.WarnContext(ctx, "analytics: attach", "err", err)
-		}
-		if !sleep(ctx, time.Second) {
-			return nil, false
-		}
-	}
-}
-
-func (c *Consumer) createConsumer(ctx context.Context) (jetstream.Consumer, error) {
-	st, err := c.js.Stream(ctx, c.cfg.Stream)
-	if err != nil {
-		return nil, fmt.Errorf("nats: stream %s: %w", c.cfg.Stream, err)
-	}
+	c := &Consumer{cfg: cfg.withDefaults(), store: store, log: log, metrics: metrics, logger: logger}
 	// Every event from the stream's start: an event a generation lacks is
 	// either read from the event log by the build that fills it or
 	// delivered here after the build listed the generation (see the
 	// package documentation).
-	cons, err := st.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
-		Durable:       c.cfg.Durable,
-		Description:   "product analytics in Redis",
-		FilterSubject: c.cfg.SubjectPrefix + ".>",
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       c.cfg.AckWait,
-		MaxAckPending: c.cfg.MaxAckPending,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("nats: consumer %s on %s: %w", c.cfg.Durable, c.cfg.Stream, err)
-	}
-	return cons, nil
+	c.loop = pull.New(pull.Config{
+		Stream: c.cfg.Stream, SubjectPrefix: c.cfg.SubjectPrefix, Durable: c.cfg.Durable,
+		Description: "product analytics in Redis", BatchSize: c.cfg.BatchSize, AckWait: c.cfg.AckWait,
+		MaxAckPending: c.cfg.MaxAckPending, IdleWait: c.cfg.IdleWait,
+	}, js, "analytics", c.Process, logger)
+	return c
 }
 
-// pull fetches and applies batches until ctx ends (nil) or a pull fails.
-func (c *Consumer) pull(ctx context.Context, cons jetstream.Consumer) error {
-	for ctx.Err() == nil {
-		msgs, err := c.fetch(cons)
-		if len(msgs) > 0 {
-			// A batch is finished even when ctx ends meanwhile: its
-			// messages are ours until acked.
-			bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.AckWait)
-			c.Process(bctx, msgs)
-			cancel()
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// fetch waits up to IdleWait for a first message, then takes what else is
-// available, up to BatchSize.
-func (c *Consumer) fetch(cons jetstream.Consumer) ([]jetstream.Msg, error) {
-	first, err := cons.Fetch(1, jetstream.FetchMaxWait(c.cfg.IdleWait))
-	if err != nil {
-		return nil, fmt.Errorf("nats: fetch: %w", err)
-	}
-	msgs, err := collect(first, nil)
-	if err != nil || len(msgs) == 0 || c.cfg.BatchSize == 1 {
-		return msgs, err
-	}
-	rest, err := cons.FetchNoWait(c.cfg.BatchSize - 1)
-	if err != nil {
-		return msgs, fmt.Errorf("nats: fetch: %w", err)
-	}
-	return collect(rest, msgs)
-}
-
-func collect(b jetstream.MessageBatch, msgs []jetstream.Msg) ([]jetstream.Msg, error) {
-	for m := range b.Messages() {
-		msgs = append(msgs, m)
-	}
-	if err := b.Error(); err != nil {
-		return msgs, fmt.Errorf("nats: fetch: %w", err)
-	}
-	return msgs, nil
-}
+// Run pulls and applies batches until ctx ends; the batch in hand is
+// finished first. It returns nil.
+func (c *Consumer) Run(ctx context.Context) error { return c.loop.Run(ctx) }
 
 // group is a batch's messages of one cart.
 type group struct {
@@ -330,17 +235,5 @@ func (c *Consumer) settle(ctx context.Context, groups []*group, ok func(int) boo
 				c.logger.ErrorContext(ctx, "analytics: settle message", "subject", m.Subject(), "err", err)
 			}
 		}
-	}
-}
-
-// sleep waits d or until ctx ends; it reports whether ctx is still alive.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }

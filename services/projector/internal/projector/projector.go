@@ -2,17 +2,15 @@ package projector
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/cart-cqrs/cart/pkg/eventlog"
+	"github.com/cart-cqrs/cart/services/projector/internal/pull"
 )
 
 // Config is how a projector consumes the stream.
@@ -78,13 +76,13 @@ func (c Config) withDefaults() Config {
 // Projector is one instance of the projection: a pull loop on the shared
 // durable consumer and the code that applies what it pulls.
 type Projector struct {
-	cfg      Config
-	js       jetstream.JetStream
-	store    Store
-	events   eventlog.Querier
-	metrics  *Metrics
-	logger   *slog.Logger
-	attached atomic.Bool
+	cfg     Config
+	js      jetstream.JetStream
+	store   Store
+	events  eventlog.Querier
+	metrics *Metrics
+	logger  *slog.Logger
+	loop    *pull.Loop
 
 	mu   sync.Mutex
 	gens *Generations // nil until read
@@ -94,10 +92,16 @@ type Projector struct {
 
 // New returns a projector. events is read only to repair gaps.
 func New(cfg Config, js jetstream.JetStream, store Store, events eventlog.Querier, metrics *Metrics, logger *slog.Logger) *Projector {
-	return &Projector{
+	p := &Projector{
 		cfg: cfg.withDefaults(), js: js, store: store, events: events, metrics: metrics, logger: logger,
 		parked: make(chan struct{}, 1),
 	}
+	p.loop = pull.New(pull.Config{
+		Stream: p.cfg.Stream, SubjectPrefix: p.cfg.SubjectPrefix, Durable: p.cfg.Durable,
+		Description: "cart read models in Redis", BatchSize: p.cfg.BatchSize, AckWait: p.cfg.AckWait,
+		MaxAckPending: p.cfg.MaxAckPending, IdleWait: p.cfg.IdleWait,
+	}, js, "projector", p.Process, logger)
+	return p
 }
 
 // generations returns the generations to write, read from the store the
@@ -152,144 +156,8 @@ func (p *Projector) parkedChanged() {
 }
 
 // Attached reports whether the projector has its consumer and is pulling.
-func (p *Projector) Attached() bool { return p.attached.Load() }
+func (p *Projector) Attached() bool { return p.loop.Attached() }
 
 // Run pulls and projects batches until ctx ends. A batch already pulled is
 // finished and acknowledged before Run returns; Run then returns nil.
-func (p *Projector) Run(ctx context.Context) error {
-	defer p.attached.Store(false)
-	for {
-		cons, err := p.attach(ctx)
-		if err != nil {
-			return nil // ctx ended while waiting for the stream
-		}
-		err = p.pull(ctx, cons)
-		if ctx.Err() != nil {
-			p.flush()
-			return nil
-		}
-		// The consumer was deleted or NATS went away: attach again.
-		p.attached.Store(false)
-		p.logger.WarnContext(ctx, "projector: pull failed, attaching again", "err", err)
-		if !sleep(ctx, time.Second) {
-			return nil
-		}
-	}
-}
-
-// attach waits for the stream (the command service's relay creates it) and
-// creates or updates the durable consumer. It returns an error only when ctx
-// ends.
-func (p *Projector) attach(ctx context.Context) (jetstream.Consumer, error) {
-	waiting := false
-	for {
-		cons, err := p.createConsumer(ctx)
-		if err == nil {
-			p.attached.Store(true)
-			p.logger.InfoContext(ctx, "projector: attached", "stream", p.cfg.Stream, "durable", p.cfg.Durable)
-			return cons, nil
-		}
-		switch {
-		case ctx.Err() != nil:
-		case errors.Is(err, jetstream.ErrStreamNotFound):
-			if !waiting {
-				p.logger.InfoContext(ctx, "projector: waiting for the stream", "stream", p.cfg.Stream)
-				waiting = true
-			}
-		default:
-			p.logger.WarnContext(ctx, "projector: attach", "err", err)
-		}
-		if !sleep(ctx, time.Second) {
-			return nil, ctx.Err()
-		}
-	}
-}
-
-func (p *Projector) createConsumer(ctx context.Context) (jetstream.Consumer, error) {
-	st, err := p.js.Stream(ctx, p.cfg.Stream)
-	if err != nil {
-		return nil, fmt.Errorf("nats: stream %s: %w", p.cfg.Stream, err)
-	}
-	cons, err := st.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
-		Durable:       p.cfg.Durable,
-		Description:   "cart read models in Redis",
-		FilterSubject: p.cfg.SubjectPrefix + ".>",
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       p.cfg.AckWait,
-		MaxAckPending: p.cfg.MaxAckPending,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("nats: consumer %s on %s: %w", p.cfg.Durable, p.cfg.Stream, err)
-	}
-	return cons, nil
-}
-
-// pull fetches and projects batches until ctx ends (nil) or a pull fails.
-func (p *Projector) pull(ctx context.Context, cons jetstream.Consumer) error {
-	for ctx.Err() == nil {
-		msgs, err := p.fetch(cons)
-		if len(msgs) > 0 {
-			// The batch is finished even when ctx ends meanwhile: its
-			// messages are ours until acked, and a half-done batch would
-			// only wait AckWait to be redelivered.
-			bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.AckWait)
-			p.Process(bctx, msgs)
-			cancel()
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// fetch waits up to IdleWait for a first message, then takes whatever else
-// is already available up to BatchSize: a burst becomes one batch, and a
-// lone event is not held back waiting for company. A pull is never cut
-// short (a cancelled pull would strand messages the server already sent),
-// so shutdown waits at most IdleWait.
-func (p *Projector) fetch(cons jetstream.Consumer) ([]jetstream.Msg, error) {
-	first, err := cons.Fetch(1, jetstream.FetchMaxWait(p.cfg.IdleWait))
-	if err != nil {
-		return nil, fmt.Errorf("nats: fetch: %w", err)
-	}
-	msgs, err := collect(first, nil)
-	if err != nil || len(msgs) == 0 || p.cfg.BatchSize == 1 {
-		return msgs, err
-	}
-	rest, err := cons.FetchNoWait(p.cfg.BatchSize - 1)
-	if err != nil {
-		return msgs, fmt.Errorf("nats: fetch: %w", err)
-	}
-	return collect(rest, msgs)
-}
-
-func collect(b jetstream.MessageBatch, msgs []jetstream.Msg) ([]jetstream.Msg, error) {
-	for m := range b.Messages() {
-		msgs = append(msgs, m)
-	}
-	if err := b.Error(); err != nil {
-		return msgs, fmt.Errorf("nats: fetch: %w", err)
-	}
-	return msgs, nil
-}
-
-// flush makes sure the acks sent so far have reached the server.
-func (p *Projector) flush() {
-	if err := p.js.Conn().FlushTimeout(5 * time.Second); err != nil {
-		p.logger.Error("projector: flush acks", "err", err)
-	}
-}
-
-// sleep waits d or until ctx ends; it reports whether ctx is still alive.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
+func (p *Projector) Run(ctx context.Context) error { return p.loop.Run(ctx) }
