@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/google/uuid"
+	"github.com/cart-cqrs/cart/services/projector/internal/lease"
 )
 
 // BuildConfig tunes the builds.
@@ -219,60 +219,14 @@ func (b *Builder) Build(ctx context.Context) (res BuildResult, err error) {
 	return res, nil
 }
 
-var errLockLost = errors.New("analytics: lost the build lock")
-
 // locked runs fn holding the build lock, which it renews meanwhile; fn's
-// ctx ends when the lock is lost.
-func (b *Builder) locked(ctx context.Context, fn func(ctx context.Context) error) (err error) {
-	owner := uuid.NewString()
-	ok, err := b.store.lock(ctx, owner, b.cfg.LockTTL)
-	if err != nil {
-		return err
-	}
-	if !ok {
+// ctx ends when the lock is lost. ErrBuilding when another holds it.
+func (b *Builder) locked(ctx context.Context, fn func(ctx context.Context) error) error {
+	err := lease.Run(ctx, b.store.lock, b.cfg.LockTTL, b.logger, "analytics build", fn)
+	if errors.Is(err, lease.ErrHeld) {
 		return ErrBuilding
 	}
-	lctx, cancel := context.WithCancelCause(ctx)
-	var wg sync.WaitGroup
-	wg.Go(func() { b.holdLock(lctx, cancel, owner) })
-	defer func() {
-		cancel(nil)
-		wg.Wait()
-		uctx, ucancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer ucancel()
-		if uerr := b.store.unlock(uctx, owner); uerr != nil {
-			err = errors.Join(err, uerr)
-		}
-	}()
-	err = fn(lctx)
-	if cause := context.Cause(lctx); err != nil && cause != nil && !errors.Is(cause, context.Canceled) {
-		err = errors.Join(err, cause)
-	}
 	return err
-}
-
-// holdLock renews the lock until ctx ends, and cancels it when the lock is
-// lost.
-func (b *Builder) holdLock(ctx context.Context, cancel context.CancelCauseFunc, owner string) {
-	t := time.NewTicker(b.cfg.LockTTL / 3)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		ok, err := b.store.renewLock(ctx, owner, b.cfg.LockTTL)
-		switch {
-		case ctx.Err() != nil:
-			return
-		case err != nil:
-			b.logger.WarnContext(ctx, "analytics: renew build lock", "err", err)
-		case !ok:
-			cancel(errLockLost)
-			return
-		}
-	}
 }
 
 // cleanUp drops what builds that died left behind: a generation they were

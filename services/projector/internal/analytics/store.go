@@ -11,17 +11,21 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/cart-cqrs/cart/pkg/readmodel"
+	"github.com/cart-cqrs/cart/services/projector/internal/lease"
 )
 
 // Store keeps the analytics generations in Redis under one key prefix.
 type Store struct {
 	client goredis.UniversalClient
 	prefix string
+	// lock is the build lock: one build at a time over all processes.
+	lock lease.Redis
 }
 
 // NewStore returns the store of the keys under prefix.
 func NewStore(client goredis.UniversalClient, prefix string) *Store {
-	return &Store{client: client, prefix: prefix}
+	return &Store{client: client, prefix: prefix,
+		lock: lease.NewRedis(client, prefix+"analytics:build-lock", "analytics build lock")}
 }
 
 // Keys names the keys of generation gen.
@@ -30,7 +34,6 @@ func (s *Store) Keys(gen int) readmodel.AnalyticsKeys {
 }
 
 func (s *Store) recordKey() string { return readmodel.AnalyticsGenerations(s.prefix) }
-func (s *Store) lockKey() string   { return s.prefix + "analytics:build-lock" }
 
 // loadStates reads the carts' states in generation gen; a cart the
 // generation has not seen is at version 0.

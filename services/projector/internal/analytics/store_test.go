@@ -107,7 +107,7 @@ func TestBuild_OneAtATime(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := NewBuilder(BuildConfig{}, s, pool, metrics, slog.New(slog.DiscardHandler))
-	ok, err := s.lock(t.Context(), "someone else", time.Minute)
+	ok, err := s.lock.Lock(t.Context(), "someone else", time.Minute)
 	if err != nil || !ok {
 		t.Fatalf("lock: %v %v", ok, err)
 	}
@@ -119,7 +119,7 @@ func TestBuild_OneAtATime(t *testing.T) {
 	if _, err := b.Rebuild(ctx); err == nil {
 		t.Error("Rebuild did not wait for the lock")
 	}
-	if err := s.unlock(t.Context(), "someone else"); err != nil {
+	if err := s.lock.Unlock(t.Context(), "someone else"); err != nil {
 		t.Fatal(err)
 	}
 	res, err := b.Build(t.Context())

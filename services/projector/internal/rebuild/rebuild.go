@@ -54,12 +54,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/cart-cqrs/cart/pkg/cart"
 	"github.com/cart-cqrs/cart/pkg/eventlog"
 	"github.com/cart-cqrs/cart/pkg/readmodel"
+	"github.com/cart-cqrs/cart/services/projector/internal/lease"
 	"github.com/cart-cqrs/cart/services/projector/internal/projector"
 )
 
@@ -85,11 +85,9 @@ type Store interface {
 	// DropGeneration deletes every key of generation gen and returns how
 	// many it deleted.
 	DropGeneration(ctx context.Context, gen int) (int, error)
-	// Lock takes the rebuild lock for owner for ttl, reporting whether it
-	// did; RenewLock extends it while owner still holds it.
-	Lock(ctx context.Context, owner string, ttl time.Duration) (bool, error)
-	RenewLock(ctx context.Context, owner string, ttl time.Duration) (bool, error)
-	Unlock(ctx context.Context, owner string) error
+	// Locker is the rebuild lock: one rebuild at a time, over all
+	// processes.
+	lease.Locker
 }
 
 // Merge is one cart as the rebuild folded it: State, and the history
@@ -252,33 +250,12 @@ func (r *Rebuilder) Run(ctx context.Context) (res Result, err error) {
 			r.metrics.RebuildTotal.Set(0)
 		}
 	}()
-	owner := uuid.NewString()
-	ok, err := r.store.Lock(ctx, owner, r.cfg.LockTTL)
-	if err != nil {
-		return Result{}, err
-	}
-	if !ok {
+	err = lease.Run(ctx, r.store, r.cfg.LockTTL, r.logger, "rebuild", func(ctx context.Context) (err error) {
+		res, err = r.run(ctx, start)
+		return err
+	})
+	if errors.Is(err, lease.ErrHeld) {
 		return Result{}, ErrRunning
-	}
-	lctx, cancel := context.WithCancelCause(ctx)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		r.holdLock(lctx, cancel, owner)
-	}()
-	defer func() {
-		cancel(nil)
-		wg.Wait()
-		uctx, ucancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer ucancel()
-		if uerr := r.store.Unlock(uctx, owner); uerr != nil {
-			err = errors.Join(err, uerr)
-		}
-	}()
-	res, err = r.run(lctx, start)
-	if cause := context.Cause(lctx); err != nil && cause != nil && !errors.Is(cause, context.Canceled) {
-		err = errors.Join(err, cause)
 	}
 	if err != nil {
 		return Result{}, err
@@ -287,32 +264,6 @@ func (r *Rebuilder) Run(ctx context.Context) (res Result, err error) {
 	r.logger.InfoContext(ctx, "rebuild: done", "generation", res.Generation, "dropped_keys", res.Dropped,
 		"until_switch", res.Duration.Round(time.Millisecond), "total", time.Since(start).Round(time.Millisecond))
 	return res, nil
-}
-
-var errLockLost = errors.New("rebuild: lost the rebuild lock")
-
-// holdLock renews the lock until ctx ends, and cancels the rebuild when
-// the lock is lost.
-func (r *Rebuilder) holdLock(ctx context.Context, cancel context.CancelCauseFunc, owner string) {
-	t := time.NewTicker(r.cfg.LockTTL / 3)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		ok, err := r.store.RenewLock(ctx, owner, r.cfg.LockTTL)
-		switch {
-		case ctx.Err() != nil:
-			return
-		case err != nil:
-			r.logger.WarnContext(ctx, "rebuild: renew lock", "err", err)
-		case !ok:
-			cancel(errLockLost)
-			return
-		}
-	}
 }
 
 func (r *Rebuilder) run(ctx context.Context, start time.Time) (Result, error) {

@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
@@ -180,46 +179,4 @@ func (s *Store) DropGeneration(ctx context.Context, gen int) (int, error) {
 		return n, fmt.Errorf("redis: drop generation %d: %w", gen, err)
 	}
 	return n, flush()
-}
-
-func (s *Store) lockKey() string { return s.prefix + "rebuild:lock" }
-
-// Lock takes the rebuild lock for owner.
-func (s *Store) Lock(ctx context.Context, owner string, ttl time.Duration) (bool, error) {
-	ok, err := s.client.SetNX(ctx, s.lockKey(), owner, ttl).Result()
-	if err != nil {
-		return false, fmt.Errorf("redis: take rebuild lock: %w", err)
-	}
-	return ok, nil
-}
-
-var renewLock = goredis.NewScript(`
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
-`)
-
-var unlock = goredis.NewScript(`
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-`)
-
-// RenewLock extends the lock while owner holds it.
-func (s *Store) RenewLock(ctx context.Context, owner string, ttl time.Duration) (bool, error) {
-	n, err := renewLock.Run(ctx, s.client, []string{s.lockKey()}, owner, ttl.Milliseconds()).Int()
-	if err != nil {
-		return false, fmt.Errorf("redis: renew rebuild lock: %w", err)
-	}
-	return n == 1, nil
-}
-
-// Unlock releases the lock if owner holds it.
-func (s *Store) Unlock(ctx context.Context, owner string) error {
-	if err := unlock.Run(ctx, s.client, []string{s.lockKey()}, owner).Err(); err != nil {
-		return fmt.Errorf("redis: release rebuild lock: %w", err)
-	}
-	return nil
 }

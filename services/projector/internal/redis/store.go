@@ -18,6 +18,7 @@ import (
 
 	"github.com/cart-cqrs/cart/pkg/cart"
 	"github.com/cart-cqrs/cart/pkg/readmodel"
+	"github.com/cart-cqrs/cart/services/projector/internal/lease"
 	"github.com/cart-cqrs/cart/services/projector/internal/projector"
 )
 
@@ -25,13 +26,16 @@ import (
 type Store struct {
 	client goredis.UniversalClient
 	prefix string
+	// Redis is the rebuild lock (Lock, RenewLock, Unlock): one rebuild at
+	// a time over all processes.
+	lease.Redis
 }
 
 var _ projector.Store = (*Store)(nil)
 
 // New returns a store of the keys under prefix.
 func New(client goredis.UniversalClient, prefix string) *Store {
-	return &Store{client: client, prefix: prefix}
+	return &Store{client: client, prefix: prefix, Redis: lease.NewRedis(client, prefix+"rebuild:lock", "rebuild lock")}
 }
 
 // Keys names the keys of one generation.
