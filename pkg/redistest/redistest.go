@@ -14,6 +14,7 @@ import (
 	tcredis "github.com/testcontainers/testcontainers-go/modules/redis"
 
 	"github.com/cart-cqrs/cart/pkg/internal/testserver"
+	"github.com/cart-cqrs/cart/pkg/rediskeys"
 )
 
 // Env is one test's slice of a Redis server: every key the code under test
@@ -48,28 +49,8 @@ func MustRedis(tb testing.TB) Env {
 }
 
 func deletePrefix(ctx context.Context, c *redis.Client, prefix string) error {
-	iter := c.Scan(ctx, 0, prefix+"*", 1000).Iterator()
-	batch := make([]string, 0, 1000)
-	flush := func() error {
-		if len(batch) == 0 {
-			return nil
-		}
-		err := c.Unlink(ctx, batch...).Err()
-		batch = batch[:0]
-		return err
-	}
-	for iter.Next(ctx) {
-		batch = append(batch, iter.Val())
-		if len(batch) == cap(batch) {
-			if err := flush(); err != nil {
-				return err
-			}
-		}
-	}
-	if err := iter.Err(); err != nil {
-		return err
-	}
-	return flush()
+	_, err := rediskeys.UnlinkMatching(ctx, c, prefix+"*")
+	return err
 }
 
 // server is the Redis server this test binary uses.

@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/cart-cqrs/cart/migrations"
+	"github.com/cart-cqrs/cart/pkg/rediskeys"
 )
 
 // resetDatabase drops the database named in url, with whatever is still
@@ -67,24 +68,7 @@ func withDatabase(rawURL, name string) (string, error) {
 
 // deleteKeys unlinks every Redis key under prefix.
 func deleteKeys(ctx context.Context, rdb *redis.Client, prefix string) error {
-	iter := rdb.Scan(ctx, 0, prefix+"*", 1000).Iterator()
-	batch := make([]string, 0, 1000)
-	flush := func() error {
-		if len(batch) == 0 {
-			return nil
-		}
-		err := rdb.Unlink(ctx, batch...).Err()
-		batch = batch[:0]
-		return err
-	}
-	for iter.Next(ctx) {
-		if batch = append(batch, iter.Val()); len(batch) == cap(batch) {
-			if err := flush(); err != nil {
-				return fmt.Errorf("delete %s*: %w", prefix, err)
-			}
-		}
-	}
-	if err := errors.Join(iter.Err(), flush()); err != nil {
+	if _, err := rediskeys.UnlinkMatching(ctx, rdb, prefix+"*"); err != nil {
 		return fmt.Errorf("delete %s*: %w", prefix, err)
 	}
 	return nil

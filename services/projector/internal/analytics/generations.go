@@ -11,6 +11,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/cart-cqrs/cart/pkg/readmodel"
+	"github.com/cart-cqrs/cart/pkg/rediskeys"
 )
 
 // Generations is the generations record: 0 means none.
@@ -163,36 +164,9 @@ func (s *Store) drop(ctx context.Context, gen int) (int, error) {
 	if err := s.client.Unlink(ctx, k.Meta()).Err(); err != nil {
 		return 0, fmt.Errorf("redis: drop analytics generation %d: %w", gen, err)
 	}
-	n := 0
-	batch := make([]string, 0, scanCount)
-	flush := func() error {
-		if len(batch) == 0 {
-			return nil
-		}
-		if err := s.client.Unlink(ctx, batch...).Err(); err != nil {
-			return fmt.Errorf("redis: drop analytics generation %d: %w", gen, err)
-		}
-		n += len(batch)
-		batch = batch[:0]
-		return nil
-	}
-	iter := s.client.Scan(ctx, 0, k.Pattern(), scanCount).Iterator()
-	for iter.Next(ctx) {
-		batch = append(batch, iter.Val())
-		if len(batch) == scanCount {
-			if err := flush(); err != nil {
-				return n, err
-			}
-		}
-	}
-	if err := iter.Err(); err != nil {
+	n, err := rediskeys.UnlinkMatching(ctx, s.client, k.Pattern())
+	if err != nil {
 		return n, fmt.Errorf("redis: drop analytics generation %d: %w", gen, err)
-	}
-	if err := flush(); err != nil {
-		return n, err
 	}
 	return n, s.changeRecord(ctx, "dropped", gen)
 }
-
-// scanCount is the COUNT hint of SCAN and the batch size of UNLINK.
-const scanCount = 1000

@@ -11,14 +11,12 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/cart-cqrs/cart/pkg/readmodel"
+	"github.com/cart-cqrs/cart/pkg/rediskeys"
 	"github.com/cart-cqrs/cart/services/projector/internal/projector"
 	"github.com/cart-cqrs/cart/services/projector/internal/rebuild"
 )
 
 var _ rebuild.Store = (*Store)(nil)
-
-// scanCount is the COUNT hint of SCAN and the batch size of UNLINK.
-const scanCount = 1000
 
 // setGenerations compares and sets the current generation and the
 // generations written: KEYS[1] current, KEYS[2] written; ARGV[1..2] the
@@ -128,7 +126,7 @@ func (b *mergeBatch) Write(ctx context.Context) ([]rebuild.MergeResult, error) {
 // the prefix's generation keys.
 func (s *Store) StoredGenerations(ctx context.Context) ([]int, error) {
 	var gens []int
-	iter := s.client.Scan(ctx, 0, readmodel.EscapeGlob(s.prefix)+"g[0-9]*", scanCount).Iterator()
+	iter := s.client.Scan(ctx, 0, readmodel.EscapeGlob(s.prefix)+"g[0-9]*", rediskeys.Batch).Iterator()
 	for iter.Next(ctx) {
 		rest, ok := strings.CutPrefix(iter.Val(), s.prefix+"g")
 		if !ok {
@@ -153,30 +151,9 @@ func (s *Store) StoredGenerations(ctx context.Context) ([]int, error) {
 // DropGeneration deletes every key of generation gen: SCAN, and UNLINK in
 // batches (Redis frees the memory in the background).
 func (s *Store) DropGeneration(ctx context.Context, gen int) (int, error) {
-	n := 0
-	batch := make([]string, 0, scanCount)
-	flush := func() error {
-		if len(batch) == 0 {
-			return nil
-		}
-		if err := s.client.Unlink(ctx, batch...).Err(); err != nil {
-			return fmt.Errorf("redis: drop generation %d: %w", gen, err)
-		}
-		n += len(batch)
-		batch = batch[:0]
-		return nil
-	}
-	iter := s.client.Scan(ctx, 0, s.Keys(gen).Pattern(), scanCount).Iterator()
-	for iter.Next(ctx) {
-		batch = append(batch, iter.Val())
-		if len(batch) == scanCount {
-			if err := flush(); err != nil {
-				return n, err
-			}
-		}
-	}
-	if err := iter.Err(); err != nil {
+	n, err := rediskeys.UnlinkMatching(ctx, s.client, s.Keys(gen).Pattern())
+	if err != nil {
 		return n, fmt.Errorf("redis: drop generation %d: %w", gen, err)
 	}
-	return n, flush()
+	return n, nil
 }
