@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"regexp"
 	"strings"
@@ -13,11 +12,9 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/cart-cqrs/cart/pkg/auth"
 	"github.com/cart-cqrs/cart/pkg/envconf"
-	"github.com/cart-cqrs/cart/pkg/natstest"
 	"github.com/cart-cqrs/cart/pkg/pgtest"
 	"github.com/cart-cqrs/cart/pkg/polltest"
 	"github.com/cart-cqrs/cart/pkg/redistest"
@@ -31,43 +28,7 @@ var analyticsSummary = regexp.MustCompile(`^built product analytics from (\d+) e
 var summary = regexp.MustCompile(`^rebuilt (\d+) events of (\d+) carts in \S+ \((\d+) events/s\) into generation (\d+)$`)
 
 func TestApp_AdminAPI(t *testing.T) {
-	dbURL := pgtest.MustDatabase(t)
-	nenv := natstest.MustNATS(t)
-	renv := redistest.MustRedis(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := nenv.JS.CreateStream(ctx, jetstream.StreamConfig{
-		Name: nenv.Stream, Subjects: []string{nenv.SubjectPrefix + ".>"}, Storage: jetstream.FileStorage,
-	}); err != nil {
-		t.Fatal(err)
-	}
-	cfg := app.Config{
-		HTTPAddr: "127.0.0.1:0", DatabaseURL: dbURL, NATSURL: nenv.URL, Stream: nenv.Stream,
-		SubjectPrefix: nenv.SubjectPrefix, Durable: "cart-projector", RedisURL: renv.URL, RedisPrefix: renv.Prefix,
-		BatchSize: 256, AckWait: 30 * time.Second, MaxAckPending: 1024, MaxDeliver: 5,
-		RebuildPageSize: 1000, RebuildDrainWait: time.Millisecond, Auth: authCfg,
-	}
-	logger := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-	a, err := app.New(context.Background(), cfg, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := a.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
-	rctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(rctx) }()
-	t.Cleanup(func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-	base := "http://" + a.Addr()
-	validateResponses(t, a.Addr())
+	base := runValidated(t, pgtest.MustDatabase(t), nil)
 	admin := token(t, "ops", "admin")
 
 	t.Run("Auth", func(t *testing.T) {
