@@ -7,6 +7,7 @@ import (
 
 	cloudevents "github.com/cloudevents/sdk-go/v2/event"
 	"github.com/cloudevents/sdk-go/v2/types"
+	"github.com/google/uuid"
 )
 
 // CloudEvents extension attributes carried by every message.
@@ -94,4 +95,21 @@ func UnmarshalCloudEvent(b []byte) (Envelope, error) {
 			TraceParent: str(ExtTraceParent), TraceState: str(ExtTraceState),
 		},
 	}, nil
+}
+
+// UnmarshalCartEvent is UnmarshalCloudEvent for the consumers of the cart
+// stream: the subject must also be a cart id — a UUID, as the event log's
+// stream_id — and comes back in the log's (canonical) form, which keys,
+// parking and gap repairs rely on. Anything else is ErrNotCartEvent.
+func UnmarshalCartEvent(b []byte) (Envelope, error) {
+	env, err := UnmarshalCloudEvent(b)
+	if err != nil {
+		return Envelope{}, err
+	}
+	id, err := uuid.Parse(env.StreamID)
+	if err != nil {
+		return Envelope{}, fmt.Errorf("%w: subject %q is not a cart id", ErrNotCartEvent, env.StreamID)
+	}
+	env.StreamID = id.String()
+	return env, nil
 }

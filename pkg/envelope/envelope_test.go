@@ -78,3 +78,29 @@ func TestSubject(t *testing.T) {
 		t.Fatalf("Subject() = %q", got)
 	}
 }
+
+// TestUnmarshalCartEvent: a consumer of the cart stream gets the cart id in
+// the event log's form, and no event for a subject that is no cart id.
+func TestUnmarshalCartEvent(t *testing.T) {
+	at := time.Date(2026, 11, 2, 9, 30, 0, 0, time.UTC)
+	for subject, want := range map[string]string{
+		"0193A1B2-0000-7000-8000-0000000000AA": "0193a1b2-0000-7000-8000-0000000000aa",
+		"not-a-cart":                           "",
+	} {
+		e, err := envelope.New("0193a1b2-0000-7000-8000-000000000001", subject, 1, cart.Opened{CustomerID: "alice"}, envelope.Metadata{}, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := envelope.MarshalCloudEvent(e, "urn:cart-cqrs:command")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := envelope.UnmarshalCartEvent(b)
+		switch {
+		case want == "" && !errors.Is(err, envelope.ErrNotCartEvent):
+			t.Errorf("%s: %v, want ErrNotCartEvent", subject, err)
+		case want != "" && (err != nil || got.StreamID != want):
+			t.Errorf("%s: %q, %v, want %q", subject, got.StreamID, err, want)
+		}
+	}
+}

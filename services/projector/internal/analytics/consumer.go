@@ -3,12 +3,10 @@ package analytics
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"slices"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/cart-cqrs/cart/pkg/envelope"
@@ -179,16 +177,7 @@ func (c *Consumer) decode(ctx context.Context, msgs []jetstream.Msg) []*group {
 	byCart := map[string]*group{}
 	var groups []*group
 	for _, m := range msgs {
-		env, err := envelope.UnmarshalCloudEvent(m.Data())
-		if err == nil {
-			// Cart ids are UUIDs (the event log's stream_id), written as
-			// the log writes them, which keys and gap repairs rely on.
-			id, perr := uuid.Parse(env.StreamID)
-			if perr != nil {
-				err = fmt.Errorf("%w: subject %q is not a cart id", envelope.ErrNotCartEvent, env.StreamID)
-			}
-			env.StreamID = id.String()
-		}
+		env, err := envelope.UnmarshalCartEvent(m.Data())
 		if err != nil {
 			c.logger.ErrorContext(ctx, "analytics: terminating a message that is not a cart event", "subject", m.Subject(), "err", err)
 			if err := m.Term(); err != nil {

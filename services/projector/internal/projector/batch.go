@@ -8,7 +8,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/trace"
 
@@ -134,14 +133,9 @@ func (p *Projector) decode(ctx context.Context, msgs []jetstream.Msg) []*group {
 	byCart := make(map[string]*group)
 	var groups []*group
 	for _, m := range msgs {
-		env, err := envelope.UnmarshalCloudEvent(m.Data())
-		if err == nil {
-			// Parked events are kept per cart, and cart ids are UUIDs (the
-			// event log's stream_id): anything else is not a cart's event.
-			if _, perr := uuid.Parse(env.StreamID); perr != nil {
-				err = fmt.Errorf("%w: subject %q is not a cart id", envelope.ErrNotCartEvent, env.StreamID)
-			}
-		}
+		// Parked events are kept per cart, so a message whose subject is not
+		// a cart id is no cart's event.
+		env, err := envelope.UnmarshalCartEvent(m.Data())
 		if err != nil {
 			p.metrics.Terminated.Inc()
 			p.logger.ErrorContext(ctx, "projector: terminating a message that is not a cart event",
