@@ -66,6 +66,23 @@ func MustNATS(tb testing.TB) Env {
 	return env
 }
 
+// MustStream creates the test's stream as the command service's relay
+// does — file storage, the subjects under SubjectPrefix, a 5-minute
+// duplicate window — for tests of consumers that run without a relay.
+func (e Env) MustStream(tb testing.TB) jetstream.Stream {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := e.JS.CreateStream(ctx, jetstream.StreamConfig{
+		Name: e.Stream, Subjects: []string{e.SubjectPrefix + ".>"},
+		Storage: jetstream.FileStorage, Duplicates: 5 * time.Minute, Replicas: 1,
+	})
+	if err != nil {
+		tb.Fatalf("natstest: create stream %s: %v", e.Stream, err)
+	}
+	return st
+}
+
 func mustEmbedded(tb testing.TB) *server.Server {
 	tb.Helper()
 	s, err := server.NewServer(&server.Options{

@@ -10,8 +10,6 @@ import (
 
 	"github.com/cart-cqrs/cart/pkg/polltest"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/cart-cqrs/cart/pkg/auth"
 	"github.com/cart-cqrs/cart/pkg/envconf"
 	"github.com/cart-cqrs/cart/pkg/natstest"
@@ -89,13 +87,7 @@ func TestApp_ReadyOnceAttachedAndStops(t *testing.T) {
 	if got := status(t, base+"/readyz"); got != http.StatusServiceUnavailable {
 		t.Fatalf("/readyz before the stream exists = %d, want 503", got)
 	}
-	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer scancel()
-	if _, err := nenv.JS.CreateStream(sctx, jetstream.StreamConfig{
-		Name: nenv.Stream, Subjects: []string{nenv.SubjectPrefix + ".>"}, Storage: jetstream.FileStorage, Duplicates: 5 * time.Minute,
-	}); err != nil {
-		t.Fatal(err)
-	}
+	nenv.MustStream(t)
 	polltest.True(t, 20*time.Second, "/readyz 200", func() bool { return status(t, base+"/readyz") == http.StatusOK })
 	if got := status(t, base+"/metrics"); got != http.StatusOK {
 		t.Fatalf("/metrics = %d", got)

@@ -15,7 +15,6 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/cart-cqrs/cart/pkg/natstest"
 	"github.com/cart-cqrs/cart/pkg/openapi/openapitest"
@@ -180,13 +179,7 @@ func newApp(t *testing.T, dbURL string, edit func(*app.Config)) *app.App {
 	t.Helper()
 	nenv := natstest.MustNATS(t)
 	renv := redistest.MustRedis(t)
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	if _, err := nenv.JS.CreateStream(ctx, jetstream.StreamConfig{
-		Name: nenv.Stream, Subjects: []string{nenv.SubjectPrefix + ".>"}, Storage: jetstream.FileStorage,
-	}); err != nil {
-		t.Fatal(err)
-	}
+	nenv.MustStream(t)
 	cfg := app.Config{
 		HTTPAddr: "127.0.0.1:0", DatabaseURL: dbURL, NATSURL: nenv.URL, Stream: nenv.Stream,
 		SubjectPrefix: nenv.SubjectPrefix, Durable: "cart-projector", RedisURL: renv.URL, RedisPrefix: renv.Prefix,

@@ -41,14 +41,7 @@ func mustFixture(tb testing.TB) *fixture {
 	tb.Helper()
 	pool, _ := pgtest.MustPool(tb)
 	f := &fixture{pool: pool, nats: natstest.MustNATS(tb)}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := f.nats.JS.CreateStream(ctx, jetstream.StreamConfig{
-		Name: f.nats.Stream, Subjects: []string{f.nats.SubjectPrefix + ".>"},
-		Storage: jetstream.FileStorage, Duplicates: 5 * time.Minute, Replicas: 1,
-	}); err != nil {
-		tb.Fatalf("create stream: %v", err)
-	}
+	f.nats.MustStream(tb)
 	return f
 }
 

@@ -55,16 +55,7 @@ func mustFixture(tb testing.TB) *fixture {
 	pool, dbURL := pgtest.MustPool(tb)
 	f := &fixture{pool: pool, dbURL: dbURL, nats: natstest.MustNATS(tb), redis: redistest.MustRedis(tb), events: map[string][]envelope.Envelope{}}
 	f.keys = readmodel.Keys{Prefix: f.redis.Prefix, Generation: 1}
-	// The stream as the brief's NATS contract (and the command service's
-	// relay) makes it.
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := f.nats.JS.CreateStream(ctx, jetstream.StreamConfig{
-		Name: f.nats.Stream, Subjects: []string{f.nats.SubjectPrefix + ".>"},
-		Storage: jetstream.FileStorage, Duplicates: 5 * time.Minute, Replicas: 1,
-	}); err != nil {
-		tb.Fatalf("create stream: %v", err)
-	}
+	f.nats.MustStream(tb)
 	return f
 }
 
