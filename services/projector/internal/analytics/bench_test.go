@@ -38,7 +38,7 @@ func BenchmarkBuild(b *testing.B) {
 		evs := h.next(b)
 		batch = append(batch, evs...)
 		if len(batch) >= 10000 || evs == nil {
-			if err := insertEvents(context.Background(), pool, batch); err != nil {
+			if err := pgtest.InsertEvents(context.Background(), pool, batch); err != nil {
 				b.Fatal(err)
 			}
 			total += len(batch)

@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -48,23 +47,9 @@ func mustFixture(tb testing.TB) *fixture {
 // insert appends events to the event log as the command service does.
 func (f *fixture) insert(tb testing.TB, envs ...envelope.Envelope) {
 	tb.Helper()
-	if err := insertEvents(context.Background(), f.pool, envs); err != nil {
+	if err := pgtest.InsertEvents(context.Background(), f.pool, envs); err != nil {
 		tb.Fatal(err)
 	}
-}
-
-func insertEvents(ctx context.Context, pool *pgxpool.Pool, envs []envelope.Envelope) error {
-	rows := make([][]any, len(envs))
-	for i, e := range envs {
-		rows[i] = []any{e.EventID, e.StreamID, e.StreamType, e.Version, e.Type, e.SchemaVersion, []byte(e.Data), e.Metadata, e.OccurredAt}
-	}
-	_, err := pool.CopyFrom(ctx, pgx.Identifier{"events"},
-		[]string{"event_id", "stream_id", "stream_type", "version", "type", "schema_version", "data", "metadata", "occurred_at"},
-		pgx.CopyFromRows(rows))
-	if err != nil {
-		return fmt.Errorf("insert %d events: %w", len(envs), err)
-	}
-	return nil
 }
 
 // publish sends events as the relay does, in order; suffix makes a

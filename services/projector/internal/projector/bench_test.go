@@ -7,11 +7,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/cart-cqrs/cart/pkg/envelope"
+	"github.com/cart-cqrs/cart/pkg/pgtest"
 	"github.com/cart-cqrs/cart/pkg/readmodel"
 	"github.com/cart-cqrs/cart/services/projector/internal/postgres"
 	"github.com/cart-cqrs/cart/services/projector/internal/projector"
@@ -127,7 +127,7 @@ func cpuTime(tb testing.TB) time.Duration {
 func seedLog(tb testing.TB, f *fixture, carts, perCart, active int) int {
 	tb.Helper()
 	at := time.Now().UTC().Truncate(time.Microsecond)
-	var rows [][]any
+	var log []envelope.Envelope
 	for start := 0; start < carts; start += active {
 		batch := make([][]envelope.Envelope, 0, active)
 		for range min(active, carts-start) {
@@ -138,19 +138,16 @@ func seedLog(tb testing.TB, f *fixture, carts, perCart, active int) int {
 			for _, envs := range batch {
 				e := envs[v]
 				at = at.Add(time.Microsecond)
-				rows = append(rows, []any{e.EventID, e.StreamID, e.StreamType, e.Version, e.Type, e.SchemaVersion,
-					[]byte(e.Data), e.Metadata, at})
+				e.OccurredAt = at
+				log = append(log, e)
 			}
 		}
 	}
-	n, err := f.pool.CopyFrom(context.Background(), pgx.Identifier{"events"},
-		[]string{"event_id", "stream_id", "stream_type", "version", "type", "schema_version", "data", "metadata", "occurred_at"},
-		pgx.CopyFromRows(rows))
-	if err != nil {
+	if err := pgtest.InsertEvents(context.Background(), f.pool, log); err != nil {
 		tb.Fatal(err)
 	}
 	if _, err := f.pool.Exec(context.Background(), `ANALYZE events`); err != nil {
 		tb.Fatal(err)
 	}
-	return int(n)
+	return len(log)
 }

@@ -144,14 +144,8 @@ func (f *fixture) build(tb testing.TB, cartID string, evs ...cart.Event) []envel
 // insert appends envelopes to the event log as the command service does.
 func (f *fixture) insert(tb testing.TB, envs []envelope.Envelope) {
 	tb.Helper()
-	for _, e := range envs {
-		if _, err := f.pool.Exec(context.Background(),
-			`INSERT INTO events (event_id, stream_id, stream_type, version, type, schema_version, data, metadata, occurred_at)
-			 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-			e.EventID, e.StreamID, e.StreamType, e.Version, e.Type, e.SchemaVersion, e.Data, e.Metadata, e.OccurredAt,
-		); err != nil {
-			tb.Fatalf("insert event %s v%d: %v", e.StreamID, e.Version, err)
-		}
+	if err := pgtest.InsertEvents(context.Background(), f.pool, envs); err != nil {
+		tb.Fatal(err)
 	}
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/cart-cqrs/cart/pkg/cart"
 	"github.com/cart-cqrs/cart/pkg/envelope"
 	"github.com/cart-cqrs/cart/pkg/eventlog"
+	"github.com/cart-cqrs/cart/pkg/pgtest"
 	"github.com/cart-cqrs/cart/pkg/readmodel"
 	"github.com/cart-cqrs/cart/services/projector/internal/projector"
 	"github.com/cart-cqrs/cart/services/projector/internal/rebuild"
@@ -179,11 +180,7 @@ func (f *fixture) append(ctx context.Context, cartID string, ev cart.Event) erro
 	if err != nil {
 		return err
 	}
-	if _, err := f.pool.Exec(ctx,
-		`INSERT INTO events (event_id, stream_id, stream_type, version, type, schema_version, data, metadata, occurred_at)
-		 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-		env.EventID, env.StreamID, env.StreamType, env.Version, env.Type, env.SchemaVersion, env.Data, env.Metadata, env.OccurredAt,
-	); err != nil {
+	if err := pgtest.InsertEvents(ctx, f.pool, []envelope.Envelope{env}); err != nil {
 		return fmt.Errorf("insert %s v%d: %w", cartID, version, err)
 	}
 	f.mu.Lock()
