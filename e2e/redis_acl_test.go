@@ -3,14 +3,18 @@ package e2e_test
 import (
 	"bufio"
 	"context"
+	"encoding/json"
+	"fmt"
 	"net/url"
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/cart-cqrs/cart/pkg/readmodel"
 	"github.com/cart-cqrs/cart/pkg/redistest"
 )
 
@@ -83,6 +87,23 @@ func TestRedisACLUsers(t *testing.T) {
 	if r := do(t, "GET", s.queryURL+"/v1/carts/"+c.CartID+"/history", tok, nil); r.Status != 200 {
 		t.Fatalf("history as the query user: %d %s", r.Status, r.Body)
 	}
+	// The product analytics too: built, locked, written by scripts and read
+	// in a transaction, all as these users.
+	admin := token(t, "ops", "admin")
+	eventually(t, 15*time.Second, "the analytics count the add as these users", func() error {
+		r := do(t, "GET", s.queryURL+"/v1/analytics/products/456", admin, nil)
+		if r.Status != 200 {
+			return fmt.Errorf("status %d: %s", r.Status, r.Body)
+		}
+		var got struct{ Product readmodel.ProductReport }
+		if err := json.Unmarshal(r.Body, &got); err != nil {
+			return err
+		}
+		if got.Product.Added != 1 {
+			return fmt.Errorf("added %d", got.Product.Added)
+		}
+		return nil
+	})
 
 	for name, denied := range map[string][][]any{
 		"query":     {{"SET", r.Prefix + "x", "1"}, {"DEL", r.Prefix + "g1:cart:{" + c.CartID + "}"}, {"PUBLISH", r.Prefix + "g1:cart-updates", "x"}},
