@@ -71,6 +71,10 @@ const (
 	FieldVersion = "version"
 	// FieldDoc holds the Cart as JSON.
 	FieldDoc = "doc"
+	// FieldOwner holds the document's CustomerID on its own, so a reader
+	// can check who may see the cart without decoding the document. A cart
+	// never changes owner. Documents written before it existed lack it.
+	FieldOwner = "owner"
 	// FieldSkipped lists the versions the document passed over without
 	// applying them (skipped poison events), comma-separated; absent when
 	// none. Readers of the document need not look at it.
@@ -87,7 +91,7 @@ type Keys struct {
 	Generation int
 }
 
-// Cart is a hash (FieldVersion, FieldDoc) holding one cart's document.
+// Cart is a hash (FieldVersion, FieldDoc, FieldOwner) holding one cart's document.
 func (k Keys) Cart(cartID string) string {
 	return fmt.Sprintf("%sg%d:cart:{%s}", k.Prefix, k.Generation, cartID)
 }
