@@ -47,9 +47,13 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, env envconf.Env, stdout, stderr io.Writer) error {
-	cfg, jsonOut, err := parse(args, env, stderr)
+	cfg, jsonOut, marks, err := parse(args, env, stderr)
 	if err != nil {
 		return err
+	}
+	if marks {
+		// Before anything else on stdout: the summary follows the run.
+		cfg.Marks = func(m load.Mark) { fmt.Fprintf(stdout, "%s%s\n", MarkPrefix, m) }
 	}
 	res, err := load.Run(ctx, cfg)
 	if err != nil {
@@ -72,9 +76,14 @@ func run(ctx context.Context, args []string, env envconf.Env, stdout, stderr io.
 	return err
 }
 
+// MarkPrefix starts the lines -marks prints when the measured window opens
+// ("@loadgen measuring") and closes ("@loadgen measured").
+const MarkPrefix = "@loadgen "
+
 // parse reads the flags and the AUTH_* environment into a run's Config;
-// jsonOut is where the JSON result goes ("" nowhere, "-" stdout).
-func parse(args []string, env envconf.Env, stderr io.Writer) (cfg load.Config, jsonOut string, err error) {
+// jsonOut is where the JSON result goes ("" nowhere, "-" stdout); marks
+// asks for the window's marks on stdout.
+func parse(args []string, env envconf.Env, stderr io.Writer) (cfg load.Config, jsonOut string, marks bool, err error) {
 	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	scenarios := slices.Sorted(maps.Keys(load.Scenarios))
@@ -96,15 +105,19 @@ func parse(args []string, env envconf.Env, stderr io.Writer) (cfg load.Config, j
 	fs.DurationVar(&cfg.Timeout, "timeout", 10*time.Second, "per request")
 	fs.BoolVar(&cfg.Idempotency, "idempotency", false, "send an Idempotency-Key with every command")
 	fs.StringVar(&jsonOut, "json", "", `write the result as JSON to this file ("-": stdout, the summary goes to stderr)`)
+	fs.BoolVar(&marks, "marks", false, `print "`+MarkPrefix+`measuring" and "`+MarkPrefix+`measured" on stdout as the measured window opens and closes`)
 	if err := fs.Parse(args); err != nil {
-		return load.Config{}, "", err
+		return load.Config{}, "", false, err
 	}
 	if fs.NArg() > 0 {
-		return load.Config{}, "", fmt.Errorf("unexpected arguments %q", fs.Args())
+		return load.Config{}, "", false, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if marks && jsonOut == "-" {
+		return load.Config{}, "", false, errors.New("-marks and -json - both want stdout")
 	}
 	mix, ok := load.Scenarios[cfg.Scenario]
 	if !ok {
-		return load.Config{}, "", fmt.Errorf("unknown scenario %q: want one of %s", cfg.Scenario, strings.Join(scenarios, ", "))
+		return load.Config{}, "", false, fmt.Errorf("unknown scenario %q: want one of %s", cfg.Scenario, strings.Join(scenarios, ", "))
 	}
 	cfg.Mix, cfg.Mode = mix, load.Mode(*mode)
 	cfg.Products = strings.Split(*products, ",")
@@ -121,9 +134,9 @@ func parse(args []string, env envconf.Env, stderr io.Writer) (cfg load.Config, j
 		Audience:    r.String("AUTH_AUDIENCE", ""),
 	}
 	if err := r.Err(); err != nil {
-		return load.Config{}, "", err
+		return load.Config{}, "", false, err
 	}
-	return cfg, jsonOut, cfg.Validate()
+	return cfg, jsonOut, marks, cfg.Validate()
 }
 
 func writeJSONFile(path string, res load.Result) (err error) {

@@ -16,7 +16,7 @@ var devAuth = envconf.Map(map[string]string{
 
 func TestParse(t *testing.T) {
 	t.Run("OKDefaults", func(t *testing.T) {
-		cfg, jsonOut, err := parse(nil, devAuth, io.Discard)
+		cfg, jsonOut, _, err := parse(nil, devAuth, io.Discard)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -27,7 +27,7 @@ func TestParse(t *testing.T) {
 		}
 	})
 	t.Run("OKOpenLoop", func(t *testing.T) {
-		cfg, jsonOut, err := parse(strings.Fields("-scenario lag -mode open -rate 1000 -clients 64 -customers 100 -products 123,456 -json -"), devAuth, io.Discard)
+		cfg, jsonOut, _, err := parse(strings.Fields("-scenario lag -mode open -rate 1000 -clients 64 -customers 100 -products 123,456 -json -"), devAuth, io.Discard)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -40,15 +40,16 @@ func TestParse(t *testing.T) {
 		"ErrOpenNoRate":   "-mode open",
 		"ErrArgument":     "extra",
 		"ErrTooFewPeople": "-clients 8 -customers 4",
+		"ErrMarksAndJSON": "-marks -json -",
 	} {
 		t.Run(name, func(t *testing.T) {
-			if _, _, err := parse(strings.Fields(args), devAuth, io.Discard); err == nil {
+			if _, _, _, err := parse(strings.Fields(args), devAuth, io.Discard); err == nil {
 				t.Fatalf("parse(%q) accepted", args)
 			}
 		})
 	}
 	t.Run("ErrNoSecret", func(t *testing.T) {
-		if _, _, err := parse(nil, envconf.Map(nil), io.Discard); err == nil || !strings.Contains(err.Error(), "secret") {
+		if _, _, _, err := parse(nil, envconf.Map(nil), io.Discard); err == nil || !strings.Contains(err.Error(), "secret") {
 			t.Fatalf("parse without AUTH_* = %v", err)
 		}
 	})

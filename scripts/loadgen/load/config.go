@@ -90,7 +90,22 @@ type Config struct {
 	Timeout time.Duration
 	// Idempotency sends an Idempotency-Key with every command.
 	Idempotency bool
+	// Marks, when set, is told as it happens that the measured window opens
+	// and that it closes, so that a caller can measure something else (the
+	// CPU time of the system) over the very same window.
+	Marks func(Mark)
 }
+
+// Mark is a boundary of the measured window.
+type Mark string
+
+const (
+	// Measuring: the warm-up is over, requests sent from now on count.
+	Measuring Mark = "measuring"
+	// Measured: the window is over (in an open loop, requests scheduled
+	// before it may still be finishing).
+	Measured Mark = "measured"
+)
 
 // Validate reports every setting that cannot run.
 func (c Config) Validate() error {

@@ -46,12 +46,21 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	start := time.Now()
 	measureFrom := start.Add(cfg.Warmup)
 	end := measureFrom.Add(cfg.Duration)
-	var notSent int64
+	var (
+		notSent int64
+		marks   sync.WaitGroup
+	)
+	if cfg.Marks != nil {
+		mctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		marks.Go(func() { mark(mctx, cfg.Marks, measureFrom, end) })
+	}
 	if cfg.Mode == Closed {
 		runClosed(ctx, workers, measureFrom, end)
 	} else {
 		notSent = runOpen(ctx, workers, Schedule{Start: start, Rate: cfg.Rate}, measureFrom, end, cfg.Drain)
 	}
+	marks.Wait() // both marks are out before the result
 	if err := ctx.Err(); err != nil {
 		return Result{}, fmt.Errorf("load: run interrupted: %w", err)
 	}
@@ -129,6 +138,21 @@ func runOpen(ctx context.Context, workers []*worker, sched Schedule, measureFrom
 	}
 	wg.Wait()
 	return notSent.Load()
+}
+
+// mark tells marks when the measured window opens and when it closes.
+func mark(ctx context.Context, marks func(Mark), measureFrom, end time.Time) {
+	timer := time.NewTimer(time.Hour) // re-armed before each wait
+	defer timer.Stop()
+	for _, m := range []struct {
+		at   time.Time
+		mark Mark
+	}{{measureFrom, Measuring}, {end, Measured}} {
+		if !sleepUntil(ctx, timer, m.at) {
+			return
+		}
+		marks(m.mark)
+	}
 }
 
 // sleepUntil waits until t; false when ctx ended first (or had ended).

@@ -3,7 +3,9 @@ package load
 import (
 	"context"
 	"net/http/httptest"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -107,6 +109,47 @@ func TestRunReadsPreparedCarts(t *testing.T) {
 	if fake.reopened != 12 || fake.accepted["add-item"] != 12*3 || len(fake.carts) != 12 {
 		t.Errorf("second run: %d carts, %d found open, %d adds; want the same 12 carts and no more adds",
 			len(fake.carts), fake.reopened, fake.accepted["add-item"])
+	}
+}
+
+// TestRunMarksTheWindow: the marks come once each, in order, as the
+// measured window opens (after the warm-up) and closes, before Run returns.
+func TestRunMarksTheWindow(t *testing.T) {
+	for _, mode := range []Mode{Closed, Open} {
+		t.Run(string(mode), func(t *testing.T) {
+			fake := newFakeAPI(t, testAuth, 0)
+			srv := httptest.NewServer(fake)
+			defer srv.Close()
+			cfg := testConfig(srv.URL, "commands", mode)
+			cfg.Warmup = 200 * time.Millisecond
+			var (
+				mu    sync.Mutex
+				marks []Mark
+				at    []time.Time
+			)
+			cfg.Marks = func(m Mark) {
+				mu.Lock()
+				defer mu.Unlock()
+				marks, at = append(marks, m), append(at, time.Now())
+			}
+			started := time.Now()
+			if _, err := Run(context.Background(), cfg); err != nil {
+				t.Fatal(err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if !slices.Equal(marks, []Mark{Measuring, Measured}) {
+				t.Fatalf("marks %v, want measuring then measured", marks)
+			}
+			if at[0].Sub(started) < cfg.Warmup {
+				t.Errorf("measuring marked %v after the start, within the %v warm-up", at[0].Sub(started), cfg.Warmup)
+			}
+			// The second mark is due a window after the first was due; the
+			// first may have been told late.
+			if end := at[1].Sub(started); end < cfg.Warmup+cfg.Duration {
+				t.Errorf("measured marked %v after the start, before the window's end (%v)", end, cfg.Warmup+cfg.Duration)
+			}
+		})
 	}
 }
 
