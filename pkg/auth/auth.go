@@ -160,12 +160,16 @@ func WithHTTPClient(c *http.Client) Option { return func(o *options) { o.client 
 
 // Verifier checks bearer tokens. It is safe for concurrent use. In
 // production mode it keeps the identity provider's keys fresh while Run
-// runs; it starts no goroutine of its own.
+// runs; it starts no goroutine of its own. Tokens that passed are
+// remembered (bounded by CacheSize and CacheMaxAge, never past their exp):
+// a client presents the same token request after request.
 type Verifier struct {
 	cfg    Config
 	parser *jwt.Parser
 	algs   []string
 	keys   *keySet // production mode only
+	cache  *tokenCache
+	now    func() time.Time
 }
 
 // NewVerifier validates cfg and returns a Verifier. It does no I/O: in
@@ -185,7 +189,10 @@ func NewVerifier(cfg Config, opts ...Option) (*Verifier, error) {
 	if cfg.Leeway == 0 {
 		cfg.Leeway = DefaultLeeway
 	}
-	v := &Verifier{cfg: cfg, algs: []string{jwt.SigningMethodHS256.Alg()}}
+	v := &Verifier{
+		cfg: cfg, algs: []string{jwt.SigningMethodHS256.Alg()},
+		cache: newTokenCache(CacheSize, CacheMaxAge), now: time.Now,
+	}
 	if cfg.JWKSURL != "" {
 		v.algs = slices.Clone(cfg.Algorithms)
 		if len(v.algs) == 0 {
@@ -207,6 +214,7 @@ func NewVerifier(cfg Config, opts ...Option) (*Verifier, error) {
 		jwt.WithExpirationRequired(),
 		jwt.WithIssuedAt(),
 		jwt.WithLeeway(cfg.Leeway),
+		jwt.WithTimeFunc(func() time.Time { return v.now() }),
 	)
 	return v, nil
 }
@@ -235,20 +243,47 @@ func (v *Verifier) Verify(token string) (Principal, error) {
 // (jwt.ErrTokenExpired, ...) and ErrUnknownKey, so callers can tell why
 // without reading text.
 func (v *Verifier) VerifyContext(ctx context.Context, token string) (Principal, error) {
+	p, err := v.verify(ctx, token)
+	if err != nil {
+		return Principal{}, err
+	}
+	return *p, nil
+}
+
+// verify is VerifyContext answering from the cache when it can; the
+// principal is shared with the cache and must not be changed.
+func (v *Verifier) verify(ctx context.Context, token string) (*Principal, error) {
 	if v.cfg.Disabled {
-		return Principal{}, ErrDisabled
+		return nil, ErrDisabled
 	}
 	if len(token) > MaxTokenLen {
-		return Principal{}, fmt.Errorf("auth: verify token: %w: longer than %d bytes", jwt.ErrTokenMalformed, MaxTokenLen)
+		return nil, fmt.Errorf("auth: verify token: %w: longer than %d bytes", jwt.ErrTokenMalformed, MaxTokenLen)
+	}
+	// The key-set generation is read before verifying: should the set be
+	// re-read meanwhile, the entry is already stale.
+	now, keys := v.now(), v.keyGeneration()
+	if p, ok := v.cache.get(token, now, keys); ok {
+		return p, nil
 	}
 	var c claims
 	if _, err := v.parser.ParseWithClaims(token, &c, v.keyfunc(ctx)); err != nil {
-		return Principal{}, fmt.Errorf("auth: verify token: %w", err)
+		return nil, fmt.Errorf("auth: verify token: %w", err)
 	}
 	if !validSubject(c.Subject) {
-		return Principal{}, fmt.Errorf("auth: verify token: %w", ErrInvalidSubject)
+		return nil, fmt.Errorf("auth: verify token: %w", ErrInvalidSubject)
 	}
-	return Principal{Subject: c.Subject, Role: c.Role}, nil
+	// exp is required by the parser, so ExpiresAt is set.
+	return v.cache.put(token, Principal{Subject: c.Subject, Role: c.Role}, c.ExpiresAt.Time, now, keys), nil
+}
+
+// keyGeneration counts the key set's loads (0 in development mode): a
+// cached verification holds only while it is unchanged, so that a key the
+// provider withdrew stops working on the next re-read.
+func (v *Verifier) keyGeneration() uint64 {
+	if v.keys == nil {
+		return 0
+	}
+	return v.keys.gen()
 }
 
 func (v *Verifier) keyfunc(ctx context.Context) jwt.Keyfunc {

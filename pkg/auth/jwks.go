@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/MicahParks/jwkset"
@@ -86,9 +87,10 @@ type keySet struct {
 	cold     *rate.Limiter // fetches for tokens while no keys are loaded
 	sem      chan struct{}
 
-	mu         sync.Mutex
-	generation uint64 // successful fetches so far
-	lastErr    error
+	generation atomic.Uint64 // successful fetches so far
+
+	mu      sync.Mutex
+	lastErr error
 }
 
 func newKeySet(rawURL string, interval time.Duration, client *http.Client, logger *slog.Logger) (*keySet, error) {
@@ -126,18 +128,14 @@ func newKeySet(rawURL string, interval time.Duration, client *http.Client, logge
 
 func (k *keySet) keyfunc(ctx context.Context) jwt.Keyfunc { return k.kf.KeyfuncCtx(ctx) }
 
-func (k *keySet) gen() uint64 {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return k.generation
-}
+func (k *keySet) gen() uint64 { return k.generation.Load() }
 
 func (k *keySet) ready() error {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if k.generation > 0 {
+	if k.gen() > 0 {
 		return nil
 	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
 	if k.lastErr != nil {
 		return fmt.Errorf("auth: no signing keys loaded yet: %w", k.lastErr)
 	}
@@ -218,11 +216,11 @@ func (k *keySet) run(ctx context.Context) {
 // Call it holding sem.
 func (k *keySet) fetch(ctx context.Context) (err error) {
 	defer func() {
+		if err == nil {
+			k.generation.Add(1)
+		}
 		k.mu.Lock()
 		defer k.mu.Unlock()
-		if err == nil {
-			k.generation++
-		}
 		k.lastErr = err
 	}()
 	ctx, cancel := context.WithTimeout(ctx, JWKSTimeout)

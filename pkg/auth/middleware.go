@@ -34,32 +34,33 @@ func Middleware(v *Verifier) echo.MiddlewareFunc {
 			if err != nil {
 				return err
 			}
+			// A pointer: the cache's principal is stored without a copy.
 			c.Set(principalKey, p)
 			return next(c)
 		}
 	}
 }
 
-func authenticate(v *Verifier, c echo.Context) (Principal, error) {
+func authenticate(v *Verifier, c echo.Context) (*Principal, error) {
 	h := c.Request().Header
 	if v.Disabled() {
 		id := strings.TrimSpace(h.Get(HeaderCustomerID))
 		if !validSubject(id) {
-			return Principal{}, problem.New(problem.Unauthorized, CodeUnauthorized,
+			return nil, problem.New(problem.Unauthorized, CodeUnauthorized,
 				"authentication is disabled: send the caller's id in "+HeaderCustomerID)
 		}
-		return Principal{Subject: id, Role: strings.TrimSpace(h.Get(HeaderRole))}, nil
+		return &Principal{Subject: id, Role: strings.TrimSpace(h.Get(HeaderRole))}, nil
 	}
 	scheme, token, ok := strings.Cut(h.Get(echo.HeaderAuthorization), " ")
 	token = strings.TrimSpace(token)
 	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
-		return Principal{}, problem.New(problem.Unauthorized, CodeUnauthorized, "a bearer token is required")
+		return nil, problem.New(problem.Unauthorized, CodeUnauthorized, "a bearer token is required")
 	}
-	p, err := v.VerifyContext(c.Request().Context(), token)
+	p, err := v.verify(c.Request().Context(), token)
 	if err != nil {
 		// The detail is a short reason; the token and jwt's text stay out
 		// of the response (Err is logged at debug by the handler).
-		return Principal{}, &problem.Error{Kind: problem.Unauthorized, Code: CodeInvalidToken, Detail: reason(err), Err: err}
+		return nil, &problem.Error{Kind: problem.Unauthorized, Code: CodeInvalidToken, Detail: reason(err), Err: err}
 	}
 	return p, nil
 }
@@ -79,6 +80,9 @@ func reason(err error) string {
 
 // FromContext returns the Principal stored by Middleware.
 func FromContext(c echo.Context) (Principal, bool) {
-	p, ok := c.Get(principalKey).(Principal)
-	return p, ok
+	p, ok := c.Get(principalKey).(*Principal)
+	if !ok {
+		return Principal{}, false
+	}
+	return *p, true
 }
