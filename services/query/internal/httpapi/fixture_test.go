@@ -137,7 +137,7 @@ func (a *api) project(gen int, envs []envelope.Envelope, publish bool) []byte {
 		entries[i] = b
 	}
 	_, err = a.redis.Client.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.HSet(ctx, keys.Cart(s.CartID), readmodel.FieldVersion, s.Version, readmodel.FieldDoc, doc)
+		p.HSet(ctx, keys.Cart(s.CartID), a.fields(s, doc)...)
 		p.Del(ctx, keys.History(s.CartID))
 		p.RPush(ctx, keys.History(s.CartID), entries...)
 		return nil

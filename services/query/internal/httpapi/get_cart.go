@@ -21,7 +21,6 @@ func (h *Handler) GetCart(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	notFound := errCartNotFound()
 	when, timeTravel, err := at(c)
 	if err != nil {
 		return err
@@ -31,7 +30,7 @@ func (h *Handler) GetCart(c echo.Context) error {
 		return err
 	}
 	if version == 0 {
-		return notFound
+		return errCartNotFound()
 	}
 	if timeTravel {
 		return h.cartAt(c, p, cartID, when)
@@ -47,17 +46,17 @@ func (h *Handler) watchCart(cartID string, minVersion int) func() (<-chan struct
 // missing or someone else's.
 func (h *Handler) readCart(p auth.Principal, cartID string) reader[document] {
 	return func(ctx context.Context) (document, int, error) {
-		raw, found, err := h.carts.Cart(ctx, cartID)
+		st, found, err := h.carts.Cart(ctx, cartID)
 		if err != nil {
 			return document{}, 0, unavailable(err)
 		}
 		if !found {
 			return document{}, 0, nil
 		}
-		d, err := decode(raw)
-		if err != nil || !readable(p, d.CustomerID) {
+		d, err := newDocument(st)
+		if err != nil || !readable(p, d.owner) {
 			return document{}, 0, err
 		}
-		return d, d.Version, nil
+		return d, d.version, nil
 	}
 }

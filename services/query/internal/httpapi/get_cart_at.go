@@ -74,23 +74,22 @@ func recordedUpTo(cartID string, entries []readmodel.HistoryEntry, when time.Tim
 // versions 1..the document's (it predates histories, or was lost, and the
 // projector has not rebuilt it yet) is unavailable rather than wrong.
 func (h *Handler) history(ctx context.Context, p auth.Principal, cartID string) (document, []readmodel.HistoryEntry, error) {
-	notFound := problem.New(problem.NotFound, CodeCartNotFound, "cart not found")
-	raw, entries, found, err := h.carts.History(ctx, cartID)
+	st, entries, found, err := h.carts.History(ctx, cartID)
 	if err != nil {
 		return document{}, nil, unavailable(err)
 	}
 	if !found {
-		return document{}, nil, notFound
+		return document{}, nil, errCartNotFound()
 	}
-	d, err := decode(raw)
+	d, err := newDocument(st)
 	if err != nil {
 		return document{}, nil, err
 	}
-	if !readable(p, d.CustomerID) {
-		return document{}, nil, notFound
+	if !readable(p, d.owner) {
+		return document{}, nil, errCartNotFound()
 	}
-	if len(entries) != d.Version {
-		return document{}, nil, unavailable(fmt.Errorf("httpapi: cart %s: %d history entries for version %d", cartID, len(entries), d.Version))
+	if len(entries) != d.version {
+		return document{}, nil, unavailable(fmt.Errorf("httpapi: cart %s: %d history entries for version %d", cartID, len(entries), d.version))
 	}
 	for i, e := range entries {
 		if e.Version != i+1 {

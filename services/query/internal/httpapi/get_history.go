@@ -45,24 +45,23 @@ func (h *Handler) GetHistory(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	notFound := errCartNotFound()
 	if minVersion > 0 {
 		_, version, err := awaitVersion(h, c, minVersion, h.watchCart(cartID, minVersion), h.readCart(p, cartID))
 		if err != nil {
 			return err
 		}
 		if version == 0 {
-			return notFound
+			return errCartNotFound()
 		}
 	}
 	d, entries, err := h.history(c.Request().Context(), p, cartID)
 	if err != nil {
 		return err
 	}
-	if notModified(c, d.Version) {
+	if notModified(c, d.version) {
 		return c.NoContent(http.StatusNotModified)
 	}
-	body := History{CartID: cartID, Version: d.Version, Events: make([]HistoryEvent, len(entries))}
+	body := History{CartID: cartID, Version: d.version, Events: make([]HistoryEvent, len(entries))}
 	for i, e := range entries {
 		ev := HistoryEvent{
 			Version: e.Version, Type: e.Type, SchemaVersion: e.SchemaVersion, OccurredAt: e.OccurredAt,

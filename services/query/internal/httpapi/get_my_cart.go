@@ -30,18 +30,23 @@ func (h *Handler) GetMyCart(c echo.Context) error {
 	d, version, err := awaitVersion(h, c, minVersion,
 		func() (<-chan struct{}, func()) { return h.updates.WatchCustomer(p.Subject, minVersion) },
 		func(ctx context.Context) (document, int, error) {
-			raw, found, err := h.carts.OpenCart(ctx, p.Subject)
+			st, found, err := h.carts.OpenCart(ctx, p.Subject)
 			if err != nil {
 				return document{}, 0, unavailable(err)
 			}
-			if !found {
+			if !found || (st.Owner != "" && st.Owner != p.Subject) {
 				return document{}, 0, nil
 			}
-			d, err := decode(raw)
-			if err != nil || d.Status != string(cart.StatusOpen) || d.CustomerID != p.Subject {
+			// The status is not stored beside the document: it is read
+			// from the document's head.
+			d, err := newDocument(st)
+			if err == nil {
+				d, err = d.peek()
+			}
+			if err != nil || d.status != string(cart.StatusOpen) || d.owner != p.Subject {
 				return document{}, 0, err
 			}
-			return d, d.Version, nil
+			return d, d.version, nil
 		})
 	if err != nil {
 		return err

@@ -30,8 +30,9 @@ func article(id string) []envelope.Envelope {
 	)
 }
 
-func TestGetHistory(t *testing.T) {
-	a := newAPI(t)
+func TestGetHistory(t *testing.T) { storedFormats(t, testGetHistory) }
+
+func testGetHistory(t *testing.T, a *api) {
 	id := newCartID()
 	envs := article(id)
 	a.project(1, envs, false)
@@ -100,8 +101,9 @@ func TestGetHistory(t *testing.T) {
 	})
 }
 
-func TestGetCartAt(t *testing.T) {
-	a := newAPI(t)
+func TestGetCartAt(t *testing.T) { storedFormats(t, testGetCartAt) }
+
+func testGetCartAt(t *testing.T, a *api) {
 	id := newCartID()
 	envs := article(id)
 	current := a.project(1, envs, false)

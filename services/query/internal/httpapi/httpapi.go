@@ -7,10 +7,9 @@
 package httpapi
 
 import (
+	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -36,13 +35,14 @@ const (
 )
 
 // Carts is the read model as the handlers need it. Documents come back as
-// stored, so the response is byte for byte what the projector wrote.
+// stored, so the response is byte for byte what the projector wrote; the
+// version and owner beside them let a handler decide without decoding.
 type Carts interface {
-	Cart(ctx context.Context, cartID string) (doc []byte, found bool, err error)
-	OpenCart(ctx context.Context, customerID string) (doc []byte, found bool, err error)
+	Cart(ctx context.Context, cartID string) (cart readmodel.Stored, found bool, err error)
+	OpenCart(ctx context.Context, customerID string) (cart readmodel.Stored, found bool, err error)
 	// History returns the cart's document and its history entries, read at
 	// the same version.
-	History(ctx context.Context, cartID string) (doc []byte, entries []readmodel.HistoryEntry, found bool, err error)
+	History(ctx context.Context, cartID string) (cart readmodel.Stored, entries []readmodel.HistoryEntry, found bool, err error)
 }
 
 // Updates wakes requests waiting for the read model to reach a version.
@@ -106,15 +106,38 @@ func Register(e *echo.Echo, v *auth.Verifier, carts Carts, opts Options) {
 
 // document is a stored document with the fields the handlers decide on.
 type document struct {
-	raw []byte
-	readmodel.Cart
+	raw     []byte
+	version int
+	owner   string // the customer id
+	status  string // only when peeked
+	peeked  bool   // owner, status and version were read from raw
 }
 
-func decode(raw []byte) (document, error) {
-	d := document{raw: raw}
-	if err := json.Unmarshal(raw, &d.Cart); err != nil {
-		return document{}, fmt.Errorf("httpapi: decode cart document: %w", err)
+// newDocument takes the version and owner from the fields stored beside the
+// document; a document written before they were stored there is peeked
+// at instead.
+func newDocument(st readmodel.Stored) (document, error) {
+	d := document{raw: st.Doc, version: st.Version, owner: st.Owner}
+	if d.owner == "" || d.version == 0 {
+		return d.peek()
 	}
+	return d, nil
+}
+
+// peek reads the status from the document itself, and the owner and
+// version where they are not stored beside it.
+func (d document) peek() (document, error) {
+	if d.peeked {
+		return d, nil
+	}
+	h, err := peekHead(d.raw)
+	if err != nil {
+		return document{}, err
+	}
+	// The fields beside the document, where stored, stand.
+	d.owner = cmp.Or(d.owner, h.CustomerID)
+	d.version = cmp.Or(d.version, h.Version)
+	d.status, d.peeked = h.Status, true
 	return d, nil
 }
 
@@ -143,7 +166,7 @@ func validCartID(id string) bool {
 // serve writes the document with its ETag, or 304 when If-None-Match
 // matches it.
 func serve(c echo.Context, d document) error {
-	if notModified(c, d.Version) {
+	if notModified(c, d.version) {
 		return c.NoContent(http.StatusNotModified)
 	}
 	return c.JSONBlob(http.StatusOK, d.raw)

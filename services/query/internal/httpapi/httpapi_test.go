@@ -42,6 +42,33 @@ type api struct {
 	redis  redistest.Env
 	store  *redisstore.Store
 	logger *slog.Logger
+	// owner stores the owner beside each document, as the projector does;
+	// without it documents look as they were written before it did.
+	owner bool
+}
+
+// storedFormats runs a test on both kinds of stored carts: those with the
+// owner field and those written before it existed.
+func storedFormats(t *testing.T, test func(t *testing.T, a *api)) {
+	for _, f := range []struct {
+		name  string
+		owner bool
+	}{{"OwnerStored", true}, {"WrittenBeforeOwner", false}} {
+		t.Run(f.name, func(t *testing.T) {
+			a := newAPI(t)
+			a.owner = f.owner
+			test(t, a)
+		})
+	}
+}
+
+// fields are the hash fields the projector writes for s with doc.
+func (a *api) fields(s cart.State, doc []byte) []any {
+	f := []any{readmodel.FieldVersion, s.Version, readmodel.FieldDoc, doc}
+	if a.owner {
+		f = append(f, readmodel.FieldOwner, s.CustomerID)
+	}
+	return f
 }
 
 func newAPI(t *testing.T) *api {
@@ -113,8 +140,7 @@ func (a *api) put(gen int, s cart.State) []byte {
 		a.t.Fatal(err)
 	}
 	keys := readmodel.Keys{Prefix: a.redis.Prefix, Generation: gen}
-	if err := a.redis.Client.HSet(context.Background(), keys.Cart(s.CartID),
-		readmodel.FieldVersion, s.Version, readmodel.FieldDoc, doc).Err(); err != nil {
+	if err := a.redis.Client.HSet(context.Background(), keys.Cart(s.CartID), a.fields(s, doc)...).Err(); err != nil {
 		a.t.Fatal(err)
 	}
 	return doc
@@ -165,8 +191,9 @@ func wantProblem(t *testing.T, rec *httptest.ResponseRecorder, status int, code 
 	return b
 }
 
-func TestGetCart(t *testing.T) {
-	a := newAPI(t)
+func TestGetCart(t *testing.T) { storedFormats(t, testGetCart) }
+
+func testGetCart(t *testing.T, a *api) {
 	mine := cartOf("alice", false)
 	doc := a.put(1, mine)
 	path := "/v1/carts/" + mine.CartID
@@ -212,8 +239,9 @@ func TestGetCart(t *testing.T) {
 	})
 }
 
-func TestGetMyCart(t *testing.T) {
-	a := newAPI(t)
+func TestGetMyCart(t *testing.T) { storedFormats(t, testGetMyCart) }
+
+func testGetMyCart(t *testing.T, a *api) {
 	const path = "/v1/customers/me/cart"
 
 	t.Run("NoOpenCart", func(t *testing.T) {
@@ -323,4 +351,21 @@ func TestGenerationSwitch(t *testing.T) {
 		return nil
 	})
 	wantDoc(t, rec, doc, c.Version)
+}
+
+// TestOwnerField: the owner stored beside a document decides who may read
+// it, and the document is served as stored, never decoded (this one could
+// not be).
+func TestOwnerField(t *testing.T) {
+	a := newAPI(t)
+	id := uuid.Must(uuid.NewV7()).String()
+	doc := `{"cartId":"` + id + `","not":"a readmodel.Cart"}`
+	keys := readmodel.Keys{Prefix: a.redis.Prefix, Generation: 1}
+	if err := a.redis.Client.HSet(context.Background(), keys.Cart(id),
+		readmodel.FieldVersion, 5, readmodel.FieldOwner, "alice", readmodel.FieldDoc, doc).Err(); err != nil {
+		t.Fatal(err)
+	}
+	wantDoc(t, get(t, a.e, "/v1/carts/"+id+"?minVersion=5", "alice", ""), []byte(doc), 5)
+	wantProblem(t, get(t, a.e, "/v1/carts/"+id, "mallory", ""), http.StatusNotFound, httpapi.CodeCartNotFound)
+	wantDoc(t, get(t, a.e, "/v1/carts/"+id, "support-tool", "admin"), []byte(doc), 5)
 }

@@ -16,11 +16,11 @@ import (
 // memStore is an in-memory httpapi.Carts for the fuzz target, which tests
 // the HTTP decoding layer and not Redis (redisstore has its own tests
 // against Redis). It holds what the projector writes — each cart's
-// document and its history entries as JSON, in step — and records every
-// call.
+// document with its version and owner beside it, and its history entries
+// as JSON, in step — and records every call.
 type memStore struct {
 	mu      sync.Mutex
-	docs    map[string][]byte
+	docs    map[string]readmodel.Stored
 	history map[string][][]byte
 	open    map[string]string // customer → open cart id
 	calls   []string
@@ -41,7 +41,7 @@ var fuzzT0 = time.Date(2026, 3, 1, 9, 30, 0, 0, time.UTC)
 
 // newMemStore projects the carts as the projector would.
 func newMemStore() (*memStore, error) {
-	m := &memStore{docs: map[string][]byte{}, history: map[string][][]byte{}, open: map[string]string{}}
+	m := &memStore{docs: map[string]readmodel.Stored{}, history: map[string][][]byte{}, open: map[string]string{}}
 	espressoV1 := `{"productId":"123","name":"Espresso beans 1 kg","unitPrice":1899,"currency":"EUR","quantity":2}`
 	mugV2 := `{"productId":"456","name":"Ceramic mug","unitPrice":{"amount":1250,"currency":"EUR"},"quantity":1}`
 	type stored struct {
@@ -79,7 +79,7 @@ func newMemStore() (*memStore, error) {
 		if err != nil {
 			return nil, err
 		}
-		m.docs[id] = doc
+		m.docs[id] = readmodel.Stored{Doc: doc, Version: s.Version, Owner: s.CustomerID}
 		if s.Status == cart.StatusOpen {
 			m.open[s.CustomerID] = id
 		}
@@ -102,33 +102,33 @@ func (m *memStore) takeCalls() []string {
 	return c
 }
 
-func (m *memStore) Cart(ctx context.Context, cartID string) ([]byte, bool, error) {
+func (m *memStore) Cart(ctx context.Context, cartID string) (readmodel.Stored, bool, error) {
 	m.record("Cart(%q)", cartID)
 	doc, ok := m.docs[cartID]
 	return doc, ok, nil
 }
 
-func (m *memStore) OpenCart(ctx context.Context, customerID string) ([]byte, bool, error) {
+func (m *memStore) OpenCart(ctx context.Context, customerID string) (readmodel.Stored, bool, error) {
 	m.record("OpenCart(%q)", customerID)
 	id, ok := m.open[customerID]
 	if !ok {
-		return nil, false, nil
+		return readmodel.Stored{}, false, nil
 	}
 	doc, ok := m.docs[id]
 	return doc, ok, nil
 }
 
-func (m *memStore) History(ctx context.Context, cartID string) ([]byte, []readmodel.HistoryEntry, bool, error) {
+func (m *memStore) History(ctx context.Context, cartID string) (readmodel.Stored, []readmodel.HistoryEntry, bool, error) {
 	m.record("History(%q)", cartID)
 	doc, ok := m.docs[cartID]
 	if !ok {
-		return nil, nil, false, nil
+		return readmodel.Stored{}, nil, false, nil
 	}
 	raw := m.history[cartID]
 	entries := make([]readmodel.HistoryEntry, len(raw))
 	for i, r := range raw {
 		if err := json.Unmarshal(r, &entries[i]); err != nil {
-			return nil, nil, false, fmt.Errorf("mem: cart %s history entry %d: %w", cartID, i, err)
+			return readmodel.Stored{}, nil, false, fmt.Errorf("mem: cart %s history entry %d: %w", cartID, i, err)
 		}
 	}
 	return doc, entries, true, nil

@@ -38,78 +38,101 @@ func New(rdb redis.Cmdable, prefix string, logger *slog.Logger) *Store {
 	return &Store{rdb: rdb, prefix: prefix, logger: logger}
 }
 
-// Cart returns the stored JSON document of a cart, exactly as stored, or
-// found=false when there is none.
-func (s *Store) Cart(ctx context.Context, cartID string) (doc []byte, found bool, err error) {
+// Cart returns a cart's stored document with the version and owner kept
+// beside it, read in one round trip, or found=false when there is none.
+func (s *Store) Cart(ctx context.Context, cartID string) (readmodel.Stored, bool, error) {
 	keys, err := s.keys(ctx)
 	if err != nil {
-		return nil, false, err
+		return readmodel.Stored{}, false, err
 	}
-	return s.doc(ctx, keys, cartID)
+	return s.stored(ctx, keys, cartID)
 }
 
-// OpenCart returns the document of a customer's open cart, as the index
-// customer → open cart names it, or found=false when the index or the
+// OpenCart returns the stored document of a customer's open cart, as the
+// index customer → open cart names it, or found=false when the index or the
 // document is missing. Both reads use one generation. The document may not
 // be open (or even the customer's) when the index lags behind it: the caller
 // decides what that means.
-func (s *Store) OpenCart(ctx context.Context, customerID string) (doc []byte, found bool, err error) {
+func (s *Store) OpenCart(ctx context.Context, customerID string) (readmodel.Stored, bool, error) {
 	keys, err := s.keys(ctx)
 	if err != nil {
-		return nil, false, err
+		return readmodel.Stored{}, false, err
 	}
 	cartID, err := s.rdb.Get(ctx, keys.OpenCart(customerID)).Result()
 	switch {
 	case errors.Is(err, redis.Nil):
-		return nil, false, nil
+		return readmodel.Stored{}, false, nil
 	case err != nil:
-		return nil, false, fmt.Errorf("redis: get open cart of customer %s: %w", customerID, err)
+		return readmodel.Stored{}, false, fmt.Errorf("redis: get open cart of customer %s: %w", customerID, err)
 	}
-	return s.doc(ctx, keys, cartID)
+	return s.stored(ctx, keys, cartID)
 }
 
 // History returns a cart's stored document and its history entries, read
 // together in one MULTI so that they agree on the version, or found=false
 // when the cart has no document.
-func (s *Store) History(ctx context.Context, cartID string) (doc []byte, entries []readmodel.HistoryEntry, found bool, err error) {
+func (s *Store) History(ctx context.Context, cartID string) (readmodel.Stored, []readmodel.HistoryEntry, bool, error) {
 	keys, err := s.keys(ctx)
 	if err != nil {
-		return nil, nil, false, err
+		return readmodel.Stored{}, nil, false, err
 	}
 	var (
-		docCmd  *redis.StringCmd
+		docCmd  *redis.SliceCmd
 		listCmd *redis.StringSliceCmd
 	)
 	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		docCmd = p.HGet(ctx, keys.Cart(cartID), readmodel.FieldDoc)
+		docCmd = p.HMGet(ctx, keys.Cart(cartID), storedFields...)
 		listCmd = p.LRange(ctx, keys.History(cartID), 0, -1)
 		return nil
 	})
-	switch {
-	case err != nil && !errors.Is(err, redis.Nil):
-		return nil, nil, false, fmt.Errorf("redis: get cart %s history: %w", cartID, err)
-	case errors.Is(docCmd.Err(), redis.Nil):
-		return nil, nil, false, nil
+	if err != nil {
+		return readmodel.Stored{}, nil, false, fmt.Errorf("redis: get cart %s history: %w", cartID, err)
+	}
+	st, found, err := parseStored(cartID, docCmd.Val())
+	if err != nil || !found {
+		return readmodel.Stored{}, nil, false, err
 	}
 	raw := listCmd.Val()
-	entries = make([]readmodel.HistoryEntry, len(raw))
+	entries := make([]readmodel.HistoryEntry, len(raw))
 	for i, r := range raw {
 		if err := json.Unmarshal([]byte(r), &entries[i]); err != nil {
-			return nil, nil, false, fmt.Errorf("redis: cart %s history entry %d: %w", cartID, i, err)
+			return readmodel.Stored{}, nil, false, fmt.Errorf("redis: cart %s history entry %d: %w", cartID, i, err)
 		}
 	}
-	return []byte(docCmd.Val()), entries, true, nil
+	return st, entries, true, nil
 }
 
-func (s *Store) doc(ctx context.Context, keys readmodel.Keys, cartID string) ([]byte, bool, error) {
-	doc, err := s.rdb.HGet(ctx, keys.Cart(cartID), readmodel.FieldDoc).Bytes()
-	switch {
-	case errors.Is(err, redis.Nil):
-		return nil, false, nil
-	case err != nil:
-		return nil, false, fmt.Errorf("redis: get cart %s: %w", cartID, err)
+// storedFields are the hash fields a reader needs, in parseStored's order.
+var storedFields = []string{readmodel.FieldVersion, readmodel.FieldOwner, readmodel.FieldDoc}
+
+func (s *Store) stored(ctx context.Context, keys readmodel.Keys, cartID string) (readmodel.Stored, bool, error) {
+	vals, err := s.rdb.HMGet(ctx, keys.Cart(cartID), storedFields...).Result()
+	if err != nil {
+		return readmodel.Stored{}, false, fmt.Errorf("redis: get cart %s: %w", cartID, err)
 	}
-	return doc, true, nil
+	return parseStored(cartID, vals)
+}
+
+// parseStored reads an HMGET of storedFields; a hash without a document is
+// no cart.
+func parseStored(cartID string, vals []any) (readmodel.Stored, bool, error) {
+	if len(vals) != len(storedFields) {
+		return readmodel.Stored{}, false, fmt.Errorf("redis: get cart %s: %d fields for %d", cartID, len(vals), len(storedFields))
+	}
+	doc, ok := vals[2].(string)
+	if !ok {
+		return readmodel.Stored{}, false, nil
+	}
+	st := readmodel.Stored{Doc: []byte(doc)}
+	st.Owner, _ = vals[1].(string)
+	if v, ok := vals[0].(string); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return readmodel.Stored{}, false, fmt.Errorf("redis: cart %s: version %q is not a positive integer", cartID, v)
+		}
+		st.Version = n
+	}
+	return st, true, nil
 }
 
 // Ping reports whether Redis answers.

@@ -76,11 +76,61 @@ func TestHistory(t *testing.T) {
 	if err := env.Client.HSet(ctx, keys.Cart("c"), readmodel.FieldVersion, 2, readmodel.FieldDoc, `{"version":2}`).Err(); err != nil {
 		t.Fatal(err)
 	}
-	doc, got, found, err := s.History(ctx, "c")
-	if err != nil || !found || string(doc) != `{"version":2}` {
-		t.Fatalf("History = %s, found=%v, err=%v", doc, found, err)
+	st, got, found, err := s.History(ctx, "c")
+	if err != nil || !found || string(st.Doc) != `{"version":2}` || st.Version != 2 || st.Owner != "" {
+		t.Fatalf("History = %+v, found=%v, err=%v", st, found, err)
 	}
 	if len(got) != 2 || got[0].EventID != "e1" || got[1].Version != 2 || string(got[0].Data) != `{"customerId":"alice"}` {
 		t.Fatalf("entries = %+v", got)
 	}
+}
+
+func TestCart(t *testing.T) {
+	env := redistest.MustRedis(t)
+	ctx := context.Background()
+	s := redisstore.New(env.Client, env.Prefix, slog.New(slog.DiscardHandler))
+	keys := readmodel.Keys{Prefix: env.Prefix, Generation: 1}
+	doc := `{"cartId":"c","customerId":"alice","status":"open","version":3}`
+
+	t.Run("Missing", func(t *testing.T) {
+		if st, found, err := s.Cart(ctx, "absent"); err != nil || found {
+			t.Fatalf("Cart(absent) = %+v, found=%v, err=%v", st, found, err)
+		}
+	})
+	t.Run("OKWithOwner", func(t *testing.T) {
+		if err := env.Client.HSet(ctx, keys.Cart("c"), readmodel.FieldVersion, 3, readmodel.FieldDoc, doc,
+			readmodel.FieldOwner, "alice").Err(); err != nil {
+			t.Fatal(err)
+		}
+		st, found, err := s.Cart(ctx, "c")
+		if err != nil || !found || string(st.Doc) != doc || st.Version != 3 || st.Owner != "alice" {
+			t.Fatalf("Cart = %+v, found=%v, err=%v", st, found, err)
+		}
+	})
+	t.Run("OKWrittenBeforeOwner", func(t *testing.T) {
+		if err := env.Client.HSet(ctx, keys.Cart("old"), readmodel.FieldVersion, 3, readmodel.FieldDoc, doc).Err(); err != nil {
+			t.Fatal(err)
+		}
+		st, found, err := s.Cart(ctx, "old")
+		if err != nil || !found || string(st.Doc) != doc || st.Version != 3 || st.Owner != "" {
+			t.Fatalf("Cart = %+v, found=%v, err=%v", st, found, err)
+		}
+	})
+	t.Run("OpenCart", func(t *testing.T) {
+		if err := env.Client.Set(ctx, keys.OpenCart("alice"), "c", 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		st, found, err := s.OpenCart(ctx, "alice")
+		if err != nil || !found || string(st.Doc) != doc || st.Version != 3 || st.Owner != "alice" {
+			t.Fatalf("OpenCart = %+v, found=%v, err=%v", st, found, err)
+		}
+	})
+	t.Run("ErrGarbageVersion", func(t *testing.T) {
+		if err := env.Client.HSet(ctx, keys.Cart("bad"), readmodel.FieldVersion, "x", readmodel.FieldDoc, doc).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if st, _, err := s.Cart(ctx, "bad"); err == nil {
+			t.Fatalf("Cart with version x = %+v, want an error", st)
+		}
+	})
 }
