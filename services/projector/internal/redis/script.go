@@ -9,11 +9,12 @@ import (
 )
 
 // saveScript applies one projector.Change: it stores the cart's document
-// and history in every generation written, keeps the customer's open-cart
-// index in step with them, changes the cart's parked events, and
-// announces each new version — atomically, and only if the generations
-// written, the documents, the histories and the parked events are still
-// what the change was computed from.
+// (its owner beside it, readmodel.FieldOwner) and history in every
+// generation written, keeps the customer's open-cart index in step with
+// them, changes the cart's parked events, and announces each new version
+// — atomically, and only if the generations written, the documents, the
+// histories and the parked events are still what the change was computed
+// from.
 //
 //	KEYS[1] current generation   ARGV[1] expected current generation ("" = absent)
 //	KEYS[2] generations written  ARGV[2] expected generations written ("" = absent)
@@ -148,7 +149,7 @@ for g = 1, ng do
   end
   local changed = ARGV[a + 3] ~= ''
   if changed then
-    redis.call('HSET', cartKey, '@version', ARGV[a + 2], '@doc', ARGV[a + 3])
+    redis.call('HSET', cartKey, '@version', ARGV[a + 2], '@doc', ARGV[a + 3], '@owner', ARGV[a + 6])
     if ARGV[a + 10] ~= '' then
       redis.call('HSET', cartKey, '@skipped', ARGV[a + 10])
     else
@@ -228,7 +229,7 @@ end
 for j = first, #ARGV, 100 do
   redis.call('RPUSH', KEYS[4], unpack(ARGV, j, math.min(j + 99, #ARGV)))
 end
-redis.call('HSET', KEYS[1], '@version', ARGV[2], '@doc', ARGV[3])
+redis.call('HSET', KEYS[1], '@version', ARGV[2], '@doc', ARGV[3], '@owner', ARGV[7])
 if ARGV[8] ~= '' then
   redis.call('HSET', KEYS[1], '@skipped', ARGV[8])
 end
@@ -262,6 +263,7 @@ const mergeFirstEntryArg = 9
 var fields = strings.NewReplacer(
 	"@version", readmodel.FieldVersion,
 	"@doc", readmodel.FieldDoc,
+	"@owner", readmodel.FieldOwner,
 	"@skipped", readmodel.FieldSkipped,
 )
 
