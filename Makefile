@@ -82,13 +82,17 @@ demo: ## Walk the article's example against a running system (make run in anothe
 	./scripts/demo.sh
 
 # make bench measures this machine's raw limits (pgbench doing the command's
-# writes, a bare echo + Redis GET handler) and the system against them, and
-# writes bench/REPORT.md, its plots and bench/results.json. Tune it with
-# BENCH_DURATION (10s per run), BENCH_WARMUP (2s), BENCH_CLIENTS ("1 4 16 64"),
-# BENCH_LAG_RATE (1000), BENCH_DRAIN_EVENTS (100000); see scripts/bench/config.go.
+# writes, a bare echo + Redis GET handler) and the system against them, with
+# the CPU time of every process per command and the sustainable open-loop
+# rate, and writes bench/REPORT.md, its plots and bench/results.json (~9 min).
+# NATS runs as a nats-server child built here from scripts/go.mod's version,
+# so that its CPU is measured. Tune it with BENCH_DURATION (10s per run),
+# BENCH_WARMUP (2s), BENCH_CLIENTS ("1 4 16 64"), BENCH_RATES (the open-loop
+# steps), BENCH_LAG_RATE (1000), BENCH_DRAIN_EVENTS (100000), BENCH_OUT
+# (bench); see scripts/bench/config.go.
 .PHONY: bench
-bench: build ## Benchmark the system against raw PostgreSQL and Redis; writes bench/REPORT.md (BENCH_DURATION, BENCH_CLIENTS)
-	go build -trimpath -o bin/ ./scripts/loadgen ./scripts/rawread ./scripts/bench
+bench: build ## Benchmark the system against raw PostgreSQL and Redis; writes bench/REPORT.md (BENCH_DURATION, BENCH_CLIENTS, BENCH_RATES)
+	go build -trimpath -o bin/ ./scripts/loadgen ./scripts/rawread ./scripts/bench github.com/nats-io/nats-server/v2
 	bin/bench
 
 .PHONY: tidy

@@ -3,6 +3,8 @@ package main
 import (
 	"errors"
 	"fmt"
+	"math"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -20,9 +22,14 @@ type config struct {
 	// Clients are the client counts of the closed-loop runs, pgbench's
 	// included (BENCH_CLIENTS "1 4 16 64").
 	Clients []int
-	// LagRate is the open-loop command rate of the lag run
-	// (BENCH_LAG_RATE 1000).
-	LagRate int
+	// LagRate is the open-loop command rate of the lag targets
+	// (BENCH_LAG_RATE 1000), IdleRate that of the idle lag (BENCH_IDLE_RATE
+	// 50); with half the lag rate they are always stepped.
+	LagRate, IdleRate int
+	// Rates are the open-loop steps of the sustainable rate (BENCH_RATES
+	// "250 500 1000 1500 2000 3000 4000 6000 8000"), stepped up from the
+	// lowest until one fails twice.
+	Rates []float64
 	// DrainEvents is the outbox backlog the relay drains
 	// (BENCH_DRAIN_EVENTS 100000).
 	DrainEvents int
@@ -46,8 +53,16 @@ type config struct {
 	// deleted at the start and the end.
 	RedisURL, RedisPrefix string
 	// NATSURL is a NATS server with JetStream (BENCH_NATS_URL); empty runs
-	// an embedded current nats-server, the reproducible choice.
-	NATSURL string
+	// NATSServer (BENCH_NATS_SERVER, <Bin>/nats-server, which make bench
+	// builds from the version in scripts/go.mod) as a child process, the
+	// reproducible choice, whose CPU time is measured like the services'.
+	NATSURL, NATSServer string
+	// Before is the results of the code before the speed work, shown beside
+	// this run's (BENCH_BEFORE "bench/before.json"; missing: not shown).
+	Before string
+	// Code names the code measured in the report (BENCH_CODE; by default
+	// the commit of the working tree, when Bin is "bin").
+	Code string
 	// Auth is what the services check and the load generator signs with:
 	// AUTH_HS256_SECRET, AUTH_ISSUER, AUTH_AUDIENCE (make exports them).
 	AuthSecret, AuthIssuer, AuthAudience string
@@ -59,6 +74,7 @@ func configFromEnv(env envconf.Env) (config, error) {
 		Duration:        r.Duration("BENCH_DURATION", 10*time.Second),
 		Warmup:          r.Duration("BENCH_WARMUP", 2*time.Second),
 		LagRate:         r.Int("BENCH_LAG_RATE", 1000),
+		IdleRate:        r.Int("BENCH_IDLE_RATE", 50),
 		DrainEvents:     r.Int("BENCH_DRAIN_EVENTS", 100_000),
 		ReadCarts:       r.Int("BENCH_READ_CARTS", 1000),
 		Bin:             r.String("BENCH_BIN", "bin"),
@@ -70,13 +86,17 @@ func configFromEnv(env envconf.Env) (config, error) {
 		RedisURL:        r.String("REDIS_URL", "redis://127.0.0.1:6379/0"),
 		RedisPrefix:     r.String("BENCH_REDIS_PREFIX", "cart-bench:"),
 		NATSURL:         r.String("BENCH_NATS_URL", ""),
+		Before:          r.String("BENCH_BEFORE", "bench/before.json"),
+		Code:            r.String("BENCH_CODE", ""),
 		AuthSecret:      r.String("AUTH_HS256_SECRET", ""),
 		AuthIssuer:      r.String("AUTH_ISSUER", ""),
 		AuthAudience:    r.String("AUTH_AUDIENCE", ""),
 	}
+	cfg.NATSServer = r.String("BENCH_NATS_SERVER", filepath.Join(cfg.Bin, "nats-server"))
 	clients, err := parseClients(r.String("BENCH_CLIENTS", "1 4 16 64"))
-	errs := []error{r.Err(), err}
-	cfg.Clients = clients
+	rates, errR := parseRates(r.String("BENCH_RATES", "250 500 1000 1500 2000 3000 4000 6000 8000"))
+	errs := []error{r.Err(), err, errR}
+	cfg.Clients, cfg.Rates = clients, rates
 	check := func(ok bool, msg string) {
 		if !ok {
 			errs = append(errs, errors.New(msg))
@@ -85,6 +105,7 @@ func configFromEnv(env envconf.Env) (config, error) {
 	check(cfg.Duration >= time.Second, "BENCH_DURATION: want at least 1s")
 	check(cfg.Warmup >= 0, "BENCH_WARMUP: want 0 or more")
 	check(cfg.LagRate > 0, "BENCH_LAG_RATE: want a positive rate")
+	check(cfg.IdleRate > 0, "BENCH_IDLE_RATE: want a positive rate")
 	check(cfg.DrainEvents > 0, "BENCH_DRAIN_EVENTS: want a positive count")
 	check(cfg.ReadCarts > 0, "BENCH_READ_CARTS: want a positive count")
 	check(cfg.AuthSecret != "" && cfg.AuthIssuer != "" && cfg.AuthAudience != "",
@@ -113,6 +134,41 @@ func parseClients(s string) ([]int, error) {
 	}
 	slices.Sort(out)
 	return slices.Compact(out), nil
+}
+
+// parseRates reads "250 500 1000" (spaces or commas) into sorted, distinct
+// positive rates per second.
+func parseRates(s string) ([]float64, error) {
+	var out []float64
+	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ' ' || r == ',' || r == '\t' }) {
+		v, err := strconv.ParseFloat(f, 64)
+		if err != nil || !(v > 0) || math.IsInf(v, 0) {
+			return nil, fmt.Errorf("BENCH_RATES=%q: %q is not a positive rate", s, f)
+		}
+		out = append(out, v)
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}
+
+// steppedRates are the open-loop steps: the configured rates with the idle
+// rate, half the lag rate and the lag rate, which the targets need.
+func (c config) steppedRates() []float64 {
+	rates := append(slices.Clone(c.Rates), c.requiredRates()...)
+	slices.Sort(rates)
+	return slices.Compact(rates)
+}
+
+// requiredRates are stepped even after the stepping stopped.
+func (c config) requiredRates() []float64 {
+	return []float64{float64(c.IdleRate), float64(c.LagRate) / 2, float64(c.LagRate)}
+}
+
+// stepClients bounds the requests in flight of a step: each client sends a
+// command and its read-back one after the other, so at high rates it takes
+// more of them to keep up with a healthy system (30 ms per pair).
+func (c config) stepClients(rate float64) int {
+	return max(c.openClients(), int(math.Ceil(rate*0.03)))
 }
 
 // maxClients is the largest client count.

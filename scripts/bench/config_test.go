@@ -28,8 +28,16 @@ func TestConfigFromEnv(t *testing.T) {
 			t.Fatal(err)
 		}
 		if cfg.Duration != 10*time.Second || !slices.Equal(cfg.Clients, []int{1, 4, 16, 64}) || cfg.maxClients() != 64 ||
-			cfg.DrainEvents != 100_000 || cfg.LagRate != 1000 || cfg.NATSURL != "" {
+			cfg.DrainEvents != 100_000 || cfg.LagRate != 1000 || cfg.IdleRate != 50 || cfg.NATSURL != "" ||
+			cfg.NATSServer != "bin/nats-server" || cfg.Before != "bench/before.json" {
 			t.Fatalf("defaults = %+v", cfg)
+		}
+		// The targets' rates are always among the steps.
+		if got := cfg.steppedRates(); !slices.Equal(got, []float64{50, 250, 500, 1000, 1500, 2000, 3000, 4000, 6000, 8000}) {
+			t.Fatalf("stepped rates %v", got)
+		}
+		if cfg.stepClients(1000) != 64 || cfg.stepClients(8000) != 240 {
+			t.Fatalf("step clients %d at 1000/s, %d at 8000/s", cfg.stepClients(1000), cfg.stepClients(8000))
 		}
 	})
 	t.Run("OKEmptyPrefixMeansTheDefault", func(t *testing.T) {
@@ -41,12 +49,16 @@ func TestConfigFromEnv(t *testing.T) {
 		}
 	})
 	t.Run("OKOverrides", func(t *testing.T) {
-		cfg, err := configFromEnv(with(map[string]string{"BENCH_DURATION": "3s", "BENCH_CLIENTS": "8,2 2  32"}))
+		cfg, err := configFromEnv(with(map[string]string{"BENCH_DURATION": "3s", "BENCH_CLIENTS": "8,2 2  32",
+			"BENCH_RATES": "700,300 300", "BENCH_LAG_RATE": "600", "BENCH_IDLE_RATE": "20", "BENCH_BIN": "/tmp/b"}))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if cfg.Duration != 3*time.Second || !slices.Equal(cfg.Clients, []int{2, 8, 32}) {
+		if cfg.Duration != 3*time.Second || !slices.Equal(cfg.Clients, []int{2, 8, 32}) || cfg.NATSServer != "/tmp/b/nats-server" {
 			t.Fatalf("cfg = %+v", cfg)
+		}
+		if got := cfg.steppedRates(); !slices.Equal(got, []float64{20, 300, 600, 700}) {
+			t.Fatalf("stepped rates %v", got)
 		}
 	})
 	for name, env := range map[string]map[string]string{
@@ -56,6 +68,9 @@ func TestConfigFromEnv(t *testing.T) {
 		"ErrDuration":    {"BENCH_DURATION": "500ms"},
 		"ErrNotDuration": {"BENCH_DURATION": "ten"},
 		"ErrNoAuth":      {"AUTH_HS256_SECRET": ""},
+		"ErrRate":        {"BENCH_RATES": "100 fast"},
+		"ErrZeroRate":    {"BENCH_RATES": "0 100"},
+		"ErrIdleRate":    {"BENCH_IDLE_RATE": "0"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			if _, err := configFromEnv(with(env)); err == nil || !strings.HasPrefix(err.Error(), "config: ") {

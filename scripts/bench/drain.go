@@ -22,8 +22,9 @@ const (
 
 // drain stops the command service, writes an outbox backlog as it would
 // have, starts it again and times its relay draining the outbox, then the
-// projector catching up with the backlog.
-func (b *bench) drain(ctx context.Context, st *stack) (err error) {
+// projector catching up with the backlog, measuring the CPU time of every
+// process over both.
+func (b *bench) drain(ctx context.Context, st *stack, m *meter) (err error) {
 	pool, err := pgxpool.New(ctx, b.cfg.DatabaseURL)
 	if err != nil {
 		return fmt.Errorf("drain: %w", err)
@@ -63,6 +64,7 @@ func (b *bench) drain(ctx context.Context, st *stack) (err error) {
 	wctx, cancel := context.WithTimeout(ctx, drainTimeout)
 	defer cancel()
 	watched := make(chan drainWatch, 1)
+	begin := m.read(ctx, 0, true)
 	start := time.Now()
 	go func() { watched <- watchOutbox(wctx, pool, seeded) }()
 	if err := st.start(ctx, report.ServiceCommand); err != nil {
@@ -74,6 +76,8 @@ func (b *bench) drain(ctx context.Context, st *stack) (err error) {
 	if w.err != nil {
 		return fmt.Errorf("drain: %w", w.err)
 	}
+	drained := usage(begin, m.read(ctx, 0, false), m.hz, report.WindowDrain, int64(seeded.Events), "event")
+	b.res.Usage = append(b.res.Usage, drained)
 	d := &report.Drain{Events: seeded.Events, StartupSeconds: w.firstAt.Sub(start).Seconds()}
 	if span := w.emptyAt.Sub(w.firstAt); span > 0 {
 		d.Seconds, d.EventsPerSec = span.Seconds(), float64(w.firstLeft)/span.Seconds()
@@ -90,7 +94,11 @@ func (b *bench) drain(ctx context.Context, st *stack) (err error) {
 		caught := time.Since(start)
 		d.CatchUpSeconds = caught.Seconds()
 		d.CatchUpPerSec = float64(seeded.Events) / time.Since(w.firstAt).Seconds()
+		caughtUp := usage(begin, m.read(ctx, 0, false), m.hz, report.WindowCatchUp, int64(seeded.Events), "event")
+		b.res.Usage = append(b.res.Usage, caughtUp)
 		b.say("    projector caught up %.2f s after the start (%.0f events/s)", d.CatchUpSeconds, d.CatchUpPerSec)
+		b.say("    %.0f µs of CPU per event until the outbox was empty, %.0f until the projector caught up",
+			drained.PerUnit(drained.System()), caughtUp.PerUnit(caughtUp.System()))
 	} else {
 		b.note(fmt.Sprintf("The projector did not catch up with the backlog within %v: %v", drainTimeout, err))
 	}

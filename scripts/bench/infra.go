@@ -5,10 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/cart-cqrs/cart/migrations"
@@ -72,23 +70,4 @@ func deleteKeys(ctx context.Context, rdb *redis.Client, prefix string) error {
 		return fmt.Errorf("delete %s*: %w", prefix, err)
 	}
 	return nil
-}
-
-// startNATS runs a current nats-server with JetStream inside the benchmark,
-// storing in dir, on a free loopback port.
-func startNATS(dir string) (*server.Server, error) {
-	s, err := server.NewServer(&server.Options{
-		Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true, StoreDir: dir,
-		NoSigs: true, NoLog: true,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("nats: %w", err)
-	}
-	s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		s.Shutdown()
-		s.WaitForShutdown()
-		return nil, errors.New("nats: embedded server not ready after 10s")
-	}
-	return s, nil
 }

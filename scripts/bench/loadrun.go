@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cart-cqrs/cart/scripts/bench/report"
 	"github.com/cart-cqrs/cart/scripts/loadgen/load"
 )
 
@@ -29,6 +30,9 @@ type loadSpec struct {
 	customers            int
 	prefix               string
 	synthetic            bool
+	// marked, when set, is called as the measured window opens and closes,
+	// with the load generator's pid.
+	marked func(m load.Mark, pid int)
 }
 
 // runLoad runs bin/loadgen as its own process — its CPU is not the
@@ -55,6 +59,9 @@ func (b *bench) runLoad(ctx context.Context, spec loadSpec) (load.Result, error)
 	if spec.synthetic {
 		args = append(args, "-synthetic")
 	}
+	if spec.marked != nil {
+		args = append(args, "-marks")
+	}
 	b.say("%s", spec.name)
 	cmd := exec.CommandContext(ctx, b.tool("loadgen"), args...)
 	cmd.Env = append(baseEnv(),
@@ -68,7 +75,12 @@ func (b *bench) runLoad(ctx context.Context, spec loadSpec) (load.Result, error)
 	if err := cmd.Start(); err != nil {
 		return load.Result{}, fmt.Errorf("%s: start loadgen: %w", spec.name, err)
 	}
-	indent(b.out, stdout) // until loadgen closes its stdout
+	pid := cmd.Process.Pid
+	indent(b.out, stdout, func(m load.Mark) { // until loadgen closes its stdout
+		if spec.marked != nil {
+			spec.marked(m, pid)
+		}
+	})
 	if err := cmd.Wait(); err != nil {
 		return load.Result{}, fmt.Errorf("%s: loadgen: %w", spec.name, err)
 	}
@@ -89,12 +101,44 @@ func (b *bench) failedRun(err error) {
 	b.say("    FAILED: %v", err)
 }
 
-// indent copies r to w line by line, indented under the progress line.
-func indent(w io.Writer, r io.Reader) {
+// indent copies r to w line by line, indented under the progress line,
+// and hands the load generator's marks to marked as they come.
+func indent(w io.Writer, r io.Reader, marked func(load.Mark)) {
 	sc := bufio.NewScanner(r)
 	for sc.Scan() {
+		if m, ok := strings.CutPrefix(sc.Text(), load.MarkPrefix); ok {
+			marked(load.Mark(m))
+			continue
+		}
 		fmt.Fprintf(w, "    %s\n", sc.Text())
 	}
+}
+
+// measuredLoad runs spec with the meter reading at each end of its
+// measured window, and returns the window's usage: units are the window's
+// commands (answered or failed).
+func (b *bench) measuredLoad(ctx context.Context, m *meter, spec loadSpec, u report.Usage) (load.Result, report.Usage, error) {
+	var start, end *reading
+	spec.marked = func(mark load.Mark, pid int) {
+		r := m.read(ctx, pid, mark == load.Measuring)
+		switch mark {
+		case load.Measuring:
+			start = &r
+		case load.Measured:
+			end = &r
+		}
+	}
+	res, err := b.runLoad(ctx, spec)
+	if err != nil {
+		return res, report.Usage{}, err
+	}
+	if start == nil || end == nil {
+		return res, report.Usage{}, fmt.Errorf("%s: the load generator did not mark its measured window", spec.name)
+	}
+	cmd := res.Commands()
+	w := usage(*start, *end, m.hz, u.Kind, cmd.OK+cmd.Failed, "command")
+	w.Clients, w.Rate, w.Attempt = u.Clients, u.Rate, u.Attempt
+	return res, w, nil
 }
 
 // slug makes a run's name a file name.

@@ -4,12 +4,17 @@
 //
 // In order: pgbench with the command's writes (bench/pgbench) at each client
 // count; a bare echo + Redis GET handler driven by the load generator; then
-// the three services of make build over a database, NATS stream and Redis
-// prefix of their own — the command service closed loop (profiled) and at
-// half load, the query service likewise, the end-to-end visibility lag at a
-// fixed command rate, a shop's mix; the relay draining an outbox backlog;
-// a full read-model rebuild. Each service's memory is read from /proc.
-// The durations and client counts come from BENCH_* variables (config.go).
+// the three services of make build and a nats-server, each a child process,
+// over a database, NATS stream and Redis prefix of their own — the command
+// service closed loop (profiled), the query service closed loop and at half
+// load, the open-loop steps of the sustainable rate (each command read back
+// with ?minVersion: the visibility lag), a shop's mix; the relay draining an
+// outbox backlog; a full read-model rebuild. Over each measured window of
+// the command runs, the steps and the drain, the CPU time of every process
+// of the system (PostgreSQL's included) and PostgreSQL's transactions and
+// statements are read; each service's memory is read from /proc.
+// The durations, client counts and rates come from BENCH_* variables
+// (config.go).
 package main
 
 import (
@@ -23,10 +28,10 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/cart-cqrs/cart/pkg/envconf"
@@ -52,6 +57,7 @@ type bench struct {
 	bins  string
 	runID string
 	seq   int
+	rdb   *redis.Client
 	res   report.Results
 }
 
@@ -67,6 +73,10 @@ func (b *bench) tool(name string) string { return filepath.Join(b.bins, name) }
 // tools are copied from the build directory before anything runs, so that a
 // `make build` elsewhere during the benchmark cannot swap them.
 var tools = []string{report.ServiceCommand, report.ServiceProjector, report.ServiceQuery, "loadgen", "rawread"}
+
+// settle is how long the machine's other work is measured before the
+// benchmark starts anything.
+const settle = 3 * time.Second
 
 func run(ctx context.Context, env envconf.Env, out io.Writer) (err error) {
 	cfg, err := configFromEnv(env)
@@ -93,6 +103,7 @@ func run(ctx context.Context, env envconf.Env, out io.Writer) (err error) {
 		return err
 	}
 	defer func() { err = errors.Join(err, rdb.Close()) }()
+	b.rdb = rdb
 	if err := deleteKeys(ctx, rdb, cfg.RedisPrefix); err != nil {
 		return err
 	}
@@ -103,7 +114,13 @@ func run(ctx context.Context, env envconf.Env, out io.Writer) (err error) {
 	}
 	b.res.Machine = machineFacts(ctx, serverURL, rdb)
 	b.res.Settings = report.Settings{Duration: cfg.Duration, Warmup: cfg.Warmup, Clients: cfg.Clients,
-		LagRate: float64(cfg.LagRate), DrainEvents: cfg.DrainEvents, ReadCarts: cfg.ReadCarts}
+		LagRate: float64(cfg.LagRate), IdleRate: float64(cfg.IdleRate), Rates: cfg.steppedRates(),
+		DrainEvents: cfg.DrainEvents, ReadCarts: cfg.ReadCarts, Code: codeMeasured(ctx, cfg)}
+	b.say("measuring the machine's other work for %v before starting", settle)
+	b.res.Machine.OutsideBefore = outsideBefore(ctx, settle)
+	if o := b.res.Machine.OutsideBefore; o > report.BusyShare*float64(b.res.Machine.NProc) {
+		b.say("the machine is busy with other work: %.2f CPUs of it; the numbers will be noisy", o)
+	}
 
 	b.phase(ctx, "raw PostgreSQL (pgbench)", b.rawWrites)
 	b.phase(ctx, "raw read", b.rawReads)
@@ -132,24 +149,41 @@ func (b *bench) phase(ctx context.Context, name string, f func(context.Context) 
 	}
 }
 
-// system runs the three services and every phase that needs them.
+// system runs NATS and the three services and every phase that needs
+// them.
 func (b *bench) system(ctx context.Context) (err error) {
-	natsURL := b.cfg.NATSURL
-	if natsURL == "" {
-		ns, err := startNATS(filepath.Join(b.work, "nats"))
-		if err != nil {
+	var nats *natsServer
+	if b.cfg.NATSURL == "" {
+		if nats, err = startNATS(ctx, b.tool("nats-server"), filepath.Join(b.work, "nats"), b.logs); err != nil {
 			return err
 		}
-		defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
-		natsURL = ns.ClientURL()
-		b.res.Machine.NATSVersion = server.VERSION + " (embedded in the benchmark process)"
+		defer func() {
+			if serr := nats.stop(); serr != nil {
+				b.note(fmt.Sprintf("nats-server did not stop cleanly: %v", serr))
+			}
+		}()
 	} else {
-		b.res.Machine.NATSVersion = "external, " + natsURL
+		nats = externalNATS(b.cfg.NATSURL)
 	}
+	b.res.Machine.NATSVersion = nats.version
 	if err := resetDatabase(ctx, b.cfg.DatabaseURL); err != nil {
 		return err
 	}
-	st, err := newStack(b.cfg, b.bins, b.logs, natsURL)
+	serverURL, err := withDatabase(b.cfg.DatabaseURL, "postgres")
+	if err != nil {
+		return err
+	}
+	pg := newPGMeter(ctx, serverURL, b.cfg.DatabaseURL)
+	defer func() {
+		for _, e := range pg.errs {
+			b.note(fmt.Sprintf("PostgreSQL measurement: %v", e))
+		}
+		if cerr := pg.close(context.WithoutCancel(ctx)); cerr != nil {
+			b.note(fmt.Sprintf("PostgreSQL measurement: close: %v", cerr))
+		}
+	}()
+	b.res.Machine.PGStatStatements = pg.statements
+	st, err := newStack(b.cfg, b.bins, b.logs, nats.url)
 	if err != nil {
 		return err
 	}
@@ -162,9 +196,10 @@ func (b *bench) system(ctx context.Context) (err error) {
 	if err := st.startAll(ctx); err != nil {
 		return err
 	}
-	b.phase(ctx, "command service", func(ctx context.Context) error { return b.commands(ctx, st) })
+	m := newMeter(ctx, st, nats, pg, b.rdb)
+	b.phase(ctx, "command service", func(ctx context.Context) error { return b.commands(ctx, st, m) })
 	b.phase(ctx, "query service", func(ctx context.Context) error { return b.reads(ctx, st) })
-	b.phase(ctx, "visibility lag", func(ctx context.Context) error { return b.lag(ctx, st) })
+	b.phase(ctx, "sustainable rate", func(ctx context.Context) error { return b.steps(ctx, st, m) })
 	b.phase(ctx, "mix", func(ctx context.Context) error { return b.mix(ctx, st) })
 	for _, svc := range []string{report.ServiceCommand, report.ServiceProjector, report.ServiceQuery} {
 		m, err := st.memory(svc, report.PhaseLoad)
@@ -173,7 +208,7 @@ func (b *bench) system(ctx context.Context) (err error) {
 		}
 		b.res.Memory = append(b.res.Memory, m)
 	}
-	b.phase(ctx, "relay drain", func(ctx context.Context) error { return b.drain(ctx, st) })
+	b.phase(ctx, "relay drain", func(ctx context.Context) error { return b.drain(ctx, st, m) })
 	b.phase(ctx, "rebuild", func(ctx context.Context) error { return b.rebuild(ctx, st) })
 	return nil
 }
@@ -195,18 +230,33 @@ func (b *bench) write() error {
 	if err != nil {
 		b.note(fmt.Sprintf("Plots: %v", err))
 	}
+	before := b.before()
 	checks := report.Evaluate(b.res)
-	md := report.Markdown(b.res, checks, plots)
+	md := report.Markdown(b.res, before, checks, plots)
 	if err := os.WriteFile(filepath.Join(b.cfg.Out, "REPORT.md"), []byte(md), 0o644); err != nil {
 		return fmt.Errorf("report: %w", err)
 	}
-	fmt.Fprintf(b.out, "\nRATIOS AND TARGETS (%s, %d CPUs, %s)\n%s\nReport: %s; took %s.\n",
-		b.res.Date.Format(time.DateTime), b.res.Machine.NProc, b.res.Machine.LoadBefore+" load before",
-		report.Text(checks), filepath.Join(b.cfg.Out, "REPORT.md"), b.res.Settings.Elapsed.Round(time.Second))
+	fmt.Fprintf(b.out, "\nRATIOS AND TARGETS (%s, %d CPUs, %.2f CPUs of other work before the start)\n%s\n%s\nReport: %s; took %s.\n",
+		b.res.Date.Format(time.DateTime), b.res.Machine.NProc, b.res.Machine.OutsideBefore,
+		report.Text(checks), report.CPUText(b.res, before), filepath.Join(b.cfg.Out, "REPORT.md"), b.res.Settings.Elapsed.Round(time.Second))
 	for _, n := range b.res.Notes {
 		fmt.Fprintf(b.out, "note: %s\n", n)
 	}
 	return nil
+}
+
+// before reads the results of the code before the speed work, if kept.
+func (b *bench) before() *report.Results {
+	before, err := report.ReadResults(b.cfg.Before)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		b.note(fmt.Sprintf("No results from before the speed work (%s): the report compares with nothing.", b.cfg.Before))
+		return nil
+	case err != nil:
+		b.note(fmt.Sprintf("The results from before the speed work are unreadable: %v", err))
+		return nil
+	}
+	return before
 }
 
 // prepareTools copies the binaries the benchmark runs into its scratch
@@ -222,7 +272,32 @@ func (b *bench) prepareTools() error {
 			return fmt.Errorf("%w (make bench builds them; run it, or make build and build scripts/loadgen and scripts/rawread into %s)", err, b.cfg.Bin)
 		}
 	}
+	if b.cfg.NATSURL == "" {
+		if err := copyFile(b.cfg.NATSServer, b.tool("nats-server")); err != nil {
+			return fmt.Errorf("%w (make bench builds it: go build -o bin/ github.com/nats-io/nats-server/v2; or set BENCH_NATS_URL)", err)
+		}
+	}
 	return nil
+}
+
+// codeMeasured names the code of the binaries: BENCH_CODE, or the commit
+// of the working tree when the binaries are its bin/.
+func codeMeasured(ctx context.Context, cfg config) string {
+	if cfg.Code != "" {
+		return cfg.Code
+	}
+	if filepath.Clean(cfg.Bin) != "bin" {
+		return "the binaries in " + cfg.Bin
+	}
+	head, err := runTool(ctx, "git", "rev-parse", "--short", "HEAD")
+	if err != nil {
+		return "the binaries in bin/ (no git: " + err.Error() + ")"
+	}
+	code := "commit " + strings.TrimSpace(head)
+	if dirty, err := runTool(ctx, "git", "status", "--porcelain", "--untracked-files=no", "--", "services", "pkg", "migrations"); err == nil && strings.TrimSpace(dirty) != "" {
+		code += " with uncommitted changes to the services"
+	}
+	return code
 }
 
 func copyFile(from, to string) (err error) {

@@ -12,9 +12,10 @@ import (
 )
 
 // commands drives the command service closed loop at each client count,
-// profiling its CPU during each run and keeping the profile of the best one,
-// then open loop at half the best throughput.
-func (b *bench) commands(ctx context.Context, st *stack) error {
+// measuring the CPU time of every process over each run's window, and
+// profiling the command service during each run, keeping the profile of
+// the best one.
+func (b *bench) commands(ctx context.Context, st *stack, m *meter) error {
 	prof := newProfiler(ctx, b.work, st.debugURL(report.ServiceCommand))
 	if !prof.available() {
 		b.note("No CPU profile: the command service serves no /debug/pprof and perf is not installed.")
@@ -38,7 +39,7 @@ func (b *bench) commands(ctx context.Context, st *stack) error {
 					b.cfg.Warmup, b.cfg.Duration-time.Second)
 			})
 		}
-		res, err := b.runLoad(ctx, spec)
+		res, u, err := b.measuredLoad(ctx, m, spec, report.Usage{Kind: report.WindowClosed, Clients: c})
 		if err != nil {
 			cancel() // no profile of a failed run
 		}
@@ -49,6 +50,8 @@ func (b *bench) commands(ctx context.Context, st *stack) error {
 			continue
 		}
 		b.res.Commands = append(b.res.Commands, res)
+		b.res.Usage = append(b.res.Usage, u)
+		b.say("    %.0f µs of CPU per command, every process of the system", u.PerUnit(u.System()))
 		if t := res.Commands().Throughput; t > best {
 			best = t
 			if perr != nil {
@@ -62,15 +65,6 @@ func (b *bench) commands(ctx context.Context, st *stack) error {
 	if best == 0 {
 		return errors.New("no command succeeded")
 	}
-	half, err := b.runLoad(ctx, loadSpec{
-		name: fmt.Sprintf("commands, open loop at %.0f/s (half the best)", best/2), scenario: "commands", mode: load.Open,
-		clients: b.cfg.openClients(), rate: best / 2,
-		commandURL: st.url(report.ServiceCommand), queryURL: st.url(report.ServiceQuery),
-	})
-	if err != nil {
-		return err
-	}
-	b.res.CommandsHalf = &half
 	return nil
 }
 
@@ -103,20 +97,6 @@ func (b *bench) reads(ctx context.Context, st *stack) error {
 		return err
 	}
 	b.res.ReadsHalf = &half
-	return nil
-}
-
-// lag sends commands at the lag rate, each read back at once.
-func (b *bench) lag(ctx context.Context, st *stack) error {
-	res, err := b.runLoad(ctx, loadSpec{
-		name: fmt.Sprintf("visibility lag, open loop at %d commands/s", b.cfg.LagRate), scenario: "lag", mode: load.Open,
-		clients: b.cfg.openClients(), rate: float64(b.cfg.LagRate),
-		commandURL: st.url(report.ServiceCommand), queryURL: st.url(report.ServiceQuery),
-	})
-	if err != nil {
-		return err
-	}
-	b.res.Lag = &res
 	return nil
 }
 

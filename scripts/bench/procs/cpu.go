@@ -254,3 +254,59 @@ func ListeningPid(port int) (pid int, ok bool) {
 	}
 	return 0, false
 }
+
+// socketPorts reads a /proc/<pid>/net/tcp or tcp6 table into the local
+// port of each socket, by inode.
+func socketPorts(r io.Reader) (map[string]int, error) {
+	out := map[string]int{}
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 10 || f[0] == "sl" {
+			continue
+		}
+		_, hexPort, ok := strings.Cut(f[1], ":")
+		if !ok {
+			continue
+		}
+		if p, err := strconv.ParseUint(hexPort, 16, 16); err == nil {
+			out[f[9]] = int(p)
+		}
+	}
+	return out, sc.Err()
+}
+
+// LocalPorts lists the local TCP ports of pid's sockets (its connections'
+// own ends), which only the process's owner or root may read.
+func LocalPorts(pid int) (map[int]bool, error) {
+	dir := fmt.Sprintf("/proc/%d", pid)
+	fds, err := os.ReadDir(filepath.Join(dir, "fd"))
+	if err != nil {
+		return nil, fmt.Errorf("procs: sockets of %d: %w", pid, err)
+	}
+	inodes := map[string]bool{}
+	for _, fd := range fds {
+		link, err := os.Readlink(filepath.Join(dir, "fd", fd.Name()))
+		if ino, ok := strings.CutPrefix(link, "socket:["); err == nil && ok {
+			inodes[strings.TrimSuffix(ino, "]")] = true
+		}
+	}
+	out := map[int]bool{}
+	for _, table := range []string{"net/tcp", "net/tcp6"} {
+		f, err := os.Open(filepath.Join(dir, table))
+		if err != nil {
+			continue
+		}
+		ports, err := socketPorts(f)
+		_ = f.Close() // read-only
+		if err != nil {
+			return nil, fmt.Errorf("procs: sockets of %d: %w", pid, err)
+		}
+		for ino, port := range ports {
+			if inodes[ino] {
+				out[port] = true
+			}
+		}
+	}
+	return out, nil
+}

@@ -2,6 +2,7 @@ package procs
 
 import (
 	"encoding/binary"
+	"net"
 	"os"
 	"slices"
 	"strings"
@@ -150,5 +151,34 @@ func TestListeningInodes(t *testing.T) {
 	}
 	if got, _ := listeningInodes(strings.NewReader(table), 50000); len(got) != 0 { // 0xC350: connected only
 		t.Fatalf("listening on 50000: %v, want none", got)
+	}
+}
+
+func TestSocketPorts(t *testing.T) {
+	const table = `  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0100007F:18EB 00000000:0000 0A 00000000:00000000 00:00000000 00000000   105        0 23999 1 0000000000000000 100 0 0 10 0
+   1: 0100007F:C350 0100007F:18EB 01 00000000:00000000 00:00000000 00000000     0        0 31337 1 0000000000000000 20 4 30 10 -1
+`
+	got, err := socketPorts(strings.NewReader(table))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got["23999"] != 6379 || got["31337"] != 50000 {
+		t.Fatalf("socketPorts = %v", got)
+	}
+}
+
+func TestLocalPortsOfThisProcess(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = ln.Close() }()
+	ports, err := LocalPorts(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if port := ln.Addr().(*net.TCPAddr).Port; !ports[port] {
+		t.Fatalf("local ports %v lack the listener's %d", ports, port)
 	}
 }

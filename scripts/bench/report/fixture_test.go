@@ -49,7 +49,28 @@ func withLag(t *testing.T, res *load.Result, latencies ...time.Duration) *load.R
 	return res
 }
 
-// passingResults meets every target.
+// usageOf is a window of units that took perUnit CPU seconds each, spread
+// over the system's processes (PostgreSQL a third of it).
+func usageOf(kind string, clients int, rate float64, units int64, perUnitMs float64) Usage {
+	total := float64(units) * perUnitMs / 1000
+	u := Usage{Kind: kind, Clients: clients, Rate: rate, Attempt: 1, Seconds: 10, Units: units, Unit: "command",
+		Postgres: &PGWork{Transactions: units, Calls: 3 * units, Counted: true, Statements: []Statement{{Query: "SELECT version FROM events WHERE stream_id = $1", Calls: units}}}}
+	if kind == WindowCatchUp {
+		u.Unit = "event"
+	}
+	for _, p := range SystemProcesses {
+		share := total * 2 / 15
+		if p == ProcPostgres {
+			share = total / 3
+		}
+		u.Processes = append(u.Processes, ProcessCPU{Process: p, Seconds: share, Measured: true})
+	}
+	lg, outside := total/10, 0.5
+	u.LoadGen, u.Outside = &lg, &outside
+	return u
+}
+
+// passingResults meets every goal.
 func passingResults(t *testing.T) Results {
 	t.Helper()
 	var lags []time.Duration
@@ -57,21 +78,35 @@ func passingResults(t *testing.T) Results {
 		lags = append(lags, time.Duration(1000+i)*time.Microsecond) // 1 … 2 ms
 	}
 	return Results{
-		Date:     time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC),
-		Machine:  Machine{NProc: 2, CPU: "Test CPU", GoVersion: "go1.26", PGVersion: "15", PGSettings: map[string]string{"fsync": "on"}},
-		Settings: Settings{Duration: 10 * time.Second, Warmup: 2 * time.Second, Clients: []int{1, 16}, LagRate: 1000, DrainEvents: 100_000},
+		Date:    time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC),
+		Machine: Machine{NProc: 2, CPU: "Test CPU", GoVersion: "go1.26", PGVersion: "15", PGSettings: map[string]string{"fsync": "on"}},
+		Settings: Settings{Duration: 10 * time.Second, Warmup: 2 * time.Second, Clients: []int{1, 16}, LagRate: 1000, IdleRate: 50,
+			Rates: []float64{50, 500, 1000, 2000}, DrainEvents: 100_000, Code: "commit abc1234"},
 		PGBench: []pgbench.Run{
 			{Script: ScriptAppend, Clients: 1, TPS: 900}, {Script: ScriptAppend, Clients: 16, TPS: 3000},
 			{Script: ScriptLoadAppend, Clients: 1, TPS: 800}, {Script: ScriptLoadAppend, Clients: 16, TPS: 2000},
 		},
-		Commands:     []load.Result{runOf(t, 1, load.OpAdd, 700, 2*time.Millisecond, 0), runOf(t, 16, load.OpAdd, 2100, 8*time.Millisecond, 0)},
-		CommandsHalf: openRun(t, load.OpAdd, 1050, 3*time.Millisecond, 0),
-		RawReads:     []load.Result{runOf(t, 1, load.OpRead, 5000, 200*time.Microsecond, 0), runOf(t, 16, load.OpRead, 10000, time.Millisecond, 0)},
-		Reads:        []load.Result{runOf(t, 1, load.OpRead, 4500, 220*time.Microsecond, 0), runOf(t, 16, load.OpRead, 9000, time.Millisecond, 0)},
-		ReadsHalf:    openRun(t, load.OpRead, 4500, 500*time.Microsecond, 0),
-		Lag:          withLag(t, openRun(t, load.OpAdd, 1000, 2*time.Millisecond, 0), lags...),
-		Drain:        &Drain{Events: 100_000, Seconds: 4, EventsPerSec: 25_000, CatchUpSeconds: 8, CatchUpPerSec: 12_500},
-		Rebuild:      &Rebuild{Available: true, Events: 150_000, Carts: 15_000, Seconds: 1, EventsPerSec: 150_000, Line: "rebuilt 150000 events of 15000 carts in 1s (150000 events/s) into generation 2"},
+		Commands:  []load.Result{runOf(t, 1, load.OpAdd, 700, 2*time.Millisecond, 0), runOf(t, 16, load.OpAdd, 4100, 8*time.Millisecond, 0)},
+		RawReads:  []load.Result{runOf(t, 1, load.OpRead, 5000, 200*time.Microsecond, 0), runOf(t, 16, load.OpRead, 10000, time.Millisecond, 0)},
+		Reads:     []load.Result{runOf(t, 1, load.OpRead, 4500, 220*time.Microsecond, 0), runOf(t, 16, load.OpRead, 10500, time.Millisecond, 0)},
+		ReadsHalf: openRun(t, load.OpRead, 4500, 500*time.Microsecond, 0),
+		Steps: []load.Result{
+			*withLag(t, openRun(t, load.OpAdd, 50, 2*time.Millisecond, 0), lags...),
+			*withLag(t, openRun(t, load.OpAdd, 500, 2*time.Millisecond, 0), lags...),
+			*withLag(t, openRun(t, load.OpAdd, 1000, 2*time.Millisecond, 0), lags...),
+			*withLag(t, openRun(t, load.OpAdd, 2000, 30*time.Millisecond, 0), lags...), // command p99 over 10 ms
+			*withLag(t, openRun(t, load.OpAdd, 2000, 12*time.Millisecond, 0), lags...), // and again
+		},
+		Usage: []Usage{
+			usageOf(WindowClosed, 1, 0, 700, 0.20),
+			usageOf(WindowClosed, 16, 0, 41_000, 0.25),
+			usageOf(WindowStep, 0, 50, 500, 0.40),
+			usageOf(WindowStep, 0, 500, 5000, 0.30),
+			usageOf(WindowStep, 0, 1000, 10_000, 0.28),
+			usageOf(WindowCatchUp, 0, 0, 100_000, 0.05),
+		},
+		Drain:   &Drain{Events: 100_000, Seconds: 4, EventsPerSec: 25_000, CatchUpSeconds: 8, CatchUpPerSec: 12_500},
+		Rebuild: &Rebuild{Available: true, Events: 250_000, Carts: 25_000, Seconds: 1, EventsPerSec: 250_000, Line: "rebuilt 250000 events of 25000 carts in 1s (250000 events/s) into generation 2"},
 		Memory: []ServiceMemory{
 			{Service: ServiceCommand, Phase: PhaseLoad, Memory: procs.Memory{RSSKB: 30_000, HWMKB: 31_000}},
 			{Service: ServiceProjector, Phase: PhaseLoad, Memory: procs.Memory{RSSKB: 20_000, HWMKB: 21_000}},

@@ -2,7 +2,9 @@ package report
 
 import (
 	"fmt"
+	"image/color"
 	"math"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -12,6 +14,7 @@ import (
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
 
 	"github.com/cart-cqrs/cart/scripts/loadgen/load"
 )
@@ -22,39 +25,32 @@ const (
 	PlotReads     = "reads_throughput.png"
 	PlotLatency   = "latency_percentiles.png"
 	PlotLagCDF    = "lag_cdf.png"
+	PlotRates     = "rates.png"
 	width, height = 7 * vg.Inch, 4.5 * vg.Inch
+	// margin keeps the title and the outer tick labels inside the image.
+	margin = 10 * vg.Millimeter / 4
 )
 
-// Series is one line of a plot.
+// Series is one line of a plot. Apart marks a series drawn dashed and left
+// out of the axis range (an overloaded run off the scale of the others).
 type Series struct {
 	Name   string
 	Points plotter.XYs
+	Apart  bool
 }
 
 // Plots draws the report's plots into dir and returns the names of those it
 // drew: a plot without data is left out.
 func Plots(r Results, dir string) ([]string, error) {
 	var drawn []string
-	// Few points (client counts) are marked; dense curves are lines.
 	draw := func(name string, p *plot.Plot, series []Series) error {
 		if len(series) == 0 {
 			return nil
 		}
-		args := make([]any, 0, 2*len(series))
-		sparse := true
-		for _, s := range series {
-			args = append(args, s.Name, s.Points)
-			sparse = sparse && len(s.Points) <= 16
-		}
-		add := plotutil.AddLines
-		if sparse {
-			add = plotutil.AddLinePoints
-			headroom(p, series)
-		}
-		if err := add(p, args...); err != nil {
+		if err := addSeries(p, series, name != PlotLagCDF); err != nil {
 			return fmt.Errorf("report: plot %s: %w", name, err)
 		}
-		if err := p.Save(width, height, filepath.Join(dir, name)); err != nil {
+		if err := save(p, filepath.Join(dir, name)); err != nil {
 			return fmt.Errorf("report: plot %s: %w", name, err)
 		}
 		drawn = append(drawn, name)
@@ -86,26 +82,109 @@ func Plots(r Results, dir string) ([]string, error) {
 	if err := draw(PlotLatency, spectrumPlot(), spectra); err != nil {
 		return drawn, err
 	}
-	cdf, err := lagCDF(r.Lag)
+	cdf, err := lagCDF(r)
 	if err != nil {
 		return drawn, err
 	}
-	if err := draw(PlotLagCDF, cdfPlot(r.Settings.LagRate), cdf); err != nil {
+	if err := draw(PlotLagCDF, cdfPlot(cdf), cdf); err != nil {
+		return drawn, err
+	}
+	if err := draw(PlotRates, ratesPlot(r), rateSeries(r)); err != nil {
 		return drawn, err
 	}
 	return drawn, nil
 }
 
-// headroom raises the y axis above the highest point, so that the legend in
-// the top corner does not cover the data.
-func headroom(p *plot.Plot, series []Series) {
-	top := 0.0
+// addSeries draws the series: few points (client counts, rates) marked,
+// dense curves as lines; a series apart dashed and outside the axis range.
+// fit sets the y range to the series not apart (after adding them: adding
+// widens the range to every series).
+func addSeries(p *plot.Plot, series []Series, fit bool) error {
+	var in []Series
 	for _, s := range series {
-		for _, pt := range s.Points {
-			top = math.Max(top, pt.Y)
+		if !s.Apart {
+			in = append(in, s)
 		}
 	}
-	p.Y.Max = 1.35 * top
+	sparse := true
+	for _, s := range series {
+		sparse = sparse && len(s.Points) <= 16
+	}
+	for i, s := range series {
+		l, err := plotter.NewLine(s.Points)
+		if err != nil {
+			return err
+		}
+		l.Color = plotutil.Color(i)
+		l.Width = vg.Points(1.5)
+		l.Dashes = plotutil.Dashes(i)
+		if s.Apart {
+			l.Dashes = []vg.Length{vg.Points(1), vg.Points(3)}
+		}
+		p.Add(l)
+		if !sparse {
+			p.Legend.Add(s.Name, l)
+			continue
+		}
+		pts, err := plotter.NewScatter(s.Points)
+		if err != nil {
+			return err
+		}
+		pts.Color, pts.Shape = plotutil.Color(i), plotutil.Shape(i)
+		p.Add(pts)
+		p.Legend.Add(s.Name, l, pts)
+	}
+	if fit {
+		fitRange(p, in, sparse)
+	}
+	return nil
+}
+
+// fitRange sets the y range to the series that are not apart, with room
+// for the legend above them when the points are few.
+func fitRange(p *plot.Plot, series []Series, sparse bool) {
+	lo, hi := math.Inf(1), math.Inf(-1)
+	for _, s := range series {
+		for _, pt := range s.Points {
+			lo, hi = math.Min(lo, pt.Y), math.Max(hi, pt.Y)
+		}
+	}
+	if math.IsInf(hi, -1) {
+		return
+	}
+	if _, log := p.Y.Scale.(plot.LogScale); log {
+		p.Y.Min, p.Y.Max = lo/1.5, hi*4
+		return
+	}
+	if sparse {
+		p.Y.Max = 1.35 * hi
+	} else {
+		p.Y.Max = 1.05 * hi
+	}
+}
+
+// save draws p with a margin around it, so that nothing is clipped at the
+// image's edges.
+func save(p *plot.Plot, file string) (err error) {
+	c, err := draw.NewFormattedCanvas(width, height, "png")
+	if err != nil {
+		return err
+	}
+	dc := draw.New(c)
+	dc.SetColor(color.White)
+	dc.Fill(dc.Rectangle.Path())
+	p.Draw(draw.Crop(dc, margin, -margin, margin/2, -margin))
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	_, err = c.WriteTo(f)
+	return err
 }
 
 func nonEmpty(series []Series) []Series {
@@ -130,12 +209,19 @@ func loadSeries(runs []load.Result, stats func(load.Result) load.Stats, name str
 	return s
 }
 
-// throughputPlot has clients on a log axis, ticked at the client counts.
-func throughputPlot(title, yLabel string, clients []int) *plot.Plot {
+func newPlot(title, xLabel, yLabel string) *plot.Plot {
 	p := plot.New()
 	p.Title.Text = title
-	p.X.Label.Text = "concurrent clients (closed loop)"
-	p.Y.Label.Text = yLabel
+	p.Title.Padding = vg.Points(6)
+	p.X.Label.Text, p.Y.Label.Text = xLabel, yLabel
+	p.Add(plotter.NewGrid())
+	return p
+}
+
+// throughputPlot has clients on a log axis, ticked at the client counts,
+// and throughput from 0 with a tick at every round step.
+func throughputPlot(title, yLabel string, clients []int) *plot.Plot {
+	p := newPlot(title, "concurrent clients (closed loop)", yLabel)
 	p.X.Scale = plot.LogScale{}
 	ticks := make(plot.ConstantTicks, 0, len(clients))
 	for _, c := range clients {
@@ -143,88 +229,8 @@ func throughputPlot(title, yLabel string, clients []int) *plot.Plot {
 	}
 	p.X.Tick.Marker = ticks
 	p.Y.Min = 0
+	p.Y.Tick.Marker = LinearTicks{}
 	p.Legend.Top, p.Legend.Left = true, true
-	p.Add(plotter.NewGrid())
-	return p
-}
-
-// latencySpectra are the latency percentile spectra of the open-loop runs
-// at half load and of the lag run.
-func latencySpectra(r Results) ([]Series, error) {
-	var out []Series
-	add := func(name string, run *load.Result, stats func(load.Result) load.Stats) error {
-		if run == nil || stats(*run).OK == 0 {
-			return nil
-		}
-		h, err := stats(*run).DecodeHistogram()
-		if err != nil {
-			return err
-		}
-		s := Series{Name: fmt.Sprintf(name, run.Rate)}
-		for _, q := range QuantileGrid(h.TotalCount()) {
-			s.Points = append(s.Points, plotter.XY{X: nines(q), Y: msAt(h, q)})
-		}
-		out = append(out, s)
-		return nil
-	}
-	if err := add("commands at %.0f/s", r.CommandsHalf, commands); err != nil {
-		return nil, err
-	}
-	if err := add("query reads at %.0f/s", r.ReadsHalf, reads); err != nil {
-		return nil, err
-	}
-	if err := add("commands at %.0f/s in the lag run", r.Lag, commands); err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-// spectrumPlot has percentiles on a "nines" axis (50 %, 90 %, 99 %, …) and
-// latency on a log axis: the tail gets the room it deserves.
-func spectrumPlot() *plot.Plot {
-	p := plot.New()
-	p.Title.Text = "Latency by percentile (open loop, timed from the intended send)"
-	p.X.Label.Text = "percentile"
-	p.Y.Label.Text = "latency (ms)"
-	p.Y.Scale = plot.LogScale{}
-	p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
-	p.X.Tick.Marker = plot.ConstantTicks{
-		{Value: 0, Label: "0%"}, {Value: nines(50), Label: "50%"}, {Value: nines(90), Label: "90%"},
-		{Value: nines(99), Label: "99%"}, {Value: nines(99.9), Label: "99.9%"}, {Value: nines(99.99), Label: "99.99%"},
-	}
-	// Latency rises to the right: the bottom right corner is free.
-	p.Legend.Top, p.Legend.Left = false, false
-	p.Add(plotter.NewGrid())
-	return p
-}
-
-// lagCDF is the cumulative distribution of the visibility lag.
-func lagCDF(run *load.Result) ([]Series, error) {
-	if run == nil || run.Lag == nil || run.Lag.OK == 0 {
-		return nil, nil
-	}
-	h, err := run.Lag.DecodeHistogram()
-	if err != nil {
-		return nil, err
-	}
-	s := Series{Name: fmt.Sprintf("command 2xx → query serves that version (%d samples)", h.TotalCount())}
-	for _, q := range QuantileGrid(h.TotalCount()) {
-		s.Points = append(s.Points, plotter.XY{X: msAt(h, q), Y: q / 100})
-	}
-	return []Series{s}, nil
-}
-
-func cdfPlot(rate float64) *plot.Plot {
-	p := plot.New()
-	p.Title.Text = fmt.Sprintf("End-to-end visibility lag at %.0f commands/s (open loop)", rate)
-	p.X.Label.Text = "lag (ms)"
-	p.Y.Label.Text = "fraction of commands visible"
-	p.X.Scale = plot.LogScale{}
-	p.X.Tick.Marker = plot.LogTicks{Prec: -1}
-	p.Y.Min, p.Y.Max = 0, 1
-	// The curve ends high on the right: the bottom right corner is free.
-	p.Legend.Top, p.Legend.Left = false, false
-	p.Add(plotter.NewGrid())
 	return p
 }
 

@@ -4,6 +4,9 @@
 package report
 
 import (
+	"encoding/json"
+	"fmt"
+	"os"
 	"time"
 
 	"github.com/cart-cqrs/cart/scripts/bench/pgbench"
@@ -22,18 +25,21 @@ type Results struct {
 	PGBench []pgbench.Run `json:"pgbench"`
 	// RawReads are the bare echo + Redis GET handler's runs per client count.
 	RawReads []load.Result `json:"rawReads"`
-	// Commands are the command service's closed-loop runs per client count,
-	// CommandsHalf its open-loop run at half the best throughput.
-	Commands     []load.Result `json:"commands"`
-	CommandsHalf *load.Result  `json:"commandsHalf,omitempty"`
+	// Commands are the command service's closed-loop runs per client count.
+	Commands []load.Result `json:"commands"`
 	// Reads are the query service's closed-loop runs, ReadsHalf its
 	// open-loop run at half the best throughput.
 	Reads     []load.Result `json:"reads"`
 	ReadsHalf *load.Result  `json:"readsHalf,omitempty"`
-	// Lag is the open-loop run of commands each read back at once.
-	Lag *load.Result `json:"lag,omitempty"`
+	// Steps are the open-loop runs of commands each read back at once, at
+	// rising rates, in the order they ran (a retried rate appears twice):
+	// the visibility lag and the sustainable rate.
+	Steps []load.Result `json:"steps"`
 	// Mix is a closed-loop run of the realistic mix, for information.
 	Mix *load.Result `json:"mix,omitempty"`
+	// Usage is what every process of the system used over each measured
+	// window: the closed-loop command runs, the steps and the drain.
+	Usage []Usage `json:"usage"`
 
 	Drain   *Drain   `json:"drain,omitempty"`
 	Rebuild *Rebuild `json:"rebuild,omitempty"`
@@ -58,21 +64,35 @@ type Machine struct {
 	PGSettings  map[string]string `json:"pgSettings"`
 	RedisVer    string            `json:"redisVersion"`
 	NATSVersion string            `json:"natsVersion"`
-	// LoadBefore and LoadAfter are /proc/loadavg around the run: other
-	// work on the machine shows there.
+	// LoadBefore and LoadAfter are /proc/loadavg around the run, for
+	// information: the benchmark's own build and runs show there too.
 	LoadBefore string `json:"loadBefore"`
 	LoadAfter  string `json:"loadAfter"`
+	// OutsideBefore is the CPUs' worth of work from outside the benchmark
+	// (all CPU time on /proc/stat but the benchmark's own) over a quiet
+	// moment before it started; -1 when it could not be read.
+	OutsideBefore float64 `json:"outsideBeforeCPUs"`
+	// PGStatStatements is "" when pg_stat_statements counted the
+	// statements, else why it did not (not loaded, and how to load it).
+	PGStatStatements string `json:"pgStatStatements,omitempty"`
 }
 
 // Settings are the knobs the run used.
 type Settings struct {
-	Duration    time.Duration `json:"duration"`
-	Warmup      time.Duration `json:"warmup"`
-	Clients     []int         `json:"clients"`
+	Duration time.Duration `json:"duration"`
+	Warmup   time.Duration `json:"warmup"`
+	Clients  []int         `json:"clients"`
+	// LagRate is the rate of the lag target (1000/s), IdleRate the idle
+	// lag's (50/s); Rates are the steps of the sustainable rate, those
+	// two and half the lag rate among them.
 	LagRate     float64       `json:"lagRate"`
+	IdleRate    float64       `json:"idleRate"`
+	Rates       []float64     `json:"rates"`
 	DrainEvents int           `json:"drainEvents"`
 	ReadCarts   int           `json:"readCarts"`
 	Elapsed     time.Duration `json:"elapsed"`
+	// Code names the code measured: the commit of the binaries' tree.
+	Code string `json:"code"`
 }
 
 // Drain is the relay draining an outbox backlog written while no command
@@ -123,4 +143,18 @@ type Profile struct {
 	// Flat and Cumulative are the top lines of the profile's report.
 	Flat       []string `json:"flat"`
 	Cumulative []string `json:"cumulative"`
+}
+
+// ReadResults reads the results a run wrote (results.json), such as the
+// run kept from before the speed work (bench/before.json).
+func ReadResults(path string) (*Results, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("report: %w", err)
+	}
+	var r Results
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("report: %s: %w", path, err)
+	}
+	return &r, nil
 }

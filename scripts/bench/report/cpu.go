@@ -1,0 +1,235 @@
+package report
+
+import (
+	"fmt"
+	"strings"
+)
+
+// cpuCol is one column of a CPU table: a window and its heading.
+type cpuCol struct {
+	head string
+	u    Usage
+	ok   bool
+}
+
+// cpuTable renders µs of CPU per unit for each process of the system (rows)
+// in each window (columns), their total, and apart from it the load
+// generator and the machine's other work.
+func cpuTable(b *strings.Builder, cols []cpuCol) {
+	fmt.Fprintf(b, "| µs per %s |", cols[0].u.Unit)
+	for _, c := range cols {
+		fmt.Fprintf(b, " %s |", c.head)
+	}
+	fmt.Fprintf(b, "\n| --- |%s\n", strings.Repeat(" ---: |", len(cols)))
+	row := func(name string, cell func(Usage) string) {
+		fmt.Fprintf(b, "| %s |", name)
+		for _, c := range cols {
+			v := "–"
+			if c.ok {
+				v = cell(c.u)
+			}
+			fmt.Fprintf(b, " %s |", v)
+		}
+		b.WriteString("\n")
+	}
+	exited := false
+	for _, c := range cols {
+		if p, ok := c.u.Process(ProcPostgres); ok && c.ok && c.u.PerUnit(p.ExitedSeconds) >= 1 {
+			exited = true
+		}
+	}
+	for _, proc := range SystemProcesses {
+		row(proc, func(u Usage) string {
+			p, ok := u.Process(proc)
+			switch {
+			case !ok:
+				return "–"
+			case !p.Measured:
+				return notMeasured
+			}
+			return fmt.Sprintf("%.0f", u.PerUnit(p.Seconds))
+		})
+		if proc == ProcPostgres && exited {
+			row("… of it, children that exited in the window", func(u Usage) string {
+				p, _ := u.Process(ProcPostgres)
+				return fmt.Sprintf("%.0f", u.PerUnit(p.ExitedSeconds))
+			})
+		}
+	}
+	row("**total**", func(u Usage) string {
+		s := fmt.Sprintf("**%.0f**", u.PerUnit(u.System()))
+		if !u.Complete() {
+			s += " (incomplete)"
+		}
+		return s
+	})
+	row("load generator (not in the total)", func(u Usage) string {
+		if u.LoadGen == nil {
+			return "–"
+		}
+		return fmt.Sprintf("%.0f", u.PerUnit(*u.LoadGen))
+	})
+	row("other work on the machine (CPUs)", func(u Usage) string {
+		if u.Outside == nil || u.Seconds <= 0 {
+			return notMeasured
+		}
+		return fmt.Sprintf("%.2f", *u.Outside/u.Seconds)
+	})
+	row(cols[0].u.Unit+"s in the window", func(u Usage) string {
+		return fmt.Sprintf("%d in %.1f s", u.Units, u.Seconds)
+	})
+}
+
+// whyNot says, under a CPU table, what its windows could not measure or
+// counted beyond the system, once per process.
+func whyNot(b *strings.Builder, us ...Usage) {
+	seen := map[string]bool{}
+	others := map[string]int{}
+	var order []string
+	for _, u := range us {
+		for _, p := range u.Processes {
+			if p.Why != "" && !seen[p.Process+p.Why] {
+				seen[p.Process+p.Why] = true
+				fmt.Fprintf(b, "* %s: %s\n", p.Process, p.Why)
+			}
+			if p.OtherClients > 0 {
+				if _, ok := others[p.Process]; !ok {
+					order = append(order, p.Process)
+				}
+				others[p.Process] = max(others[p.Process], p.OtherClients)
+			}
+		}
+	}
+	for _, proc := range order {
+		fmt.Fprintf(b, "* %s: the server is shared, and up to %d clients that are not the system's were active in a window: their work is counted too.\n", proc, others[proc])
+	}
+}
+
+func cpuSection(b *strings.Builder, r Results, before *Results) {
+	fmt.Fprintf(b, "\n## CPU per command\n\n")
+	fmt.Fprintf(b, "The CPU time (user + system, from `/proc/<pid>/stat`) of every process of the system over each run's measured window, divided by the commands of the window: PostgreSQL is the postmaster and all its children (backends, WAL writer, checkpointer, …, and those that exited in the window), less the backends of other databases; NATS, Redis and the three services are one process each. The load generator is listed apart and not in the total. Closed loop, the `commands` scenario (no reads).\n\n")
+	var cols []cpuCol
+	var windows []Usage
+	for _, c := range r.Settings.Clients {
+		u, ok := UsageOf(r.Usage, WindowClosed, c, 0)
+		cols = append(cols, cpuCol{clientsText(c), u, ok})
+		windows = append(windows, u)
+	}
+	if before != nil {
+		if u, ok := CPUPerCommandRun(*before); ok {
+			cols = append(cols, cpuCol{"before: " + clientsText(u.Clients), u, ok})
+		}
+	}
+	if !anyOK(cols) {
+		fmt.Fprintf(b, "%s (see Notes).\n", notMeasured)
+		return
+	}
+	cols = unitOf(cols, "command")
+	cpuTable(b, cols)
+	if before != nil {
+		fmt.Fprintf(b, "\n*Before* is %s (see [Before and after](#before-and-after)).\n", beforeLabel(before))
+	}
+	var notes strings.Builder
+	whyNot(&notes, windows...)
+	if notes.Len() > 0 {
+		fmt.Fprintf(b, "\n%s", notes.String())
+	}
+}
+
+func anyOK(cols []cpuCol) bool {
+	for _, c := range cols {
+		if c.ok {
+			return true
+		}
+	}
+	return false
+}
+
+// unitOf names the unit of columns that have no window.
+func unitOf(cols []cpuCol, unit string) []cpuCol {
+	for i := range cols {
+		if cols[i].u.Unit == "" {
+			cols[i].u.Unit = unit
+		}
+	}
+	return cols
+}
+
+func beforeLabel(before *Results) string {
+	return fmt.Sprintf("the same benchmark run on %s against %s (%s measured per run, clients %s)",
+		before.Date.UTC().Format("2006-01-02"), orUnknown(before.Settings.Code), before.Settings.Duration, joinInts(before.Settings.Clients))
+}
+
+func postgresSection(b *strings.Builder, r Results, before *Results) {
+	fmt.Fprintf(b, "\n## PostgreSQL work per command\n\n")
+	type col struct {
+		head string
+		u    Usage
+	}
+	var cols []col
+	for _, c := range r.Settings.Clients {
+		if u, ok := UsageOf(r.Usage, WindowClosed, c, 0); ok && u.Postgres != nil {
+			cols = append(cols, col{clientsText(c), u})
+		}
+	}
+	if u, ok := UsageOf(r.Usage, WindowStep, 0, r.Settings.LagRate); ok && u.Postgres != nil {
+		cols = append(cols, col{fmt.Sprintf("%.0f/s, read back", r.Settings.LagRate), u})
+	}
+	if before != nil {
+		if u, ok := CPUPerCommandRun(*before); ok && u.Postgres != nil {
+			cols = append(cols, col{"before: " + clientsText(u.Clients), u})
+		}
+	}
+	if len(cols) == 0 {
+		fmt.Fprintf(b, "%s (see Notes).\n", notMeasured)
+		return
+	}
+	fmt.Fprintf(b, "Transactions from `pg_stat_database` (xact_commit + xact_rollback of the benchmark's database; backends report them at most once a second, so a window's ends are that coarse); statements from `pg_stat_statements` (top-level statements, reset at the start of each window).\n\n| per command |")
+	for _, c := range cols {
+		fmt.Fprintf(b, " %s |", c.head)
+	}
+	fmt.Fprintf(b, "\n| --- |%s\n| transactions |", strings.Repeat(" ---: |", len(cols)))
+	for _, c := range cols {
+		fmt.Fprintf(b, " %s |", perUnit(c.u, c.u.Postgres.Transactions))
+	}
+	fmt.Fprintf(b, "\n| statements |")
+	for _, c := range cols {
+		v := "not counted"
+		if c.u.Postgres.Counted {
+			v = perUnit(c.u, c.u.Postgres.Calls)
+		}
+		fmt.Fprintf(b, " %s |", v)
+	}
+	b.WriteString("\n")
+	if r.Machine.PGStatStatements != "" {
+		fmt.Fprintf(b, "\n%s\n", r.Machine.PGStatStatements)
+	}
+	if u, ok := CPUPerCommandRun(r); ok && u.Postgres != nil && u.Postgres.Counted {
+		statementsTable(b, clientsText(u.Clients)+", closed loop", u)
+	}
+	if u, ok := UsageOf(r.Usage, WindowStep, 0, r.Settings.LagRate); ok && u.Postgres != nil && u.Postgres.Counted {
+		statementsTable(b, fmt.Sprintf("%.0f/s, open loop, each command read back", r.Settings.LagRate), u)
+	}
+}
+
+func perUnit(u Usage, n int64) string {
+	if n < 0 || u.Units <= 0 {
+		return notMeasured
+	}
+	return fmt.Sprintf("%.2f", float64(n)/float64(u.Units))
+}
+
+func statementsTable(b *strings.Builder, title string, u Usage) {
+	fmt.Fprintf(b, "\nThe most called statements, %s (%d commands, %.2f statements per command):\n\n| calls per command | statement |\n| ---: | --- |\n",
+		title, u.Units, float64(u.Postgres.Calls)/float64(max(1, u.Units)))
+	for _, s := range u.Postgres.Statements {
+		fmt.Fprintf(b, "| %.2f | `%s` |\n", float64(s.Calls)/float64(max(1, u.Units)), strings.ReplaceAll(s.Query, "|", `\|`))
+	}
+}
+
+func clientsText(n int) string {
+	if n == 1 {
+		return "1 client"
+	}
+	return fmt.Sprintf("%d clients", n)
+}
