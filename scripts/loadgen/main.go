@@ -53,7 +53,7 @@ func run(ctx context.Context, args []string, env envconf.Env, stdout, stderr io.
 	}
 	if marks {
 		// Before anything else on stdout: the summary follows the run.
-		cfg.Marks = func(m load.Mark) { fmt.Fprintf(stdout, "%s%s\n", MarkPrefix, m) }
+		cfg.Marks = func(m load.Mark) { fmt.Fprintf(stdout, "%s%s\n", load.MarkPrefix, m) }
 	}
 	res, err := load.Run(ctx, cfg)
 	if err != nil {
@@ -75,10 +75,6 @@ func run(ctx context.Context, args []string, env envconf.Env, stdout, stderr io.
 	_, err = io.WriteString(summary, res.Summary())
 	return err
 }
-
-// MarkPrefix starts the lines -marks prints when the measured window opens
-// ("@loadgen measuring") and closes ("@loadgen measured").
-const MarkPrefix = "@loadgen "
 
 // parse reads the flags and the AUTH_* environment into a run's Config;
 // jsonOut is where the JSON result goes ("" nowhere, "-" stdout); marks
@@ -105,7 +101,7 @@ func parse(args []string, env envconf.Env, stderr io.Writer) (cfg load.Config, j
 	fs.DurationVar(&cfg.Timeout, "timeout", 10*time.Second, "per request")
 	fs.BoolVar(&cfg.Idempotency, "idempotency", false, "send an Idempotency-Key with every command")
 	fs.StringVar(&jsonOut, "json", "", `write the result as JSON to this file ("-": stdout, the summary goes to stderr)`)
-	fs.BoolVar(&marks, "marks", false, `print "`+MarkPrefix+`measuring" and "`+MarkPrefix+`measured" on stdout as the measured window opens and closes`)
+	fs.BoolVar(&marks, "marks", false, `print "`+load.MarkPrefix+`measuring" and "`+load.MarkPrefix+`measured" on stdout as the measured window opens and closes`)
 	if err := fs.Parse(args); err != nil {
 		return load.Config{}, "", false, err
 	}

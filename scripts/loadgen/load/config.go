@@ -99,6 +99,10 @@ type Config struct {
 // Mark is a boundary of the measured window.
 type Mark string
 
+// MarkPrefix starts the line loadgen -marks prints for a mark, on stdout:
+// "@loadgen measuring", "@loadgen measured".
+const MarkPrefix = "@loadgen "
+
 const (
 	// Measuring: the warm-up is over, requests sent from now on count.
 	Measuring Mark = "measuring"
