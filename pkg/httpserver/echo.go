@@ -35,15 +35,33 @@ func NewEcho(logger *slog.Logger, reg *prometheus.Registry, service string) *ech
 	e.HideBanner = true
 	e.HidePort = true
 	e.HTTPErrorHandler = problem.HTTPErrorHandler(logger)
-	m := newMetrics(reg, service)
-	e.Use(requestID)
-	e.Use(traceRequests(service)) // inside requestID, so log lines of the span carry both
-	e.Use(
-		observe(logger, m), // outside recover, so it sees the status of a panic
-		recoverPanic,
-		middleware.BodyLimit(BodyLimit),
-	)
+	s := &stack{logger: logger, metrics: newMetrics(reg, service), traced: traceRequests(service),
+		bodyLimit: middleware.BodyLimit(BodyLimit)}
+	e.Use(s.middleware)
 	return e
+}
+
+// stack is the shared middleware. Echo applies middleware anew for every
+// request, each link a closure, so the links here are one middleware
+// calling plain functions in turn: request id; the server span (inside it,
+// so log lines of the span carry both); observe (outside recover, so it
+// sees the status of a panic); recover; the body limit.
+type stack struct {
+	logger    *slog.Logger
+	metrics   *metrics
+	traced    func(c echo.Context, next echo.HandlerFunc) error
+	bodyLimit echo.MiddlewareFunc
+}
+
+func (s *stack) middleware(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		requestID(c)
+		if telemetry.Active() {
+			return s.traced(c, func(c echo.Context) error { return s.observe(c, next) })
+		}
+		carryTraceContext(c)
+		return s.observe(c, next)
+	}
 }
 
 // HeaderCorrelationID names the id a client gives a whole interaction (many
@@ -63,22 +81,19 @@ type requestIDKey struct{}
 // gateway and us) or makes a new one, and returns it on the response. The
 // request's correlation id (telemetry.CorrelationID) is the client's sane
 // X-Correlation-Id, else the request id.
-func requestID(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		req := c.Request()
-		id := req.Header.Get(echo.HeaderXRequestID)
-		if !saneRequestID.MatchString(id) {
-			id = uuid.NewString()
-		}
-		corr := req.Header.Get(HeaderCorrelationID)
-		if !saneCorrelationID.MatchString(corr) {
-			corr = id
-		}
-		c.Response().Header().Set(echo.HeaderXRequestID, id)
-		ctx := telemetry.WithCorrelationID(context.WithValue(req.Context(), requestIDKey{}, id), corr)
-		c.SetRequest(req.WithContext(ctx))
-		return next(c)
+func requestID(c echo.Context) {
+	req := c.Request()
+	id := req.Header.Get(echo.HeaderXRequestID)
+	if !saneRequestID.MatchString(id) {
+		id = uuid.NewString()
 	}
+	corr := req.Header.Get(HeaderCorrelationID)
+	if !saneCorrelationID.MatchString(corr) {
+		corr = id
+	}
+	c.Response().Header().Set(echo.HeaderXRequestID, id)
+	ctx := telemetry.WithCorrelationID(context.WithValue(req.Context(), requestIDKey{}, id), corr)
+	c.SetRequest(req.WithContext(ctx))
 }
 
 // RequestID returns the id of the request in ctx (a request's context), or
@@ -90,28 +105,26 @@ func RequestID(ctx context.Context) string {
 
 // observe hands errors to the error handler itself, so that the access log
 // and the metrics record the status the client actually got.
-func observe(logger *slog.Logger, m *metrics) echo.MiddlewareFunc {
-	return func(next echo.HandlerFunc) echo.HandlerFunc {
-		return func(c echo.Context) error {
-			c.Set(loggerKey, logger)
-			start := time.Now()
-			if err := next(c); err != nil {
-				c.Error(err)
-			}
-			elapsed := time.Since(start)
-			req, res := c.Request(), c.Response()
-			method, route := methodLabel(req.Method), routeLabel(c)
-			m.observe(method, route, res.Status, elapsed)
-			logger.LogAttrs(req.Context(), slog.LevelDebug, "http request",
-				slog.String("method", req.Method),
-				slog.String("route", route),
-				slog.Int("status", res.Status),
-				slog.Duration("duration", elapsed),
-				slog.String("requestId", res.Header().Get(echo.HeaderXRequestID)),
-			)
-			return nil
-		}
+func (s *stack) observe(c echo.Context, next echo.HandlerFunc) error {
+	c.Set(loggerKey, s.logger)
+	start := time.Now()
+	if err := s.recoverPanic(c, next); err != nil {
+		c.Error(err)
 	}
+	elapsed := time.Since(start)
+	req, res := c.Request(), c.Response()
+	route := routeLabel(c)
+	s.metrics.observe(methodLabel(req.Method), route, res.Status, elapsed)
+	if ctx := req.Context(); s.logger.Enabled(ctx, slog.LevelDebug) {
+		s.logger.LogAttrs(ctx, slog.LevelDebug, "http request",
+			slog.String("method", req.Method),
+			slog.String("route", route),
+			slog.Int("status", res.Status),
+			slog.Duration("duration", elapsed),
+			slog.String("requestId", res.Header().Get(echo.HeaderXRequestID)),
+		)
+	}
+	return nil
 }
 
 // panicError carries a recovered panic to the error handler, which logs it
@@ -127,20 +140,25 @@ func (p *panicError) LogValue() slog.Value {
 	return slog.GroupValue(slog.String("panic", fmt.Sprint(p.value)), slog.String("stack", string(p.stack)))
 }
 
-func recoverPanic(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) (err error) {
-		defer func() {
-			r := recover()
-			if r == nil {
-				return
-			}
-			if r == http.ErrAbortHandler { //nolint:errorlint // sentinel panic value, compared as net/http does
-				panic(r)
-			}
-			err = &panicError{value: r, stack: debug.Stack()}
-		}()
-		return next(c)
+// recoverPanic turns a panic of next into a panicError, and applies the
+// body limit on the way.
+func (s *stack) recoverPanic(c echo.Context, next echo.HandlerFunc) (err error) {
+	defer func() {
+		r := recover()
+		if r == nil {
+			return
+		}
+		if r == http.ErrAbortHandler { //nolint:errorlint // sentinel panic value, compared as net/http does
+			panic(r)
+		}
+		err = &panicError{value: r, stack: debug.Stack()}
+	}()
+	// A request without a body (net/http gives it NoBody) has nothing to
+	// limit: the limit's reader and its closure are for those with one.
+	if body := c.Request().Body; body != nil && body != http.NoBody {
+		return s.bodyLimit(next)(c)
 	}
+	return next(c)
 }
 
 const loggerKey = "httpserver.logger"

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -14,11 +15,29 @@ type metrics struct {
 	service  string
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+
+	// series caches the children of requests and duration by their
+	// labels: looking them up in the vectors hashes every label value of
+	// every request. The labels are bounded (methodLabel, routeLabel), so
+	// is the cache.
+	mu     sync.RWMutex
+	series map[seriesKey]series
+}
+
+type seriesKey struct {
+	method, route string
+	status        int
+}
+
+type series struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
 }
 
 func newMetrics(reg *prometheus.Registry, service string) *metrics {
 	m := &metrics{
 		service: service,
+		series:  map[seriesKey]series{},
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "http_requests_total",
 			Help: "HTTP requests served, by route template and status code.",
@@ -52,8 +71,21 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
 }
 
 func (m *metrics) observe(method, route string, status int, elapsed time.Duration) {
-	m.requests.WithLabelValues(m.service, method, route, strconv.Itoa(status)).Inc()
-	m.duration.WithLabelValues(m.service, method, route).Observe(elapsed.Seconds())
+	k := seriesKey{method: method, route: route, status: status}
+	m.mu.RLock()
+	s, ok := m.series[k]
+	m.mu.RUnlock()
+	if !ok {
+		s = series{
+			requests: m.requests.WithLabelValues(m.service, method, route, strconv.Itoa(status)),
+			duration: m.duration.WithLabelValues(m.service, method, route),
+		}
+		m.mu.Lock()
+		m.series[k] = s
+		m.mu.Unlock()
+	}
+	s.requests.Inc()
+	s.duration.Observe(elapsed.Seconds())
 }
 
 // methodLabel and routeLabel bound the label values: arbitrary methods and

@@ -16,30 +16,28 @@ import (
 // each would bury the requests worth tracing.
 var untraced = map[string]bool{"/healthz": true, "/readyz": true, "/metrics": true}
 
-// traceRequests starts a server span per request (otelhttp: the W3C trace
-// context of the request is its parent, the HTTP semantic conventions its
-// attributes) and names it after the matched route, e.g.
-// "POST /v1/carts/:cartId/add-item", once echo has routed the request.
-// While tracing is not active it only carries the caller's trace context on
-// (what a command stores then continues the caller's trace).
-func traceRequests(service string) echo.MiddlewareFunc {
+// traceRequests returns what starts a server span per request (otelhttp:
+// the W3C trace context of the request is its parent, the HTTP semantic
+// conventions its attributes) around next, named after the matched route,
+// e.g. "POST /v1/carts/:cartId/add-item", once echo has routed the request.
+// It is for while tracing is active (telemetry.Active); otherwise
+// carryTraceContext does what is needed.
+func traceRequests(service string) func(c echo.Context, next echo.HandlerFunc) error {
 	traced := echo.WrapMiddleware(otelhttp.NewMiddleware(service,
 		otelhttp.WithPropagators(telemetry.Propagator),
 		otelhttp.WithFilter(func(r *http.Request) bool { return !untraced[r.URL.Path] }),
 	))
-	return func(next echo.HandlerFunc) echo.HandlerFunc {
-		withSpan := traced(nameSpan(next))
-		return func(c echo.Context) error {
-			if telemetry.Active() {
-				return withSpan(c)
-			}
-			req := c.Request()
-			if req.Header.Get("Traceparent") != "" {
-				ctx := telemetry.Propagator.Extract(req.Context(), propagation.HeaderCarrier(req.Header))
-				c.SetRequest(req.WithContext(ctx))
-			}
-			return next(c)
-		}
+	return func(c echo.Context, next echo.HandlerFunc) error { return traced(nameSpan(next))(c) }
+}
+
+// carryTraceContext puts the caller's trace context, if any, in the
+// request's context while nothing records spans: what a command stores then
+// continues the caller's trace.
+func carryTraceContext(c echo.Context) {
+	req := c.Request()
+	if req.Header.Get("Traceparent") != "" {
+		ctx := telemetry.Propagator.Extract(req.Context(), propagation.HeaderCarrier(req.Header))
+		c.SetRequest(req.WithContext(ctx))
 	}
 }
 
