@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -10,13 +11,41 @@ import (
 	"github.com/cart-cqrs/cart/pkg/problem"
 )
 
+// queryParam returns the first value of the query parameter name, as
+// c.QueryParams()[name][0] would. A short plain query (no escapes, no
+// semicolons: what clients send, e.g. ?minVersion=7) is scanned in place;
+// any other is parsed by url.ParseQuery as echo does, which builds a map.
+func queryParam(c echo.Context, name string) (string, bool) {
+	raw := c.Request().URL.RawQuery
+	if raw == "" {
+		return "", false
+	}
+	if len(raw) > maxPlainQuery || strings.ContainsAny(raw, "%+;") {
+		vals, ok := c.QueryParams()[name]
+		if !ok {
+			return "", false
+		}
+		return vals[0], true
+	}
+	for pair := range strings.SplitSeq(raw, "&") {
+		if key, value, _ := strings.Cut(pair, "="); key == name {
+			return value, true
+		}
+	}
+	return "", false
+}
+
+// maxPlainQuery bounds the queries queryParam scans itself: far fewer
+// parameters fit in it than url.ParseQuery's default limit.
+const maxPlainQuery = 256
+
 // minVersionParam reads ?minVersion: 0 when absent, else a positive version.
 func minVersionParam(c echo.Context) (int, error) {
-	vals, ok := c.QueryParams()["minVersion"]
+	val, ok := queryParam(c, "minVersion")
 	if !ok {
 		return 0, nil
 	}
-	n, err := strconv.Atoi(vals[0])
+	n, err := strconv.Atoi(val)
 	if err != nil || n < 1 {
 		return 0, problem.New(problem.Malformed, CodeInvalidMinVersion,
 			"minVersion must be a positive integer: the version a command returned")
@@ -26,11 +55,11 @@ func minVersionParam(c echo.Context) (int, error) {
 
 // at reads ?at: the zero time when absent, else an RFC 3339 timestamp.
 func at(c echo.Context) (time.Time, bool, error) {
-	vals, ok := c.QueryParams()["at"]
+	val, ok := queryParam(c, "at")
 	if !ok {
 		return time.Time{}, false, nil
 	}
-	t, err := time.Parse(time.RFC3339Nano, vals[0])
+	t, err := time.Parse(time.RFC3339Nano, val)
 	if err != nil {
 		return time.Time{}, false, problem.New(problem.Malformed, CodeInvalidAt,
 			"at must be an RFC 3339 timestamp, e.g. 2026-03-01T09:30:00Z (a + in the offset must be sent as %2B)")
