@@ -26,8 +26,10 @@ import (
 )
 
 // generationRefresh is how often the service re-reads which read-model
-// generation is current; a rebuild's switch is seen within this lag.
-const generationRefresh = time.Second
+// generation is current; a rebuild's switch is seen within this lag (the
+// projector allows readers a second). Requests never read it: they use the
+// generation last read.
+const generationRefresh = 250 * time.Millisecond
 
 var (
 	_ httpapi.Carts     = (*redisstore.Store)(nil)
@@ -61,9 +63,20 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) {
 	if err != nil {
 		return nil, fmt.Errorf("query: redis url: %w", err)
 	}
+	if opts.Protocol == 0 {
+		// RESP2 unless the URL asks otherwise: the service uses nothing of
+		// RESP3 (no client-side caching), and a RESP3 connection checks for
+		// push notifications before every command.
+		opts.Protocol = 2
+	}
 	rdb := redis.NewClient(opts)
-	if err := telemetry.InstrumentRedis(rdb); err != nil {
-		return nil, errors.Join(fmt.Errorf("query: %w", err), rdb.Close())
+	// Redis spans only when a tracer provider is installed (service.Main
+	// installs it before New): otherwise the hook would build attributes
+	// for spans that record nothing, on every command.
+	if telemetry.Active() {
+		if err := telemetry.InstrumentRedis(rdb); err != nil {
+			return nil, errors.Join(fmt.Errorf("query: %w", err), rdb.Close())
+		}
 	}
 	store := redisstore.New(rdb, cfg.RedisPrefix, logger)
 	updates := redisstore.NewUpdates(rdb, store, logger)

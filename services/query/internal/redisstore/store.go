@@ -179,20 +179,22 @@ func (s *Store) Refresh(ctx context.Context) (int, error) {
 	return g, nil
 }
 
-// Run refreshes the generation every interval until ctx ends. A failed
-// refresh keeps the last known generation (requests report Redis outages on
-// their own) and is logged; Run returns nil when ctx ends.
+// Run refreshes the generation at once and then every interval until ctx
+// ends. A failed refresh keeps the last known generation (requests report
+// Redis outages on their own) and is logged; Run returns nil when ctx ends.
 func (s *Store) Run(ctx context.Context, every time.Duration) error {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	failing := false
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
+	for first := true; ; first = false {
+		if !first {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-t.C:
+			}
 		}
-		rctx, cancel := context.WithTimeout(ctx, every)
+		rctx, cancel := context.WithTimeout(ctx, max(every, time.Second))
 		_, err := s.Refresh(rctx)
 		cancel()
 		switch {

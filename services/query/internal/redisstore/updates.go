@@ -268,6 +268,13 @@ func (u *Updates) subscribe(ctx context.Context) (up bool, err error) {
 		case *redis.Message:
 			u.notify(m.Payload)
 		}
+		// The old generation's channel stays busy for a while after a
+		// switch (the projector keeps it up to date): move on as soon as
+		// the store has seen the switch, not when the channel falls quiet.
+		if g, err := u.store.Generation(ctx); err == nil && g != gen {
+			u.logger.InfoContext(ctx, "read-model update subscription follows the generation switch", slog.Int("to", g))
+			return up, nil
+		}
 	}
 }
 
