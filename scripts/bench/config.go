@@ -61,8 +61,9 @@ type config struct {
 	// this run's (BENCH_BEFORE "bench/before.json"; missing: not shown).
 	Before string
 	// Code names the code measured in the report (BENCH_CODE; by default
-	// the commit of the working tree, when Bin is "bin").
-	Code string
+	// the commit of the working tree, when Bin is "bin"); Note says
+	// anything else a reader must know of the run (BENCH_NOTE).
+	Code, Note string
 	// Auth is what the services check and the load generator signs with:
 	// AUTH_HS256_SECRET, AUTH_ISSUER, AUTH_AUDIENCE (make exports them).
 	AuthSecret, AuthIssuer, AuthAudience string
@@ -88,6 +89,7 @@ func configFromEnv(env envconf.Env) (config, error) {
 		NATSURL:         r.String("BENCH_NATS_URL", ""),
 		Before:          r.String("BENCH_BEFORE", "bench/before.json"),
 		Code:            r.String("BENCH_CODE", ""),
+		Note:            r.String("BENCH_NOTE", ""),
 		AuthSecret:      r.String("AUTH_HS256_SECRET", ""),
 		AuthIssuer:      r.String("AUTH_ISSUER", ""),
 		AuthAudience:    r.String("AUTH_AUDIENCE", ""),

@@ -115,7 +115,7 @@ func run(ctx context.Context, env envconf.Env, out io.Writer) (err error) {
 	b.res.Machine = machineFacts(ctx, serverURL, rdb)
 	b.res.Settings = report.Settings{Duration: cfg.Duration, Warmup: cfg.Warmup, Clients: cfg.Clients,
 		LagRate: float64(cfg.LagRate), IdleRate: float64(cfg.IdleRate), Rates: cfg.steppedRates(),
-		DrainEvents: cfg.DrainEvents, ReadCarts: cfg.ReadCarts, Code: codeMeasured(ctx, cfg)}
+		DrainEvents: cfg.DrainEvents, ReadCarts: cfg.ReadCarts, Code: codeMeasured(ctx, cfg), Note: cfg.Note}
 	b.say("measuring the machine's other work for %v before starting", settle)
 	b.res.Machine.OutsideBefore = outsideBefore(ctx, settle)
 	if o := b.res.Machine.OutsideBefore; o > report.BusyShare*float64(b.res.Machine.NProc) {
@@ -197,6 +197,7 @@ func (b *bench) system(ctx context.Context) (err error) {
 		return err
 	}
 	m := newMeter(ctx, st, nats, pg, b.rdb)
+	b.phase(ctx, "idle", func(ctx context.Context) error { return b.idle(ctx, m) })
 	b.phase(ctx, "command service", func(ctx context.Context) error { return b.commands(ctx, st, m) })
 	b.phase(ctx, "query service", func(ctx context.Context) error { return b.reads(ctx, st) })
 	b.phase(ctx, "sustainable rate", func(ctx context.Context) error { return b.steps(ctx, st, m) })

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/cart-cqrs/cart/scripts/bench/report"
 	"github.com/cart-cqrs/cart/scripts/loadgen/load"
@@ -67,8 +68,11 @@ func (b *bench) steps(ctx context.Context, st *stack, m *meter) error {
 		if attempt > 1 {
 			name += " (again)"
 		}
+		// One customer per client: at a low rate, eight each would spend
+		// the whole run opening carts; one each goes through whole carts.
+		clients := b.cfg.stepClients(rate)
 		res, u, err := b.measuredLoad(ctx, m, loadSpec{
-			name: name, scenario: "lag", mode: load.Open, clients: b.cfg.stepClients(rate), rate: rate,
+			name: name, scenario: "lag", mode: load.Open, clients: clients, customers: clients, rate: rate,
 			commandURL: st.url(report.ServiceCommand), queryURL: st.url(report.ServiceQuery),
 		}, report.Usage{Kind: report.WindowStep, Rate: rate, Attempt: attempt})
 		if err != nil {
@@ -100,5 +104,24 @@ func (b *bench) steps(ctx context.Context, st *stack, m *meter) error {
 	} else {
 		b.say("sustainable rate: below the lowest step")
 	}
+	return nil
+}
+
+// idleWindow is how long the system is measured doing nothing.
+const idleWindow = 3 * time.Second
+
+// idle measures the system's CPU time with no load at all: what its
+// timers and polling loops cost, which every command at a low rate pays.
+func (b *bench) idle(ctx context.Context, m *meter) error {
+	b.say("idle: the system without load for %v", idleWindow)
+	start := m.read(ctx, 0, true)
+	select {
+	case <-time.After(idleWindow):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	u := usage(start, m.read(ctx, 0, false), m.hz, report.WindowIdle, 0, "second")
+	b.res.Usage = append(b.res.Usage, u)
+	b.say("    %.0f%% of a CPU, every process of the system", 100*u.System()/u.Seconds)
 	return nil
 }

@@ -134,6 +134,47 @@ func cpuSection(b *strings.Builder, r Results, before *Results) {
 	if notes.Len() > 0 {
 		fmt.Fprintf(b, "\n%s", notes.String())
 	}
+	idleTable(b, r, before)
+}
+
+// idleTable is the CPU the system uses doing nothing: its timers and
+// polling loops, which every command at a low rate pays for.
+func idleTable(b *strings.Builder, r Results, before *Results) {
+	u, ok := UsageOf(r.Usage, WindowIdle, 0, 0)
+	if !ok || u.Seconds <= 0 {
+		return
+	}
+	bu, bok := Usage{}, false
+	if before != nil {
+		bu, bok = UsageOf(before.Usage, WindowIdle, 0, 0)
+		bok = bok && bu.Seconds > 0
+	}
+	fmt.Fprintf(b, "\nWith no load at all, over %.1f s after the start (timers, polling loops, keep-alives: what every command pays at a low rate), in %% of one CPU:\n\n| process | idle |", u.Seconds)
+	if bok {
+		fmt.Fprintf(b, " before |")
+	}
+	fmt.Fprintf(b, "\n| --- | ---: |")
+	if bok {
+		fmt.Fprintf(b, " ---: |")
+	}
+	b.WriteString("\n")
+	cell := func(u Usage, proc string) string {
+		if proc == "**total**" {
+			return fmt.Sprintf("**%.1f%%**", 100*u.System()/u.Seconds)
+		}
+		p, ok := u.Process(proc)
+		if !ok || !p.Measured {
+			return notMeasured
+		}
+		return fmt.Sprintf("%.1f%%", 100*p.Seconds/u.Seconds)
+	}
+	for _, proc := range append(append([]string{}, SystemProcesses...), "**total**") {
+		fmt.Fprintf(b, "| %s | %s |", proc, cell(u, proc))
+		if bok {
+			fmt.Fprintf(b, " %s |", cell(bu, proc))
+		}
+		b.WriteString("\n")
+	}
 }
 
 func anyOK(cols []cpuCol) bool {
@@ -156,8 +197,16 @@ func unitOf(cols []cpuCol, unit string) []cpuCol {
 }
 
 func beforeLabel(before *Results) string {
-	return fmt.Sprintf("the same benchmark run on %s against %s (%s measured per run, clients %s)",
+	s := fmt.Sprintf("the same benchmark run on %s against %s (%s measured per run, clients %s",
 		before.Date.UTC().Format("2006-01-02"), orUnknown(before.Settings.Code), before.Settings.Duration, joinInts(before.Settings.Clients))
+	if during, _, ok := OutsideLoad(*before); ok {
+		s += fmt.Sprintf(", %.2f CPUs of other work on the machine while measuring", during)
+	}
+	s += ")"
+	if before.Settings.Note != "" {
+		s += ". " + strings.TrimSuffix(before.Settings.Note, ".")
+	}
+	return s
 }
 
 func postgresSection(b *strings.Builder, r Results, before *Results) {

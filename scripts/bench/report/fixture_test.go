@@ -70,6 +70,13 @@ func usageOf(kind string, clients int, rate float64, units int64, perUnitMs floa
 	return u
 }
 
+// idleUsage is 10 s of no load taking cpus CPUs, PostgreSQL a third.
+func idleUsage(cpus float64) Usage {
+	u := usageOf(WindowIdle, 0, 0, 10, 1000*cpus)
+	u.Units, u.Unit, u.LoadGen = 0, "second", nil
+	return u
+}
+
 // passingResults meets every goal.
 func passingResults(t *testing.T) Results {
 	t.Helper()
@@ -104,6 +111,7 @@ func passingResults(t *testing.T) Results {
 			usageOf(WindowStep, 0, 500, 5000, 0.30),
 			usageOf(WindowStep, 0, 1000, 10_000, 0.28),
 			usageOf(WindowCatchUp, 0, 0, 100_000, 0.05),
+			idleUsage(0.3),
 		},
 		Drain:   &Drain{Events: 100_000, Seconds: 4, EventsPerSec: 25_000, CatchUpSeconds: 8, CatchUpPerSec: 12_500},
 		Rebuild: &Rebuild{Available: true, Events: 250_000, Carts: 25_000, Seconds: 1, EventsPerSec: 250_000, Line: "rebuilt 250000 events of 25000 carts in 1s (250000 events/s) into generation 2"},

@@ -23,7 +23,7 @@ func TestMarkdown(t *testing.T) {
 	r.Machine.PGStatStatements = "**PostgreSQL statements are not counted**: pg_stat_statements is not loaded"
 	before := passingResults(t)
 	before.Settings.Code = "commit cc4ca33"
-	before.Usage = []Usage{before.Usage[0], usageOf(WindowClosed, 16, 0, 20_000, 0.83)}
+	before.Usage = []Usage{before.Usage[0], usageOf(WindowClosed, 16, 0, 20_000, 0.83), idleUsage(0.72)}
 	before.Steps = before.Steps[:2] // 1000/s and up failed
 	before.Steps = append(before.Steps, step(t, 1000, 600*time.Millisecond, 0, 60*time.Millisecond))
 	checks := Evaluate(r)
@@ -49,6 +49,10 @@ func TestMarkdown(t *testing.T) {
 		"| **total** | **200** | **250** | **830** |",
 		"| load generator (not in the total) | 20 | 25 | 83 |",
 		"| transactions | 1.00 | 1.00 | 1.00 | 1.00 |",
+		// Idle: % of a CPU, now and before.
+		"| process | idle | before |",
+		"| PostgreSQL | 10.0% | 24.0% |",
+		"| **total** | **30.0%** | **72.0%** |",
 		"| 1.00 | `SELECT version FROM events WHERE stream_id = $1` |",
 		"pg_stat_statements is not loaded",
 		// The steps, a row per attempt.

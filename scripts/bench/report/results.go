@@ -91,8 +91,10 @@ type Settings struct {
 	DrainEvents int           `json:"drainEvents"`
 	ReadCarts   int           `json:"readCarts"`
 	Elapsed     time.Duration `json:"elapsed"`
-	// Code names the code measured: the commit of the binaries' tree.
+	// Code names the code measured: the commit of the binaries' tree;
+	// Note is what else a reader must know of the run.
 	Code string `json:"code"`
+	Note string `json:"note,omitempty"`
 }
 
 // Drain is the relay draining an outbox backlog written while no command

@@ -16,6 +16,7 @@ const (
 	WindowStep    = "step"     // an open-loop step, commands read back
 	WindowDrain   = "drain"    // the relay draining the outbox backlog
 	WindowCatchUp = "catch-up" // the drain until the projector applied it all
+	WindowIdle    = "idle"     // no load at all: the cost of timers and polling
 )
 
 // Usage is what the system's processes used over one measured window.
