@@ -43,7 +43,7 @@ type Config struct {
 	// Relay configures the stream this service creates or updates and the
 	// outbox relay: NATS_STREAM (CART_EVENTS), NATS_SUBJECT_PREFIX
 	// (cart.events), NATS_STREAM_REPLICAS (1), NATS_DUPLICATE_WINDOW (5m),
-	// RELAY_BATCH_SIZE (500), RELAY_POLL_INTERVAL (1s),
+	// RELAY_BATCH_SIZE (1000), RELAY_MAX_IN_FLIGHT (1000), RELAY_POLL_INTERVAL (1s),
 	// RELAY_PUBLISH_TIMEOUT (5s), CLOUDEVENTS_SOURCE (urn:cart-cqrs:command).
 	Relay relay.Options
 	// RelayEnabled runs the outbox relay in this instance (RELAY_ENABLED,
@@ -95,6 +95,7 @@ func ConfigFromEnv(lookup func(string) (string, bool)) (Config, error) {
 			Replicas:        r.Int("NATS_STREAM_REPLICAS", relay.DefaultReplicas),
 			DuplicateWindow: r.Duration("NATS_DUPLICATE_WINDOW", relay.DefaultDuplicateWindow),
 			BatchSize:       r.Int("RELAY_BATCH_SIZE", relay.DefaultBatchSize),
+			MaxInFlight:     r.Int("RELAY_MAX_IN_FLIGHT", relay.DefaultMaxInFlight),
 			PollInterval:    r.Duration("RELAY_POLL_INTERVAL", relay.DefaultPollInterval),
 			PublishTimeout:  r.Duration("RELAY_PUBLISH_TIMEOUT", relay.DefaultPublishTimeout),
 		},
@@ -134,6 +135,7 @@ func (cfg Config) validate() error {
 	check(cfg.IdempotencyTTL >= 0, "IDEMPOTENCY_TTL=%v: want a positive duration", cfg.IdempotencyTTL)
 	check(cfg.Relay.Replicas >= 0 && cfg.Relay.Replicas <= 5, "NATS_STREAM_REPLICAS=%d: want 1 to 5", cfg.Relay.Replicas)
 	check(cfg.Relay.BatchSize >= 0, "RELAY_BATCH_SIZE=%d: want a positive number", cfg.Relay.BatchSize)
+	check(cfg.Relay.MaxInFlight >= 0, "RELAY_MAX_IN_FLIGHT=%d: want a positive number", cfg.Relay.MaxInFlight)
 	check(cfg.Relay.DuplicateWindow >= 0, "NATS_DUPLICATE_WINDOW=%v: want a positive duration", cfg.Relay.DuplicateWindow)
 	check(cfg.Relay.PollInterval >= 0, "RELAY_POLL_INTERVAL=%v: want a positive duration", cfg.Relay.PollInterval)
 	check(cfg.Relay.PublishTimeout >= 0, "RELAY_PUBLISH_TIMEOUT=%v: want a positive duration", cfg.Relay.PublishTimeout)

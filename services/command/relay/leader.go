@@ -81,11 +81,16 @@ func (r *Relay) closeConn(conn *pgx.Conn) {
 func (r *Relay) lead(ctx context.Context, conn *pgx.Conn) error {
 	// LISTEN before the first round: a row committed after that round's read
 	// then always wakes the relay.
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), statementTimeout)
-	_, err := conn.Exec(sctx, "LISTEN "+notifyChannel)
-	cancel()
-	if err != nil {
-		return fmt.Errorf("relay: listen %s: %w", notifyChannel, err)
+	//
+	// Removing published rows need not wait for the WAL flush: a removal lost
+	// in a crash only re-publishes rows the stream drops as duplicates.
+	for _, stmt := range []string{"LISTEN " + notifyChannel, "SET synchronous_commit = off"} {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), statementTimeout)
+		_, err := conn.Exec(sctx, stmt)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("relay: %s: %w", stmt, err)
+		}
 	}
 
 	var backoff time.Duration

@@ -64,15 +64,19 @@ func (r *Relay) round(ctx context.Context, conn *pgx.Conn) (roundResult, error) 
 // so 9 is simply read by a later round, once its transaction committed.
 // Per-cart order is not at risk: a cart's next event is decided from the
 // committed previous one, so it is appended (and numbered) after that commit.
+//
+// The rows are looked up one by one (LATERAL): joined plainly, the planner
+// may merge the outbox with the whole events index, walking every event
+// ever stored up to the oldest outbox row on each round.
 func (r *Relay) readBatch(ctx context.Context, conn *pgx.Conn) ([]envelope.Envelope, error) {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), statementTimeout)
 	defer cancel()
 	rows, err := conn.Query(sctx, `
 		SELECT e.position, e.event_id::text, e.stream_id::text, e.stream_type, e.version, e.type,
 		       e.schema_version, e.data, e.metadata, e.occurred_at
-		FROM outbox o JOIN events e ON e.position = o.position
-		ORDER BY o.position
-		LIMIT $1`, r.opts.BatchSize)
+		FROM (SELECT position FROM outbox ORDER BY position LIMIT $1) o
+		CROSS JOIN LATERAL (SELECT * FROM events WHERE events.position = o.position) e
+		ORDER BY o.position`, r.opts.BatchSize)
 	if err != nil {
 		return nil, fmt.Errorf("relay: read outbox: %w", err)
 	}
@@ -89,28 +93,39 @@ func (r *Relay) readBatch(ctx context.Context, conn *pgx.Conn) ([]envelope.Envel
 	return evs, nil
 }
 
-// pending is one cart's events of a round, in version order, as messages.
+// pending is one cart's events of a round, in version order, as messages;
+// next is the first not yet published.
 type pending struct {
 	evs    []envelope.Envelope
 	msgs   []*nats.Msg
+	next   int
 	failed bool
 }
 
+// flight is one published message waiting for its PubAck.
+type flight struct {
+	cart *pending
+	ack  jetstream.PubAckFuture
+	span trace.Span
+}
+
 // publish sends evs to JetStream and returns those whose PubAck arrived, in
-// position order. It publishes in waves: wave k holds the k-th event of every
-// cart in the round, pipelined with PublishMsgAsync; wave k+1 starts only
-// after every PubAck (or failure) of wave k. A cart whose publish failed gets
-// no further wave, so a cart's event k+1 never reaches the stream unless
-// event k is already in it — per-cart order holds across failures, retries
-// and even a deposed leader still finishing a round (its re-publications are
-// dropped as duplicates by Nats-Msg-Id).
+// position order. Each cart is a chain: its event k+1 is sent only after the
+// PubAck of event k arrived, so a cart's events reach the stream in version
+// order even when one of them fails. The chains of different carts run side
+// by side, up to MaxInFlight unacknowledged messages in all, so a round costs
+// about as many round trips as its longest chain, not as its events. A cart
+// whose publish failed publishes nothing more this round; a deposed leader
+// still finishing a round only re-publishes what the stream drops as
+// duplicates (Nats-Msg-Id).
 func (r *Relay) publish(ctx context.Context, evs []envelope.Envelope) []envelope.Envelope {
 	pctx, cancel := context.WithTimeout(ctx, r.opts.PublishTimeout)
 	defer cancel()
 
-	carts := r.group(evs)
+	ready := r.group(evs) // carts whose next event may be sent, oldest first
 	var (
-		published   []envelope.Envelope
+		inflight    []flight // in the order sent: PubAcks come back in it
+		published   = make([]envelope.Envelope, 0, len(evs))
 		failedCarts int
 		firstErr    error
 	)
@@ -121,50 +136,46 @@ func (r *Relay) publish(ctx context.Context, evs []envelope.Envelope) []envelope
 			firstErr = err
 		}
 	}
-	for wave := 0; pctx.Err() == nil; wave++ {
-		var members []*pending
-		var futures []jetstream.PubAckFuture
-		var spans []trace.Span
-		more := false
-		for _, c := range carts {
-			if c.failed || wave >= len(c.evs) {
+	for len(ready) > 0 || len(inflight) > 0 {
+		for len(ready) > 0 && len(inflight) < r.opts.MaxInFlight && pctx.Err() == nil {
+			c := ready[0]
+			ready = ready[1:]
+			e, msg := c.evs[c.next], c.msgs[c.next]
+			if msg == nil { // could not be encoded
+				fail(c, fmt.Errorf("relay: encode event %s", e.EventID))
 				continue
 			}
-			more = true
-			if c.msgs[wave] == nil { // could not be encoded
-				fail(c, fmt.Errorf("relay: encode event %s", c.evs[wave].EventID))
-				continue
-			}
-			span := r.tracePublishing(pctx, c.evs[wave], c.msgs[wave])
-			f, err := r.js.PublishMsgAsync(c.msgs[wave],
+			span := r.tracePublishing(pctx, e, msg)
+			f, err := r.js.PublishMsgAsync(msg,
 				jetstream.WithExpectStream(r.opts.Stream), jetstream.WithStallWait(r.opts.PublishTimeout))
 			if err != nil {
-				err = fmt.Errorf("relay: publish event %s: %w", c.evs[wave].EventID, err)
+				err = fmt.Errorf("relay: publish event %s: %w", e.EventID, err)
 				telemetry.RecordError(span, err)
 				span.End()
 				fail(c, err)
 				continue
 			}
-			members = append(members, c)
-			futures = append(futures, f)
-			spans = append(spans, span)
+			inflight = append(inflight, flight{cart: c, ack: f, span: span})
 		}
-		if !more {
-			break
+		if len(inflight) == 0 {
+			break // the time is up, or every remaining cart failed
 		}
-		for i, f := range futures {
-			c := members[i]
-			err := awaitAck(pctx, f)
-			if err != nil {
-				err = fmt.Errorf("relay: publish event %s: %w", c.evs[wave].EventID, err)
-			}
-			telemetry.RecordError(spans[i], err)
-			spans[i].End()
-			if err != nil {
-				fail(c, err)
-				continue
-			}
-			published = append(published, c.evs[wave])
+		fl := inflight[0]
+		inflight = inflight[1:]
+		c := fl.cart
+		err := awaitAck(pctx, fl.ack)
+		if err != nil {
+			err = fmt.Errorf("relay: publish event %s: %w", c.evs[c.next].EventID, err)
+		}
+		telemetry.RecordError(fl.span, err)
+		fl.span.End()
+		if err != nil {
+			fail(c, err)
+			continue
+		}
+		published = append(published, c.evs[c.next])
+		if c.next++; c.next < len(c.evs) {
+			ready = append(ready, c)
 		}
 	}
 	if failedCarts > 0 && ctx.Err() == nil { // a stop is not a failure

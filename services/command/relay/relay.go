@@ -34,7 +34,8 @@ const (
 	DefaultSource          = "urn:cart-cqrs:command"
 	DefaultReplicas        = 1
 	DefaultDuplicateWindow = 5 * time.Minute
-	DefaultBatchSize       = 500
+	DefaultBatchSize       = 1000
+	DefaultMaxInFlight     = 1000
 	DefaultPollInterval    = time.Second
 	DefaultPublishTimeout  = 5 * time.Second
 	DefaultStandbyInterval = time.Second
@@ -52,7 +53,8 @@ type Options struct {
 	Source          string        // CloudEvents source, default "urn:cart-cqrs:command"
 	Replicas        int           // default 1
 	DuplicateWindow time.Duration // default 5m
-	BatchSize       int           // rows per round, default 500
+	BatchSize       int           // rows per round, default 1000
+	MaxInFlight     int           // unacknowledged publishes at once, default 1000
 	PollInterval    time.Duration // fallback poll when no NOTIFY arrives, default 1s
 	PublishTimeout  time.Duration // per batch, default 5s
 	LockKey         int64         // advisory lock key, default DefaultLockKey
@@ -82,6 +84,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.BatchSize <= 0 {
 		o.BatchSize = DefaultBatchSize
+	}
+	if o.MaxInFlight <= 0 {
+		o.MaxInFlight = DefaultMaxInFlight
 	}
 	if o.PollInterval <= 0 {
 		o.PollInterval = DefaultPollInterval

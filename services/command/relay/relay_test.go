@@ -322,3 +322,56 @@ func TestEnsureStream(t *testing.T) {
 		t.Errorf("duplicate window %s, want the default %s", d, DefaultDuplicateWindow)
 	}
 }
+
+// With more carts than the in-flight window, a publish that fails in the
+// middle of a cart's chain stops that cart at the failed event while the
+// other chains go on through the window; once publishing works again, every
+// cart's events are in the stream once, in version order.
+func TestRelay_FailureMidWindowKeepsCartOrder(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	bigMD := envelope.Metadata{Actor: "customer", TraceState: "vendor=" + strings.Repeat("x", 2000)}
+	var want []envelope.Envelope
+	failing := map[string]bool{}
+	for i := range 12 {
+		id := uuid.NewString()
+		want = append(want, appendEvents(t, f.pool, id, 0, 1)...)
+		if i%3 == 0 { // the second event of every third cart is refused
+			failing[id] = true
+			want = append(want, appendEventsWith(t, f.pool, bigMD, id, 1, 1)...)
+		} else {
+			want = append(want, appendEvents(t, f.pool, id, 1, 1)...)
+		}
+		want = append(want, appendEvents(t, f.pool, id, 2, 1)...)
+	}
+
+	s, err := f.nats.JS.Stream(ctx, f.opts.Stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := s.CachedInfo().Config
+	cfg.MaxMsgSize = 1500
+	if _, err := f.nats.JS.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	opts := f.opts
+	opts.MaxInFlight = 3
+	r := New(f.pool, f.nats.JS, opts, testLogger(t))
+	start(t, r)
+	eventually(t, 10*time.Second, "the other carts published", func() bool { return r.Published() == 8*3+4 })
+	for _, m := range readStream(t, f.nats.JS, f.opts.Stream) {
+		if failing[m.env.StreamID] && m.env.Version > 1 {
+			t.Errorf("cart %s: version %d published although version 2 failed", m.env.StreamID, m.env.Version)
+		}
+	}
+	if n := outboxLen(t, f.pool); n != 4*2 {
+		t.Errorf("outbox holds %d rows, want the failing carts' 8", n)
+	}
+
+	cfg.MaxMsgSize = -1
+	if _, err := f.nats.JS.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, "outbox drained once publishing works", func() bool { return outboxLen(t, f.pool) == 0 })
+	checkOncePerCartOrder(t, readStream(t, f.nats.JS, f.opts.Stream), want)
+}
