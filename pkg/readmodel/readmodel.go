@@ -6,7 +6,7 @@
 package readmodel
 
 import (
-	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/cart-cqrs/cart/pkg/cart"
@@ -82,7 +82,8 @@ const (
 )
 
 // Keys names the Redis keys of one generation of the read models. A rebuild
-// fills a new generation and then switches readers to it at once.
+// fills a new generation and then switches readers to it at once. Names are
+// made for every read and write, so by concatenation, not fmt.
 //
 // A cart's keys carry the hash tag {<cartId>} and a customer's keys the tag
 // {<customerId>}, so in a Redis Cluster each group stays in one slot.
@@ -93,12 +94,12 @@ type Keys struct {
 
 // Cart is a hash (FieldVersion, FieldDoc, FieldOwner) holding one cart's document.
 func (k Keys) Cart(cartID string) string {
-	return fmt.Sprintf("%sg%d:cart:{%s}", k.Prefix, k.Generation, cartID)
+	return k.Prefix + "g" + strconv.Itoa(k.Generation) + ":cart:{" + cartID + "}"
 }
 
 // OpenCart is a string holding the id of a customer's open cart.
 func (k Keys) OpenCart(customerID string) string {
-	return fmt.Sprintf("%sg%d:customer:{%s}:open-cart", k.Prefix, k.Generation, customerID)
+	return k.Prefix + "g" + strconv.Itoa(k.Generation) + ":customer:{" + customerID + "}:open-cart"
 }
 
 // History is a list of JSON HistoryEntry values, one per event of the
@@ -112,7 +113,7 @@ func (k Keys) History(cartID string) string {
 // written document version (an Update). One channel per generation, so
 // that a rebuild filling the next generation wakes nobody.
 func (k Keys) Updates() string {
-	return fmt.Sprintf("%sg%d:cart-updates", k.Prefix, k.Generation)
+	return k.Prefix + "g" + strconv.Itoa(k.Generation) + ":cart-updates"
 }
 
 // CurrentGeneration is the key holding the generation readers use; absent
