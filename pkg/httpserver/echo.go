@@ -6,8 +6,10 @@ package httpserver
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"regexp"
 	"runtime/debug"
@@ -85,7 +87,7 @@ func requestID(c echo.Context) {
 	req := c.Request()
 	id := req.Header.Get(echo.HeaderXRequestID)
 	if !saneRequestID.MatchString(id) {
-		id = uuid.NewString()
+		id = newRequestID()
 	}
 	corr := req.Header.Get(HeaderCorrelationID)
 	if !saneCorrelationID.MatchString(corr) {
@@ -94,6 +96,18 @@ func requestID(c echo.Context) {
 	c.Response().Header().Set(echo.HeaderXRequestID, id)
 	ctx := telemetry.WithCorrelationID(context.WithValue(req.Context(), requestIDKey{}, id), corr)
 	c.SetRequest(req.WithContext(ctx))
+}
+
+// newRequestID makes a random (version 4) UUID. A request id must be
+// unique, not secret: math/rand/v2's per-thread generator spares every
+// request uuid.NewString's read of crypto/rand.
+func newRequestID() string {
+	var u uuid.UUID
+	binary.LittleEndian.PutUint64(u[:8], rand.Uint64())
+	binary.LittleEndian.PutUint64(u[8:], rand.Uint64())
+	u[6] = u[6]&0x0f | 0x40 // version 4
+	u[8] = u[8]&0x3f | 0x80 // the RFC 9562 variant
+	return u.String()
 }
 
 // RequestID returns the id of the request in ctx (a request's context), or
