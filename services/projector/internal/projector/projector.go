@@ -28,8 +28,8 @@ type Config struct {
 	AckWait time.Duration
 	// MaxAckPending is the most unacknowledged messages across all instances.
 	MaxAckPending int
-	// IdleWait is how long one pull waits for a first message (default 1s);
-	// it bounds how long shutdown waits for an idle pull.
+	// IdleWait is how long one pull request lives at the server before it is
+	// renewed (default 1s, at least 1s).
 	IdleWait time.Duration
 	// RetryDelay is how long a message that cannot be applied yet waits
 	// before it is redelivered (default 1s).

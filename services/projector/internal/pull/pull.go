@@ -1,6 +1,6 @@
 // Package pull runs a durable JetStream pull consumer for a projection: it
 // waits for the stream (the command service's relay creates it), creates
-// or updates the consumer, fetches batches and hands each to the
+// or updates the consumer, receives messages and hands them in batches to the
 // projection, which settles every message (ack, nak or term); after a
 // failed pull (the consumer deleted, NATS gone) it attaches again. The cart
 // projector and the product analytics each run one, on consumers of their
@@ -33,8 +33,9 @@ type Config struct {
 	AckWait time.Duration
 	// MaxAckPending is the most unacknowledged messages across instances.
 	MaxAckPending int
-	// IdleWait is how long one pull waits for a first message; it bounds
-	// how long shutdown waits for an idle pull.
+	// IdleWait is how long one pull request lives at the server before the
+	// client renews it (at least 1s); it bounds how soon a silent server is
+	// noticed.
 	IdleWait time.Duration
 }
 
@@ -128,54 +129,100 @@ func (l *Loop) createConsumer(ctx context.Context) (jetstream.Consumer, error) {
 	return cons, nil
 }
 
-// pull fetches and hands over batches until ctx ends (nil) or a pull fails.
+// pull receives messages and hands them over in batches until ctx ends
+// (nil) or the consumer is gone (an error: attach again).
+//
+// The messages come from one long-lived pull subscription (Consume) that
+// asks for more before the client's buffer runs dry, so a message is handed
+// over the moment it arrives, with no pull request of its own. A batch is
+// whatever has arrived by the time the previous one is done, up to
+// BatchSize: one message when idle, full batches under load.
 func (l *Loop) pull(ctx context.Context, cons jetstream.Consumer) error {
-	for ctx.Err() == nil {
-		msgs, err := l.fetch(cons)
-		if len(msgs) > 0 {
-			// The batch is finished even when ctx ends meanwhile: its
-			// messages are ours until acked, and a half-done batch would
-			// only wait AckWait to be redelivered.
-			bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.cfg.AckWait)
-			l.handle(bctx, msgs)
-			cancel()
+	msgs := make(chan jetstream.Msg, l.cfg.BatchSize)
+	errs := make(chan error, 1)
+	stopped := make(chan struct{})
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		select {
+		case msgs <- m:
+		case <-stopped: // not handed over: redelivered after AckWait
 		}
-		if err != nil {
-			return err
+	},
+		jetstream.PullMaxMessages(l.cfg.BatchSize),
+		jetstream.PullExpiry(max(l.cfg.IdleWait, time.Second)),
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			select {
+			case errs <- err:
+			default:
+			}
+		}))
+	if err != nil {
+		return fmt.Errorf("nats: consume %s: %w", l.cfg.Durable, err)
+	}
+	defer close(stopped)
+	batch := make([]jetstream.Msg, 0, l.cfg.BatchSize)
+	for {
+		select {
+		case m := <-msgs:
+			l.handleBatch(ctx, gather(append(batch[:0], m), msgs, l.cfg.BatchSize))
+		case err := <-errs:
+			if l.gone(ctx, cons, err) {
+				cc.Stop()
+				return err
+			}
+		case <-cc.Closed(): // the library gave up: the consumer was deleted
+			return errors.New("nats: consume: subscription closed")
+		case <-ctx.Done():
+			// What the client already holds is ours: finish it, rather than
+			// leave it to be redelivered after AckWait.
+			cc.Drain()
+			for {
+				select {
+				case m := <-msgs:
+					l.handleBatch(ctx, gather(append(batch[:0], m), msgs, l.cfg.BatchSize))
+				case <-cc.Closed():
+					for len(msgs) > 0 {
+						l.handleBatch(ctx, gather(batch[:0], msgs, l.cfg.BatchSize))
+					}
+					return nil
+				}
+			}
 		}
 	}
-	return nil
 }
 
-// fetch waits up to IdleWait for a first message, then takes whatever else
-// is already available up to BatchSize: a burst becomes one batch, and a
-// lone event is not held back waiting for company. A pull is never cut
-// short (a cancelled pull would strand messages the server already sent),
-// so shutdown waits at most IdleWait.
-func (l *Loop) fetch(cons jetstream.Consumer) ([]jetstream.Msg, error) {
-	first, err := cons.Fetch(1, jetstream.FetchMaxWait(l.cfg.IdleWait))
-	if err != nil {
-		return nil, fmt.Errorf("nats: fetch: %w", err)
-	}
-	msgs, err := collect(first, nil)
-	if err != nil || len(msgs) == 0 || l.cfg.BatchSize == 1 {
-		return msgs, err
-	}
-	rest, err := cons.FetchNoWait(l.cfg.BatchSize - 1)
-	if err != nil {
-		return msgs, fmt.Errorf("nats: fetch: %w", err)
-	}
-	return collect(rest, msgs)
+// handleBatch hands a batch over. The batch is finished even when ctx ends
+// meanwhile: its messages are ours until acked, and a half-done batch would
+// only wait AckWait to be redelivered.
+func (l *Loop) handleBatch(ctx context.Context, batch []jetstream.Msg) {
+	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.cfg.AckWait)
+	defer cancel()
+	l.handle(bctx, batch)
 }
 
-func collect(b jetstream.MessageBatch, msgs []jetstream.Msg) ([]jetstream.Msg, error) {
-	for m := range b.Messages() {
-		msgs = append(msgs, m)
+// gather adds what msgs already holds to batch, up to n messages.
+func gather(batch []jetstream.Msg, msgs <-chan jetstream.Msg, n int) []jetstream.Msg {
+	for len(batch) < n {
+		select {
+		case m := <-msgs:
+			batch = append(batch, m)
+		default:
+			return batch
+		}
 	}
-	if err := b.Error(); err != nil {
-		return msgs, fmt.Errorf("nats: fetch: %w", err)
+	return batch
+}
+
+// gone reports whether err means the consumer (or its stream) no longer
+// exists, so that the loop must attach again. Missed heartbeats while NATS
+// is away are not that: the subscription resumes by itself on reconnect.
+func (l *Loop) gone(ctx context.Context, cons jetstream.Consumer, err error) bool {
+	if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return true
 	}
-	return msgs, nil
+	ictx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	_, ierr := cons.Info(ictx)
+	return errors.Is(ierr, jetstream.ErrConsumerNotFound) || errors.Is(ierr, jetstream.ErrStreamNotFound)
 }
 
 // flush makes sure the acks sent so far have reached the server.
