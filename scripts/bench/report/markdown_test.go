@@ -144,6 +144,17 @@ func TestPlots(t *testing.T) {
 		}
 	}
 
+	t.Run("OKOnePointEach", func(t *testing.T) {
+		r := passingResults(t)
+		r.Settings.Clients, r.Settings.Rates = []int{1}, []float64{50}
+		r.Commands, r.Reads, r.RawReads, r.Steps = r.Commands[:1], r.Reads[:1], r.RawReads[:1], r.Steps[:1]
+		r.PGBench = r.PGBench[:1]
+		r.Settings.LagRate = 100
+		drawn, err := Plots(r, t.TempDir())
+		if err != nil || len(drawn) != 5 {
+			t.Fatalf("Plots of one point each drew %v, %v", drawn, err)
+		}
+	})
 	t.Run("OKWithoutData", func(t *testing.T) {
 		drawn, err := Plots(Results{Settings: Settings{Clients: []int{1, 4}}}, t.TempDir())
 		if err != nil || len(drawn) != 0 {

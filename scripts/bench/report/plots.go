@@ -43,10 +43,17 @@ type Series struct {
 // drew: a plot without data is left out.
 func Plots(r Results, dir string) ([]string, error) {
 	var drawn []string
-	draw := func(name string, p *plot.Plot, series []Series) error {
+	draw := func(name string, p *plot.Plot, series []Series) (err error) {
 		if len(series) == 0 {
 			return nil
 		}
+		// gonum/plot panics on data it cannot draw; a plot is not worth the
+		// report.
+		defer func() {
+			if v := recover(); v != nil {
+				err = fmt.Errorf("report: plot %s: %v", name, v)
+			}
+		}()
 		if err := addSeries(p, series, name != PlotLagCDF); err != nil {
 			return fmt.Errorf("report: plot %s: %w", name, err)
 		}
@@ -137,7 +144,27 @@ func addSeries(p *plot.Plot, series []Series, fit bool) error {
 	if fit {
 		fitRange(p, in, sparse)
 	}
+	for _, ax := range []*plot.Axis{&p.X, &p.Y} {
+		widenLog(ax)
+	}
 	return nil
+}
+
+// widenLog gives a log axis a positive range that is not a single point
+// (one client count, one rate), which gonum/plot cannot draw.
+func widenLog(ax *plot.Axis) {
+	if _, log := ax.Scale.(plot.LogScale); !log {
+		return
+	}
+	if ax.Max <= 0 || math.IsInf(ax.Max, 0) {
+		ax.Max = 1
+	}
+	if ax.Min <= 0 || math.IsInf(ax.Min, 0) {
+		ax.Min = ax.Max / 10
+	}
+	if ax.Max <= ax.Min*1.01 {
+		ax.Min, ax.Max = ax.Min/2, ax.Max*2
+	}
 }
 
 // fitRange sets the y range to the series that are not apart, with room

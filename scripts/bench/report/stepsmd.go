@@ -134,7 +134,7 @@ func beforeAfterSection(b *strings.Builder, r Results, before *Results) {
 		fmt.Fprintf(b, "No results of the code before the speed work were found (bench/before.json), so nothing to compare with.\n")
 		return
 	}
-	fmt.Fprintf(b, "*Before* is %s, kept in `bench/before.json`; *now* is this run.\n\n", beforeLabel(before))
+	fmt.Fprintf(b, "*Before* is %s, kept in `bench/before.json` (`scripts/bench/before.sh` measures it again); *now* is this run. CPU per command depends on how much batches at the load the system gets, and a busy machine gets less through: compare runs made on the same machine, equally quiet (see *other work* of each).\n\n", beforeLabel(before))
 	nowU, okNow := CPUPerCommandRun(r)
 	befU, okBef := CPUPerCommandRun(*before)
 	nowS, okNowS := UsageOf(r.Usage, WindowStep, 0, r.Settings.LagRate)
