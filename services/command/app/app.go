@@ -112,6 +112,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err erro
 
 	a.repo = postgres.New(a.pool,
 		postgres.WithSnapshotEvery(cfg.SnapshotEvery),
+		postgres.WithStateCache(cfg.StateCacheSize),
 		postgres.WithConflictRetries(cfg.ConflictRetries),
 		postgres.WithIdempotencyTTL(cfg.IdempotencyTTL),
 		postgres.WithGroupCommit(cfg.CommitWorkers, cfg.CommitGroupMax))

@@ -79,8 +79,8 @@ func TestConfigFromEnv(t *testing.T) {
 		if cfg.HTTPAddr != ":8080" || cfg.NATSURL != "nats://127.0.0.1:4222" ||
 			cfg.DatabaseURL != "postgres://postgres@127.0.0.1:5432/cart?sslmode=disable" ||
 			cfg.Relay.Stream != "CART_EVENTS" || cfg.Relay.SubjectPrefix != "cart.events" || cfg.Relay.Replicas != 1 ||
-			cfg.Relay.DuplicateWindow != 5*time.Minute || cfg.Relay.BatchSize != 500 || cfg.Relay.PollInterval != time.Second ||
-			!cfg.RelayEnabled || cfg.SnapshotEvery != 20 || cfg.ConflictRetries != 5 || !cfg.Migrate ||
+			cfg.Relay.DuplicateWindow != 5*time.Minute || cfg.Relay.BatchSize != 1000 || cfg.Relay.MaxInFlight != 1000 || cfg.Relay.PollInterval != time.Second ||
+			!cfg.RelayEnabled || cfg.SnapshotEvery != 20 || cfg.StateCacheSize != 4096 || cfg.ConflictRetries != 5 || !cfg.Migrate ||
 			cfg.Auth.Disabled || cfg.IdempotencyTTL != 24*time.Hour {
 			t.Fatalf("defaults = %+v", cfg)
 		}

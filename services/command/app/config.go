@@ -56,6 +56,11 @@ type Config struct {
 	// SnapshotEvery stores a cart snapshot each time its version crosses a
 	// multiple of it (SNAPSHOT_EVERY, default 20).
 	SnapshotEvery int
+	// StateCacheSize is how many carts' states this instance keeps to decide
+	// commands without reading the cart back (STATE_CACHE_SIZE, default
+	// 4096; 0 turns the cache off). The compare-and-set at commit makes a
+	// stale entry cost a reload, never a wrong write.
+	StateCacheSize int
 	// ConflictRetries is how often a command that lost a race with another
 	// writer is retried before the client gets 409 (CONFLICT_RETRIES,
 	// default 5).
@@ -101,6 +106,7 @@ func ConfigFromEnv(lookup func(string) (string, bool)) (Config, error) {
 		},
 		RelayEnabled:    r.Bool("RELAY_ENABLED", true),
 		SnapshotEvery:   r.Int("SNAPSHOT_EVERY", postgres.DefaultSnapshotEvery),
+		StateCacheSize:  r.Int("STATE_CACHE_SIZE", postgres.DefaultStateCacheSize),
 		ConflictRetries: r.Int("CONFLICT_RETRIES", postgres.DefaultConflictRetries),
 		IdempotencyTTL:  r.Duration("IDEMPOTENCY_TTL", idempotency.DefaultTTL),
 		CommitWorkers:   r.Int("COMMIT_WORKERS", postgres.DefaultCommitWorkers),
@@ -128,6 +134,7 @@ func (cfg Config) validate() error {
 	check(cfg.NATSURL != "", "NATS URL is required")
 	check(cfg.DatabaseMaxConns >= 2, "DATABASE_MAX_CONNS=%d: want at least 2", cfg.DatabaseMaxConns)
 	check(cfg.SnapshotEvery >= 1, "SNAPSHOT_EVERY=%d: want at least 1", cfg.SnapshotEvery)
+	check(cfg.StateCacheSize >= 0, "STATE_CACHE_SIZE=%d: want 0 or more", cfg.StateCacheSize)
 	check(cfg.ConflictRetries >= 0, "CONFLICT_RETRIES=%d: want 0 or more", cfg.ConflictRetries)
 	check(cfg.CommitWorkers >= 0 && cfg.CommitWorkers < cfg.DatabaseMaxConns,
 		"COMMIT_WORKERS=%d: want 1 to DATABASE_MAX_CONNS-1 (%d): loads need connections too", cfg.CommitWorkers, cfg.DatabaseMaxConns-1)

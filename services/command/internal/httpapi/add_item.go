@@ -12,21 +12,26 @@ type addItemRequest struct {
 }
 
 // addItem handles POST /v1/carts/:cartId/add-item {"productId", "quantity"}.
-// The catalog is read before the cart: the event keeps the name and price
-// the customer saw, and an unknown product (nil) is the domain's to refuse.
+// The product is looked up each time the command is decided: the event keeps
+// the name and price the customer saw, an unknown product (nil) is the
+// domain's to refuse, and a decision made again after the catalog changed
+// meets the changed product.
 func (h *Handler) addItem(c echo.Context) error {
 	var req addItemRequest
 	if err := decode(c, &req, false); err != nil {
 		return err
 	}
-	// Only an id the domain accepts is looked up; Decide refuses the others.
-	var product *cart.Product
-	if cart.ValidProductID(req.ProductID) {
-		p, err := h.carts.Product(c.Request().Context(), req.ProductID)
-		if err != nil {
-			return err
+	ctx := c.Request().Context()
+	return h.updateWith(c, req, func() (cart.Command, error) {
+		cmd := cart.AddItem{ProductID: req.ProductID, Quantity: req.Quantity}
+		// Only an id the domain accepts is looked up; Decide refuses the others.
+		if cart.ValidProductID(req.ProductID) {
+			p, err := h.carts.Product(ctx, req.ProductID)
+			if err != nil {
+				return nil, err
+			}
+			cmd.Product = p
 		}
-		product = p
-	}
-	return h.update(c, req, cart.AddItem{ProductID: req.ProductID, Quantity: req.Quantity, Product: product})
+		return cmd, nil
+	})
 }

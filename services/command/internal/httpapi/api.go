@@ -81,6 +81,12 @@ func etag(version int) string { return `"` + strconv.Itoa(version) + `"` }
 // honouring If-Match and Idempotency-Key, and answers 200 with the new
 // version.
 func (h *Handler) update(c echo.Context, body any, cmd cart.Command) error {
+	return h.updateWith(c, body, func() (cart.Command, error) { return cmd, nil })
+}
+
+// updateWith is update for a command that reads something (the catalog) to
+// be made: command runs each time the command is decided.
+func (h *Handler) updateWith(c echo.Context, body any, command func() (cart.Command, error)) error {
 	by, md, err := caller(c)
 	if err != nil {
 		return err
@@ -95,6 +101,10 @@ func (h *Handler) update(c echo.Context, body any, cmd cart.Command) error {
 	}
 	cartID := c.Param("cartId")
 	decide := func(s cart.State) ([]cart.Event, error) {
+		cmd, err := command()
+		if err != nil {
+			return nil, err
+		}
 		// Ownership first: If-Match must not tell a stranger the version.
 		evs, err := cart.Decide(s, by, cmd)
 		if err != nil {

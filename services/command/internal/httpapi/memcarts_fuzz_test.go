@@ -226,7 +226,10 @@ func (m *memCarts) updateLocked(cartID string, md envelope.Metadata, decide func
 	if !ok {
 		return cart.State{}, cart.ErrNotFound
 	}
+	// decide may look products up, as the handlers' decisions do.
+	m.mu.Unlock()
 	evs, err := decide(s)
+	m.mu.Lock()
 	if err != nil {
 		return cart.State{}, err
 	}

@@ -37,13 +37,15 @@ func (r *Repository) open(ctx context.Context, req *idempotency.Request, by cart
 	if err != nil {
 		return idempotency.Response{}, false, err
 	}
+	checkKey := false
 	for attempt, keyRaces := 0, 0; ; {
-		resp, created, err := r.openOnce(ctx, req, by, md, evs)
+		resp, created, err := r.openOnce(ctx, req, by, md, evs, checkKey)
 		switch {
 		case err == nil:
 			return resp, created, nil
 		case errors.Is(err, errKeyTaken) && keyRaces < maxKeyRaces:
-			keyRaces++ // the next read of the key answers
+			keyRaces++ // the key's stored response answers
+			checkKey = true
 			continue
 		case !errors.Is(err, errOpenExists):
 			return idempotency.Response{}, false, err
@@ -58,16 +60,19 @@ func (r *Repository) open(ctx context.Context, req *idempotency.Request, by cart
 }
 
 // openOnce is one attempt of open: find the customer's open cart, or insert
-// a new one with the Opened events evs.
+// a new one with the Opened events evs. checkKey makes it answer from the
+// idempotency key's stored response when there is one (see
+// UpdateIdempotent).
 func (r *Repository) openOnce(ctx context.Context, req *idempotency.Request, by cart.Actor, md envelope.Metadata,
-	evs []cart.Event) (_ idempotency.Response, created bool, _ error) {
+	evs []cart.Event, checkKey bool) (_ idempotency.Response, created bool, _ error) {
+	if checkKey {
+		if resp, ok, err := r.replay(ctx, req); err != nil || ok {
+			return resp, false, err
+		}
+	}
 	id, v, found, err := r.findOpen(ctx, by.ID)
 	if err != nil {
 		return idempotency.Response{}, false, err
-	}
-	// After the lookup, for the reason given in update.
-	if resp, ok, err := r.replay(ctx, req); err != nil || ok {
-		return resp, false, err
 	}
 	if !found {
 		u, err := uuid.NewV7()
@@ -83,7 +88,10 @@ func (r *Repository) openOnce(ctx context.Context, req *idempotency.Request, by 
 	if found {
 		err = r.storeKey(ctx, key)
 	} else {
-		_, err = r.write(ctx, headInsert, cart.State{CartID: id}, by.ID, evs, md, key)
+		var s cart.State
+		if s, err = r.write(ctx, headInsert, cart.State{CartID: id}, by.ID, evs, md, key); err == nil {
+			r.states.put(s)
+		}
 	}
 	if err != nil {
 		return idempotency.Response{}, false, err

@@ -8,15 +8,10 @@
 package postgres
 
 import (
-	"context"
-	"errors"
-	"fmt"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/cart-cqrs/cart/pkg/cart"
 	"github.com/cart-cqrs/cart/services/command/internal/idempotency"
 )
 
@@ -38,6 +33,8 @@ type Repository struct {
 	maxRetries    int
 	keyTTL        time.Duration
 	clock         func() time.Time
+	states        *states
+	catalog       *catalog
 }
 
 // Option configures a Repository.
@@ -88,6 +85,17 @@ func WithGroupCommit(workers, maxGroup int) Option {
 	}
 }
 
+// WithStateCache sets how many carts' states the repository keeps to decide
+// commands without reading the cart back (n < 0 keeps the default; 0 turns
+// the cache off).
+func WithStateCache(n int) Option {
+	return func(r *Repository) {
+		if n >= 0 {
+			r.states = newStates(n)
+		}
+	}
+}
+
 // WithClock sets the clock that stamps events (occurred_at) and rows, and
 // that idempotency keys expire by.
 func WithClock(now func() time.Time) Option {
@@ -108,6 +116,8 @@ func New(pool *pgxpool.Pool, opts ...Option) *Repository {
 		clock:         time.Now,
 		commitWorkers: DefaultCommitWorkers,
 		maxGroup:      DefaultMaxGroup,
+		states:        newStates(DefaultStateCacheSize),
+		catalog:       newCatalog(),
 	}
 	for _, o := range opts {
 		o(r)
@@ -128,20 +138,4 @@ func (r *Repository) Close() {
 // memory equals the same state loaded back from the rows.
 func (r *Repository) now() time.Time {
 	return r.clock().UTC().Truncate(time.Microsecond)
-}
-
-// Product returns a catalog entry, or nil (and no error) when the catalog
-// does not know id.
-func (r *Repository) Product(ctx context.Context, id string) (*cart.Product, error) {
-	p := cart.Product{ID: id}
-	err := r.pool.QueryRow(ctx,
-		`SELECT name, unit_price, currency, available FROM products WHERE product_id = $1`, id,
-	).Scan(&p.Name, &p.UnitPrice, &p.Currency, &p.Available)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("postgres: product %q: %w", id, err)
-	}
-	return &p, nil
 }

@@ -40,6 +40,11 @@ func (r *Repository) Update(ctx context.Context, cartID string, by cart.Actor, m
 // it is not the same request, a 422 problem "idempotency-key-reused". A
 // refused command stores nothing: its retry is decided again. An expired key
 // is no key.
+//
+// The key is not read before the command: storing it is part of the
+// command's transaction, and a key stored already fails that transaction
+// (nothing of it is written), after which the stored response is read and
+// answers. So the first request pays no extra round trip, and a retry one.
 func (r *Repository) UpdateIdempotent(ctx context.Context, req idempotency.Request, cartID string, by cart.Actor,
 	md envelope.Metadata, decide func(cart.State) ([]cart.Event, error)) (idempotency.Response, error) {
 	return r.update(ctx, &req, cartID, by, md, decide)
@@ -47,16 +52,27 @@ func (r *Repository) UpdateIdempotent(ctx context.Context, req idempotency.Reque
 
 func (r *Repository) update(ctx context.Context, req *idempotency.Request, cartID string, by cart.Actor, md envelope.Metadata,
 	decide func(cart.State) ([]cart.Event, error)) (idempotency.Response, error) {
+	id, ok := canonicalID(cartID)
+	if !ok {
+		return idempotency.Response{}, cart.ErrNotFound
+	}
+	checkKey, refreshed := false, false
 	for attempt, keyRaces := 0, 0; ; {
-		resp, err := r.updateOnce(ctx, req, cartID, by, md, decide)
+		resp, cached, err := r.updateOnce(ctx, req, id, by, md, decide, checkKey)
 		switch {
 		case err == nil:
 			return resp, nil
 		case errors.Is(err, errKeyTaken) && keyRaces < maxKeyRaces:
-			keyRaces++ // the next read of the key answers
+			keyRaces++ // the key's stored response answers
+			checkKey = true
 			continue
 		case !errors.Is(err, errConflict):
 			return idempotency.Response{}, err
+		case (cached || errors.Is(err, errCatalogChanged)) && !refreshed:
+			// Decided on a cached state or product that was out of date,
+			// not a race: again at once, on fresh data.
+			refreshed = true
+			continue
 		}
 		if attempt >= r.maxRetries {
 			return idempotency.Response{}, errConcurrentModification()
@@ -68,44 +84,77 @@ func (r *Repository) update(ctx context.Context, req *idempotency.Request, cartI
 	}
 }
 
-// updateOnce is one attempt of update: load, decide, append.
-func (r *Repository) updateOnce(ctx context.Context, req *idempotency.Request, cartID string, by cart.Actor, md envelope.Metadata,
-	decide func(cart.State) ([]cart.Event, error)) (idempotency.Response, error) {
-	s, err := r.Load(ctx, cartID)
+// updateOnce is one attempt of update: load (or take the cached state),
+// decide, append. cached reports whether the decision was made on a cached
+// state. checkKey makes it answer from the idempotency key's stored response
+// when there is one.
+//
+// Only an append is checked at commit, by the compare-and-set on the cart's
+// version; a refusal or a no-op decided on a cached state is not, so either
+// is decided again on a fresh load before it is answered.
+func (r *Repository) updateOnce(ctx context.Context, req *idempotency.Request, id string, by cart.Actor, md envelope.Metadata,
+	decide func(cart.State) ([]cart.Event, error), checkKey bool) (_ idempotency.Response, cached bool, _ error) {
+	s, cached := r.states.get(id)
+	var (
+		evs []cart.Event
+		err error
+	)
+	for {
+		if !cached {
+			if s, err = r.Load(ctx, id); err != nil {
+				return idempotency.Response{}, false, err
+			}
+			r.states.put(s)
+		}
+		// Before anything else can answer — the key replay included — a cart
+		// the caller may not see is not found, exactly like one that does not
+		// exist. A cart never changes owner, so a cached state tells.
+		if !s.VisibleTo(by) {
+			return idempotency.Response{}, cached, cart.ErrNotFound
+		}
+		if checkKey {
+			if resp, found, err := r.replay(ctx, req); err != nil || found {
+				return resp, cached, err
+			}
+		}
+		evs, err = decide(s)
+		if !cached || (err == nil && len(evs) > 0) {
+			break
+		}
+		cached = false
+	}
 	if err != nil {
-		return idempotency.Response{}, err
-	}
-	// Before anything else can answer — the key replay included — a cart the
-	// caller may not see is not found, exactly like one that does not exist.
-	if !s.VisibleTo(by) {
-		return idempotency.Response{}, cart.ErrNotFound
-	}
-	// The key is read after the load, not before: if a concurrent request
-	// with the same key committed before the load saw its events, this read
-	// sees its key. Read before, a commit in between would leave us deciding
-	// on the changed cart — and refusing, say, the checkout the other request
-	// just did — instead of replaying its response.
-	if resp, found, err := r.replay(ctx, req); err != nil || found {
-		return resp, err
-	}
-	evs, err := decide(s)
-	if err != nil {
-		return idempotency.Response{}, err
+		// A retry of a command that went through meets the cart it left
+		// behind, which may refuse it (a second checkout): the first
+		// response answers instead.
+		if req != nil && !checkKey {
+			if resp, found, rerr := r.replay(ctx, req); rerr != nil || found {
+				return resp, cached, rerr
+			}
+		}
+		return idempotency.Response{}, cached, err
 	}
 	version := s.Version + len(evs)
 	key, err := keyFor(req, s.CartID, version, false)
 	if err != nil {
-		return idempotency.Response{}, err
+		return idempotency.Response{}, cached, err
 	}
+	next := s
 	if len(evs) == 0 {
 		err = r.storeKey(ctx, key)
 	} else {
-		_, err = r.write(ctx, headUpdate, s, s.CustomerID, evs, md, key)
+		next, err = r.write(ctx, headUpdate, s, s.CustomerID, evs, md, key)
 	}
 	if err != nil {
-		return idempotency.Response{}, err
+		// Lost a race, or the outcome is unknown: the next command loads.
+		r.states.drop(id)
+		if errors.Is(err, errCatalogChanged) {
+			r.catalog.drop(addedProducts(evs)...)
+		}
+		return idempotency.Response{}, cached, err
 	}
-	return key.response(s.CartID, version), nil
+	r.states.put(next)
+	return key.response(s.CartID, version), cached, nil
 }
 
 // CodeConcurrentModification is the problem code of a command that lost the

@@ -23,6 +23,7 @@ const (
 	sqlstateUniqueViolation      = "23505"
 	sqlstateDeadlockDetected     = "40P01"
 	sqlstateNotAppended          = "CQ409" // cart_require_appended
+	sqlstateProductChanged       = "CQ412" // cart_require_product
 	constraintStreamVersion      = "events_stream_version_key"
 	constraintOneOpenPerCustomer = "carts_one_open_per_customer"
 	constraintIdempotencyKey     = "idempotency_keys_pkey"
@@ -37,6 +38,10 @@ var (
 	// stored it first (and committed: PostgreSQL reports the violation only
 	// then).
 	errKeyTaken = errors.New("postgres: idempotency key stored by a concurrent request")
+	// errCatalogChanged: a product the command added is no longer in the
+	// catalog as the command saw it (always with errConflict: the command
+	// is decided again).
+	errCatalogChanged = errors.New("postgres: product changed in the catalog")
 )
 
 // The head statements move the cart's registry row; each returns cart_id
@@ -67,6 +72,10 @@ const (
 	INSERT INTO outbox (position) SELECT position FROM ins RETURNING position
 )
 SELECT cart_require_appended(@decided, (SELECT count(*) FROM queued))`
+
+	// The product an item-added event keeps must still be in the catalog,
+	// available, as the event has it (see migration 00009).
+	requireProduct = `SELECT cart_require_product($1, $2, $3, $4)`
 
 	// A snapshot never replaces a newer one.
 	upsertSnapshot = `INSERT INTO snapshots (stream_id, version, schema_version, state, taken_at)
@@ -136,6 +145,11 @@ func (r *Repository) prepare(head string, s cart.State, customerID string, evs [
 	// The key goes first: a concurrent request with the same key waits on
 	// it before touching the cart, and fails once this one commits.
 	r.queueKey(b, key, now)
+	for _, ev := range evs {
+		if a, ok := ev.(cart.ItemAdded); ok {
+			b.Queue(requireProduct, a.ProductID, a.Name, a.UnitPrice, a.Currency)
+		}
+	}
 	b.Queue(head+appendTail, pgx.NamedArgs{
 		"cart": s.CartID, "customer": customerID, "status": string(next.Status),
 		"version": next.Version, "expected": s.Version, "at": now,
@@ -182,10 +196,24 @@ func classify(err error) error {
 			return fmt.Errorf("%w: %w", errKeyTaken, err)
 		}
 	}
+	if errors.As(err, &pe) && pe.Code == sqlstateProductChanged {
+		return fmt.Errorf("%w: %w: %w", errConflict, errCatalogChanged, err)
+	}
 	if errors.As(err, &pe) && (pe.Code == sqlstateNotAppended || pe.Code == sqlstateDeadlockDetected) {
 		// Another writer moved the cart on, or the transaction was chosen
 		// as a deadlock's victim: the command is decided again.
 		return fmt.Errorf("%w: %w", errConflict, err)
 	}
 	return err
+}
+
+// addedProducts are the products of evs' item-added events.
+func addedProducts(evs []cart.Event) []string {
+	var ids []string
+	for _, ev := range evs {
+		if a, ok := ev.(cart.ItemAdded); ok {
+			ids = append(ids, a.ProductID)
+		}
+	}
+	return ids
 }
