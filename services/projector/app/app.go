@@ -44,6 +44,7 @@ type App struct {
 	builder   *analytics.Builder
 	verifier  *auth.Verifier
 	server    *httpserver.Server
+	debug     *httpserver.Server // nil unless DEBUG_ADDR is set
 	routes    []*echo.Route
 }
 
@@ -148,6 +149,9 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err erro
 	if a.server, err = httpserver.Listen(cfg.HTTPAddr, e, logger); err != nil {
 		return nil, fmt.Errorf("app: %w", err)
 	}
+	if a.debug, err = httpserver.ListenDebug(cfg.DebugAddr, logger); err != nil {
+		return nil, errors.Join(fmt.Errorf("app: %w", err), a.server.Close())
+	}
 	return a, nil
 }
 
@@ -161,15 +165,19 @@ func (a *App) Addr() string { return a.server.Addr() }
 // Run projects and serves until ctx ends, then finishes the batch in hand
 // and the in-flight requests. It returns the errors that stopped it.
 func (a *App) Run(ctx context.Context) error {
-	err := service.RunAll(ctx,
-		service.Part{Name: "projector", Run: a.proj.Run},
-		service.Part{Name: "parked events gauge", Run: a.proj.RunParkedGauge},
-		service.Part{Name: "rebuilds", Run: a.rebuilds.Run},
-		service.Part{Name: "analytics", Run: a.analytics.Run},
-		service.Part{Name: "analytics builds", Run: a.builder.Run},
-		service.Part{Name: "http server", Run: a.server.Run},
-		service.Part{Name: "signing keys", Run: a.verifier.Run},
-	)
+	parts := []service.Part{
+		{Name: "projector", Run: a.proj.Run},
+		{Name: "parked events gauge", Run: a.proj.RunParkedGauge},
+		{Name: "rebuilds", Run: a.rebuilds.Run},
+		{Name: "analytics", Run: a.analytics.Run},
+		{Name: "analytics builds", Run: a.builder.Run},
+		{Name: "http server", Run: a.server.Run},
+		{Name: "signing keys", Run: a.verifier.Run},
+	}
+	if a.debug != nil {
+		parts = append(parts, service.Part{Name: "profiler", Run: a.debug.Run})
+	}
+	err := service.RunAll(ctx, parts...)
 	if err != nil {
 		return fmt.Errorf("projector: %w", err)
 	}
@@ -181,6 +189,9 @@ func (a *App) Close() error {
 	var errs []error
 	if a.server != nil {
 		errs = append(errs, a.server.Close())
+	}
+	if a.debug != nil {
+		errs = append(errs, a.debug.Close())
 	}
 	if a.nc != nil {
 		if !a.nc.IsClosed() {

@@ -14,6 +14,9 @@ type Config struct {
 	// HTTPAddr serves /healthz, /readyz, /metrics and /admin
 	// (PROJECTOR_ADDR, ":8082").
 	HTTPAddr string
+	// DebugAddr, when set, serves the Go profiler (/debug/pprof/) on a port
+	// of its own, never the admin API's (DEBUG_ADDR, default off).
+	DebugAddr string
 	// DatabaseURL is the event store, read to repair gaps and to rebuild;
 	// the projector needs SELECT on events and applies no migrations
 	// (DATABASE_URL).
@@ -83,6 +86,7 @@ func readConfig(lookup func(string) (string, bool)) (Config, error) {
 	r := envconf.New(lookup)
 	cfg := Config{
 		HTTPAddr:      r.String("PROJECTOR_ADDR", ":8082"),
+		DebugAddr:     r.String("DEBUG_ADDR", ""),
 		DatabaseURL:   r.String("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/cart?sslmode=disable"),
 		NATSURL:       r.String("NATS_URL", "nats://127.0.0.1:4222"),
 		Stream:        r.String("NATS_STREAM", "CART_EVENTS"),
