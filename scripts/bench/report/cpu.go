@@ -129,6 +129,7 @@ func cpuSection(b *strings.Builder, r Results, before *Results) {
 	if before != nil {
 		fmt.Fprintf(b, "\n*Before* is %s (see [Before and after](#before-and-after)).\n", beforeLabel(before))
 	}
+	fmt.Fprintf(b, "\nThe command service is profiled during these runs (Go's CPU profiler samples at 100 Hz, about 1%% of its CPU).\n")
 	var notes strings.Builder
 	whyNot(&notes, windows...)
 	if notes.Len() > 0 {
@@ -202,11 +203,7 @@ func beforeLabel(before *Results) string {
 	if during, _, ok := OutsideLoad(*before); ok {
 		s += fmt.Sprintf(", %.2f CPUs of other work on the machine while measuring", during)
 	}
-	s += ")"
-	if before.Settings.Note != "" {
-		s += ". " + strings.TrimSuffix(before.Settings.Note, ".")
-	}
-	return s
+	return s + ")"
 }
 
 func postgresSection(b *strings.Builder, r Results, before *Results) {

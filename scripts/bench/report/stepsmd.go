@@ -135,12 +135,16 @@ func beforeAfterSection(b *strings.Builder, r Results, before *Results) {
 		return
 	}
 	fmt.Fprintf(b, "*Before* is %s, kept in `bench/before.json` (`scripts/bench/before.sh` measures it again); *now* is this run. CPU per command depends on how much batches at the load the system gets, and a busy machine gets less through: compare runs made on the same machine, equally quiet (see *other work* of each).\n\n", beforeLabel(before))
+	if before.Settings.Note != "" {
+		fmt.Fprintf(b, "Of the before run: %s\n\n", before.Settings.Note)
+	}
 	nowU, okNow := CPUPerCommandRun(r)
 	befU, okBef := CPUPerCommandRun(*before)
 	nowS, okNowS := UsageOf(r.Usage, WindowStep, 0, r.Settings.LagRate)
 	befS, okBefS := UsageOf(before.Usage, WindowStep, 0, before.Settings.LagRate)
-	fmt.Fprintf(b, "| µs per command | before, %d clients | now, %d clients | change | before, %s/s | now, %s/s | change |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n",
-		befU.Clients, nowU.Clients, rateText(before.Settings.LagRate), rateText(r.Settings.LagRate))
+	fmt.Fprintf(b, "| µs per command | before, %d clients | now, %d clients | change | before, %s/s%s | now, %s/s%s | change |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+		befU.Clients, nowU.Clients, rateText(before.Settings.LagRate), overloadedMark(*before, before.Settings.LagRate),
+		rateText(r.Settings.LagRate), overloadedMark(r, r.Settings.LagRate))
 	cell := func(u Usage, ok bool, secs float64) (float64, string) {
 		if !ok || u.Units == 0 {
 			return 0, "–"
@@ -183,6 +187,15 @@ func beforeAfterSection(b *strings.Builder, r Results, before *Results) {
 		return "–"
 	}
 	fmt.Fprintf(b, "| commands/s, best closed loop | %s | %s |\n", best(*before), best(r))
+}
+
+// overloadedMark marks a step that fell behind its schedule: its window
+// holds less work than its commands, so its CPU per command reads low.
+func overloadedMark(r Results, rate float64) string {
+	if s, ok := StepAt(r.Steps, rate); ok && JudgeStep(s).Overloaded {
+		return " (overloaded: reads low)"
+	}
+	return ""
 }
 
 func lagText(r Results, rate float64) string {
