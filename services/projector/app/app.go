@@ -77,8 +77,13 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err erro
 		return nil, fmt.Errorf("app: redis url: %w", err)
 	}
 	a.rdb = goredis.NewClient(ropts)
-	if err := telemetry.InstrumentRedis(a.rdb); err != nil {
-		return nil, fmt.Errorf("app: %w", err)
+	// Redis spans only when a tracer provider is installed (service.Main
+	// installs it before New): otherwise the hook formats every pipeline
+	// for spans that record nothing.
+	if telemetry.Active() {
+		if err := telemetry.InstrumentRedis(a.rdb); err != nil {
+			return nil, fmt.Errorf("app: %w", err)
+		}
 	}
 	a.nc, err = nats.Connect(cfg.NATSURL,
 		nats.Name("cart-projector"),
