@@ -78,7 +78,10 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) {
 			return nil, errors.Join(fmt.Errorf("query: %w", err), rdb.Close())
 		}
 	}
-	store := redisstore.New(rdb, cfg.RedisPrefix, logger)
+	store, err := redisstore.New(rdb, cfg.RedisPrefix, logger)
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("query: %w", err), rdb.Close())
+	}
 	updates := redisstore.NewUpdates(rdb, store, logger)
 
 	reg := prometheus.NewRegistry()

@@ -46,7 +46,7 @@ func newAnalyticsAPI(t *testing.T) *analyticsAPI {
 	}
 	logger := slog.New(slog.DiscardHandler)
 	e := httpserver.NewEcho(logger, prometheus.NewRegistry(), "query-test")
-	httpapi.Register(e, v, redisstore.New(r.Client, r.Prefix, logger), httpapi.Options{Analytics: redisstore.NewAnalytics(r.Client, r.Prefix)})
+	httpapi.Register(e, v, mustStore(t, r.Client, r.Prefix), httpapi.Options{Analytics: redisstore.NewAnalytics(r.Client, r.Prefix)})
 	srv := httptest.NewServer(e)
 	t.Cleanup(srv.Close)
 	u, err := url.Parse(srv.URL)

@@ -19,7 +19,6 @@ import (
 	"github.com/cart-cqrs/cart/pkg/readmodel"
 	"github.com/cart-cqrs/cart/pkg/redistest"
 	"github.com/cart-cqrs/cart/services/query/internal/httpapi"
-	"github.com/cart-cqrs/cart/services/query/internal/redisstore"
 )
 
 // benchCarts is how many carts (and customers) a read benchmark spreads its
@@ -41,7 +40,7 @@ func newReadBench(b *testing.B, owner bool) *readBench {
 	env := redistest.MustRedis(b)
 	ctx := context.Background()
 	logger := slog.New(slog.DiscardHandler)
-	store := redisstore.New(env.Client, env.Prefix, logger)
+	store := mustStore(b, env.Client, env.Prefix)
 	v, err := auth.NewVerifier(authCfg)
 	if err != nil {
 		b.Fatal(err)
@@ -138,12 +137,15 @@ func BenchmarkGetCart(b *testing.B) {
 			defer reportCPU(b)()
 			rb.run(b, b.Loop)
 		})
-		b.Run(c.name+"Parallel", func(b *testing.B) {
-			rb := newReadBench(b, c.owner)
-			b.ReportAllocs()
-			b.SetParallelism(8)
-			defer reportCPU(b)()
-			b.RunParallel(func(pb *testing.PB) { rb.run(b, pb.Next) })
-		})
+		for _, p := range []int{2, 8, 32} {
+			// p goroutines per core: GOMAXPROCS=2 makes 2p concurrent reads.
+			b.Run(c.name+"Parallel"+strconv.Itoa(p), func(b *testing.B) {
+				rb := newReadBench(b, c.owner)
+				b.ReportAllocs()
+				b.SetParallelism(p)
+				defer reportCPU(b)()
+				b.RunParallel(func(pb *testing.PB) { rb.run(b, pb.Next) })
+			})
+		}
 	}
 }

@@ -75,8 +75,18 @@ func newAPI(t *testing.T) *api {
 	t.Helper()
 	env := redistest.MustRedis(t)
 	logger := slog.New(slog.DiscardHandler)
-	store := redisstore.New(env.Client, env.Prefix, logger)
+	store := mustStore(t, env.Client, env.Prefix)
 	return &api{t: t, e: newEcho(t, store), redis: env, store: store, logger: logger}
+}
+
+// mustStore is a Store over c for keys under prefix.
+func mustStore(tb testing.TB, c *redis.Client, prefix string) *redisstore.Store {
+	tb.Helper()
+	s, err := redisstore.New(c, prefix, slog.New(slog.DiscardHandler))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return s
 }
 
 func newEcho(t *testing.T, carts httpapi.Carts) *echo.Echo {
@@ -232,7 +242,7 @@ func testGetCart(t *testing.T, a *api) {
 	})
 	t.Run("NotAUUID", func(t *testing.T) {
 		// No Redis behind this API: a lookup would be a 503.
-		e := newEcho(t, redisstore.New(deadRedis(t), "nowhere:", slog.New(slog.DiscardHandler)))
+		e := newEcho(t, mustStore(t, deadRedis(t), "nowhere:"))
 		for _, id := range []string{"123", "not-a-uuid", "{" + mine.CartID + "}", "urn:uuid:" + mine.CartID} {
 			wantProblem(t, get(t, e, "/v1/carts/"+id, "alice", ""), http.StatusNotFound, httpapi.CodeCartNotFound)
 		}
@@ -310,7 +320,7 @@ func deadRedis(t *testing.T) *redis.Client {
 }
 
 func TestRedisDown(t *testing.T) {
-	e := newEcho(t, redisstore.New(deadRedis(t), "down:", slog.New(slog.DiscardHandler)))
+	e := newEcho(t, mustStore(t, deadRedis(t), "down:"))
 	id := uuid.Must(uuid.NewV7()).String()
 	for _, path := range []string{"/v1/carts/" + id, "/v1/customers/me/cart"} {
 		t.Run(path, func(t *testing.T) {

@@ -23,20 +23,46 @@ import (
 // Store reads cart documents from one key prefix. It is safe for concurrent
 // use.
 type Store struct {
-	rdb    redis.Cmdable
+	rdb    *redis.Client
 	prefix string
 	logger *slog.Logger
 	// gen caches the generation readers use; 0 means not read yet. A
 	// rebuild switches generations rarely, so a reader may lag by one
 	// refresh interval.
 	gen atomic.Int64
+
+	// batched sends the reads of requests that overlap in time to Redis
+	// together, as pipelines (go-redis's autopipelining: one write and one
+	// read system call for a whole batch, where each read alone costs a
+	// pair — most of a read's CPU). reading counts the reads in flight: a
+	// read with none beside it skips the batcher, whose hand-off to its
+	// flusher goroutine would only add latency.
+	batched *redis.AutoPipeliner
+	reading atomic.Int32
 }
 
 // New returns a Store over rdb for keys under prefix. The generation is read
-// on first use and kept fresh by Run.
-func New(rdb redis.Cmdable, prefix string, logger *slog.Logger) *Store {
-	return &Store{rdb: rdb, prefix: prefix, logger: logger}
+// on first use and kept fresh by Run. Closing rdb releases what the Store
+// holds.
+func New(rdb *redis.Client, prefix string, logger *slog.Logger) (*Store, error) {
+	batched, err := rdb.AutoPipeline()
+	if err != nil {
+		return nil, fmt.Errorf("redis: autopipelining: %w", err)
+	}
+	return &Store{rdb: rdb, prefix: prefix, logger: logger, batched: batched}, nil
 }
+
+// startRead returns the client a request's read of a document or an index
+// goes through: Redis directly when no other read is in flight, else the
+// batcher. Call endRead when the read is done.
+func (s *Store) startRead() redis.Cmdable {
+	if s.reading.Add(1) == 1 {
+		return s.rdb
+	}
+	return s.batched
+}
+
+func (s *Store) endRead() { s.reading.Add(-1) }
 
 // Cart returns a cart's stored document with the version and owner kept
 // beside it, read in one round trip, or found=false when there is none.
@@ -58,7 +84,9 @@ func (s *Store) OpenCart(ctx context.Context, customerID string) (readmodel.Stor
 	if err != nil {
 		return readmodel.Stored{}, false, err
 	}
-	cartID, err := s.rdb.Get(ctx, keys.OpenCart(customerID)).Result()
+	rdb := s.startRead()
+	cartID, err := rdb.Get(ctx, keys.OpenCart(customerID)).Result()
+	s.endRead()
 	switch {
 	case errors.Is(err, redis.Nil):
 		return readmodel.Stored{}, false, nil
@@ -106,7 +134,9 @@ func (s *Store) History(ctx context.Context, cartID string) (readmodel.Stored, [
 var storedFields = []string{readmodel.FieldVersion, readmodel.FieldOwner, readmodel.FieldDoc}
 
 func (s *Store) stored(ctx context.Context, keys readmodel.Keys, cartID string) (readmodel.Stored, bool, error) {
-	vals, err := s.rdb.HMGet(ctx, keys.Cart(cartID), storedFields...).Result()
+	rdb := s.startRead()
+	vals, err := rdb.HMGet(ctx, keys.Cart(cartID), storedFields...).Result()
+	s.endRead()
 	if err != nil {
 		return readmodel.Stored{}, false, fmt.Errorf("redis: get cart %s: %w", cartID, err)
 	}

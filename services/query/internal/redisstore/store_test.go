@@ -3,7 +3,9 @@ package redisstore_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
+	"sync"
 	"testing"
 
 	"github.com/cart-cqrs/cart/pkg/readmodel"
@@ -11,10 +13,20 @@ import (
 	"github.com/cart-cqrs/cart/services/query/internal/redisstore"
 )
 
+// mustStore is a Store over env's client and prefix.
+func mustStore(tb testing.TB, env redistest.Env) *redisstore.Store {
+	tb.Helper()
+	s, err := redisstore.New(env.Client, env.Prefix, slog.New(slog.DiscardHandler))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return s
+}
+
 func TestGeneration(t *testing.T) {
 	env := redistest.MustRedis(t)
 	ctx := context.Background()
-	s := redisstore.New(env.Client, env.Prefix, slog.New(slog.DiscardHandler))
+	s := mustStore(t, env)
 
 	t.Run("AbsentMeansOne", func(t *testing.T) {
 		if g, err := s.Generation(ctx); err != nil || g != 1 {
@@ -51,7 +63,7 @@ func TestGeneration(t *testing.T) {
 func TestHistory(t *testing.T) {
 	env := redistest.MustRedis(t)
 	ctx := context.Background()
-	s := redisstore.New(env.Client, env.Prefix, slog.New(slog.DiscardHandler))
+	s := mustStore(t, env)
 	keys := readmodel.Keys{Prefix: env.Prefix, Generation: 1}
 
 	if _, _, found, err := s.History(ctx, "absent"); err != nil || found {
@@ -88,7 +100,7 @@ func TestHistory(t *testing.T) {
 func TestCart(t *testing.T) {
 	env := redistest.MustRedis(t)
 	ctx := context.Background()
-	s := redisstore.New(env.Client, env.Prefix, slog.New(slog.DiscardHandler))
+	s := mustStore(t, env)
 	keys := readmodel.Keys{Prefix: env.Prefix, Generation: 1}
 	doc := `{"cartId":"c","customerId":"alice","status":"open","version":3}`
 
@@ -133,4 +145,49 @@ func TestCart(t *testing.T) {
 			t.Fatalf("Cart with version x = %+v, want an error", st)
 		}
 	})
+}
+
+// TestCart_concurrent: reads that overlap are batched into pipelines; each
+// request still gets its own cart, and a missing one stays missing.
+func TestCart_concurrent(t *testing.T) {
+	env := redistest.MustRedis(t)
+	ctx := context.Background()
+	s := mustStore(t, env)
+	keys := readmodel.Keys{Prefix: env.Prefix, Generation: 1}
+	const carts = 32
+	for i := range carts {
+		id, owner := fmt.Sprintf("c%d", i), fmt.Sprintf("customer-%d", i)
+		if err := env.Client.HSet(ctx, keys.Cart(id), readmodel.FieldVersion, i+1, readmodel.FieldOwner, owner,
+			readmodel.FieldDoc, `{"cartId":"`+id+`"}`).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if err := env.Client.Set(ctx, keys.OpenCart(owner), id, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	for g := range 16 {
+		wg.Go(func() {
+			for n := range 100 {
+				i := (g*5 + n) % (carts + 1) // carts+1: one that is missing
+				id := fmt.Sprintf("c%d", i)
+				st, found, err := s.Cart(ctx, id)
+				if err == nil && n%2 == 1 {
+					st, found, err = s.OpenCart(ctx, fmt.Sprintf("customer-%d", i))
+				}
+				switch {
+				case err != nil:
+					t.Errorf("read %s: %v", id, err)
+					return
+				case i == carts && found:
+					t.Errorf("missing cart %s found: %+v", id, st)
+					return
+				case i < carts && (!found || string(st.Doc) != `{"cartId":"`+id+`"}` || st.Version != i+1 || st.Owner != fmt.Sprintf("customer-%d", i)):
+					t.Errorf("cart %s = %+v, found=%v", id, st, found)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }

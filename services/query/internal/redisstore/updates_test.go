@@ -40,7 +40,9 @@ func runUpdates(t *testing.T) *updatesFixture {
 	opts.ClientName = f.name
 	f.rdb = redis.NewClient(opts)
 	logger := slog.New(slog.DiscardHandler)
-	f.store = redisstore.New(f.rdb, env.Prefix, logger)
+	if f.store, err = redisstore.New(f.rdb, env.Prefix, logger); err != nil {
+		t.Fatal(err)
+	}
 	f.updates = redisstore.NewUpdates(f.rdb, f.store, logger)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
