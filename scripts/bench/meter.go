@@ -114,7 +114,7 @@ func (m *meter) read(ctx context.Context, loadgen int, start bool) reading {
 		}
 	}
 	pidOf := map[string]int{report.ProcNATS: m.nats.pid, report.ProcRedis: m.redisPid}
-	m.why(r.why)
+	m.unmeasured(r.why)
 	for _, svc := range []string{report.ServiceCommand, report.ServiceProjector, report.ServiceQuery} {
 		if p, ok := m.st.running[svc]; ok {
 			pidOf[svc] = p.Pid()
@@ -205,7 +205,8 @@ func parseClientList(s string) []clientLine {
 	return out
 }
 
-func (m *meter) why(why map[string]string) {
+// unmeasured says why NATS or Redis, when not found, is not measured.
+func (m *meter) unmeasured(why map[string]string) {
 	if m.nats.pid == 0 {
 		why[report.ProcNATS] = m.nats.why
 	}
