@@ -4,9 +4,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
+	"net/url"
+	"strings"
+	"time"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2/event"
 	"github.com/cloudevents/sdk-go/v2/types"
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/google/uuid"
 )
 
@@ -63,7 +69,68 @@ func MarshalCloudEvent(e Envelope, source string) ([]byte, error) {
 var ErrNotCartEvent = errors.New("envelope: not a cart cloudevent")
 
 // UnmarshalCloudEvent decodes a message written by MarshalCloudEvent.
+//
+// Messages of exactly the shape MarshalCloudEvent writes are read straight
+// into a struct; anything else (extensions of other publishers, data_base64,
+// string-typed numbers) goes through the CloudEvents SDK, which reads any
+// JSON-format CloudEvent. Both paths accept and refuse the same events of
+// that shape (FuzzUnmarshalCloudEvent holds them to it).
 func UnmarshalCloudEvent(b []byte) (Envelope, error) {
+	if e, ok := unmarshalOwn(b); ok {
+		return e, nil
+	}
+	return unmarshalSDK(b)
+}
+
+// ownEvent is the JSON MarshalCloudEvent writes.
+type ownEvent struct {
+	SpecVersion     string         `json:"specversion"`
+	ID              string         `json:"id"`
+	Source          string         `json:"source"`
+	Type            string         `json:"type"`
+	Subject         string         `json:"subject"`
+	Time            time.Time      `json:"time"`
+	DataContentType string         `json:"datacontenttype"`
+	Data            jsontext.Value `json:"data"`
+	StreamVersion   int            `json:"streamversion"`
+	SchemaVersion   int            `json:"schemaversion"`
+	CorrelationID   string         `json:"correlationid"`
+	CausationID     string         `json:"causationid"`
+	Actor           string         `json:"actor"`
+	TraceParent     string         `json:"traceparent"`
+	TraceState      string         `json:"tracestate"`
+}
+
+// unmarshalOwn reads a message of MarshalCloudEvent's shape; ok is false for
+// anything else, valid or not, which the SDK then judges.
+func unmarshalOwn(b []byte) (Envelope, bool) {
+	// Exact member names, no duplicates, no unknown members: what the SDK
+	// might read differently is left to the SDK.
+	var ce ownEvent
+	if jsonv2.Unmarshal(b, &ce, jsonv2.RejectUnknownMembers(true)) != nil {
+		return Envelope{}, false
+	}
+	if ce.SpecVersion != cloudevents.CloudEventsVersionV1 || ce.ID == "" || ce.Source == "" || ce.Type == "" ||
+		ce.Subject == "" || ce.Time.IsZero() || ce.DataContentType != cloudevents.ApplicationJSON ||
+		len(ce.Data) == 0 || ce.Data[0] != '{' || ce.StreamVersion < 1 || ce.StreamVersion > math.MaxInt32 || ce.SchemaVersion < 1 || ce.SchemaVersion > math.MaxInt32 ||
+		strings.TrimSpace(ce.ID) != ce.ID || strings.TrimSpace(ce.Type) != ce.Type || strings.TrimSpace(ce.Subject) != ce.Subject {
+		return Envelope{}, false
+	}
+	// The SDK holds the source to be a non-empty URI reference.
+	if u, err := url.Parse(ce.Source); err != nil || u.String() == "" {
+		return Envelope{}, false
+	}
+	return Envelope{
+		EventID: ce.ID, StreamID: ce.Subject, StreamType: StreamTypeCart, Version: ce.StreamVersion,
+		Type: ce.Type, SchemaVersion: ce.SchemaVersion, Data: json.RawMessage(ce.Data), OccurredAt: ce.Time.UTC(),
+		Metadata: Metadata{
+			Actor: ce.Actor, CorrelationID: ce.CorrelationID, CausationID: ce.CausationID,
+			TraceParent: ce.TraceParent, TraceState: ce.TraceState,
+		},
+	}, true
+}
+
+func unmarshalSDK(b []byte) (Envelope, error) {
 	var ce cloudevents.Event
 	if err := json.Unmarshal(b, &ce); err != nil {
 		return Envelope{}, fmt.Errorf("%w: %w", ErrNotCartEvent, err)

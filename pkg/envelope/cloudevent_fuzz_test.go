@@ -93,3 +93,37 @@ func sameJSON(a, b []byte) bool {
 	jb, _ := json.Marshal(vb)
 	return string(ja) == string(jb)
 }
+
+// FuzzUnmarshalOwnShape holds the fast path of UnmarshalCloudEvent to the
+// SDK's: for any message, both accept it with the same envelope, or the
+// fast path declines it.
+func FuzzUnmarshalOwnShape(f *testing.F) {
+	at := time.Date(2026, 3, 1, 9, 30, 0, 123456789, time.UTC)
+	for i, ev := range carttest.MustStoredEvents(f) {
+		e := envelope.Envelope{
+			EventID: fmt.Sprintf("0195a3c0-0000-7000-8000-%012d", i+1), StreamID: "0195a3c0-0000-7000-8000-0000000000aa",
+			StreamType: envelope.StreamTypeCart, Version: i + 1, Type: ev.Type, SchemaVersion: ev.SchemaVersion,
+			Data: ev.Data, OccurredAt: at, Metadata: envelope.Metadata{Actor: "alice", CorrelationID: "req-1"},
+		}
+		b, err := envelope.MarshalCloudEvent(e, "urn:cart-cqrs:command")
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, msg []byte) {
+		own, ok := envelope.UnmarshalOwnForTest(msg)
+		if !ok {
+			return
+		}
+		sdk, err := envelope.UnmarshalSDKForTest(msg)
+		if err != nil {
+			t.Fatalf("fast path accepted what the SDK refuses (%v):\n%s", err, msg)
+		}
+		if own.EventID != sdk.EventID || own.StreamID != sdk.StreamID || own.Version != sdk.Version ||
+			own.Type != sdk.Type || own.SchemaVersion != sdk.SchemaVersion || own.Metadata != sdk.Metadata ||
+			!own.OccurredAt.Equal(sdk.OccurredAt) || !sameJSON(own.Data, sdk.Data) {
+			t.Fatalf("fast path and SDK differ:\n%+v\n%+v\n%s", own, sdk, msg)
+		}
+	})
+}

@@ -104,3 +104,32 @@ func TestUnmarshalCartEvent(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkUnmarshalCloudEvent compares the decoding of a message as the
+// relay writes it by the fast path and by the CloudEvents SDK.
+func BenchmarkUnmarshalCloudEvent(b *testing.B) {
+	e := envelope.Envelope{
+		EventID: "0195a3c0-0000-7000-8000-000000000001", StreamID: "0195a3c0-0000-7000-8000-0000000000aa",
+		StreamType: envelope.StreamTypeCart, Version: 7, Type: "cart.item-added", SchemaVersion: 2,
+		Data:       []byte(`{"productId":"123","name":"Espresso beans 1 kg","unitPrice":{"amount":1899,"currency":"EUR"},"quantity":2}`),
+		OccurredAt: time.Date(2026, 3, 1, 9, 30, 0, 123456000, time.UTC),
+		Metadata:   envelope.Metadata{Actor: "alice", CorrelationID: "req-1", CausationID: "req-1"},
+	}
+	msg, err := envelope.MarshalCloudEvent(e, "urn:cart-cqrs:command")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for name, decode := range map[string]func([]byte) (envelope.Envelope, error){
+		"own": func(b []byte) (envelope.Envelope, error) { e, _ := envelope.UnmarshalOwnForTest(b); return e, nil },
+		"sdk": envelope.UnmarshalSDKForTest,
+	} {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := decode(msg); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,8 @@
+package envelope
+
+// The two decoding paths of UnmarshalCloudEvent, for the test that holds
+// them to each other.
+var (
+	UnmarshalOwnForTest = unmarshalOwn
+	UnmarshalSDKForTest = unmarshalSDK
+)
