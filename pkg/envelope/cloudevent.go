@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2/event"
 	"github.com/cloudevents/sdk-go/v2/types"
@@ -33,7 +34,50 @@ const ContentType = "application/cloudevents+json"
 // MarshalCloudEvent encodes an envelope as a CloudEvents 1.0 event in JSON
 // structured mode: id = event id, subject = cart id, the stream version and
 // schema version as extensions.
+//
+// An envelope as the command service stores them is written straight from a
+// struct; anything unusual (data that is not a JSON object, attributes the
+// SDK would trim or refuse) goes through the CloudEvents SDK, which says
+// what is wrong. Both write the same event (FuzzMarshalOwnShape).
 func MarshalCloudEvent(e Envelope, source string) ([]byte, error) {
+	if b, ok := marshalOwn(e, source); ok {
+		return b, nil
+	}
+	return marshalSDK(e, source)
+}
+
+// marshalOwn writes e in the shape unmarshalOwn reads; ok is false when e
+// does not fit it.
+func marshalOwn(e Envelope, source string) ([]byte, bool) {
+	data := jsontext.Value(e.Data)
+	if !ownAttributes(e.EventID, source, e.Type, e.StreamID) || e.Version < 1 || e.Version > math.MaxInt32 ||
+		e.SchemaVersion < 1 || e.SchemaVersion > math.MaxInt32 || e.OccurredAt.IsZero() ||
+		len(data) == 0 || data[0] != '{' || !data.IsValid() {
+		return nil, false
+	}
+	b, err := jsonv2.Marshal(ownEvent{
+		SpecVersion: cloudevents.CloudEventsVersionV1, ID: e.EventID, Source: source, Type: e.Type,
+		Subject: e.StreamID, Time: e.OccurredAt.UTC(), DataContentType: cloudevents.ApplicationJSON, Data: data,
+		StreamVersion: e.Version, SchemaVersion: e.SchemaVersion,
+		CorrelationID: e.Metadata.CorrelationID, CausationID: e.Metadata.CausationID, Actor: e.Metadata.Actor,
+		TraceParent: e.Metadata.TraceParent, TraceState: e.Metadata.TraceState,
+	})
+	return b, err == nil
+}
+
+// ownAttributes reports whether the context attributes are as the SDK
+// keeps them: present, untrimmed, and the source a URI reference.
+func ownAttributes(id, source, typ, subject string) bool {
+	for _, a := range []string{id, source, typ, subject} {
+		if a == "" || strings.TrimSpace(a) != a || !utf8.ValidString(a) {
+			return false
+		}
+	}
+	u, err := url.Parse(source)
+	return err == nil && u.String() != ""
+}
+
+func marshalSDK(e Envelope, source string) ([]byte, error) {
 	ce := cloudevents.New(cloudevents.CloudEventsVersionV1)
 	ce.SetID(e.EventID)
 	ce.SetSource(source)
@@ -110,14 +154,9 @@ func unmarshalOwn(b []byte) (Envelope, bool) {
 	if jsonv2.Unmarshal(b, &ce, jsonv2.RejectUnknownMembers(true)) != nil {
 		return Envelope{}, false
 	}
-	if ce.SpecVersion != cloudevents.CloudEventsVersionV1 || ce.ID == "" || ce.Source == "" || ce.Type == "" ||
-		ce.Subject == "" || ce.Time.IsZero() || ce.DataContentType != cloudevents.ApplicationJSON ||
-		len(ce.Data) == 0 || ce.Data[0] != '{' || ce.StreamVersion < 1 || ce.StreamVersion > math.MaxInt32 || ce.SchemaVersion < 1 || ce.SchemaVersion > math.MaxInt32 ||
-		strings.TrimSpace(ce.ID) != ce.ID || strings.TrimSpace(ce.Type) != ce.Type || strings.TrimSpace(ce.Subject) != ce.Subject {
-		return Envelope{}, false
-	}
-	// The SDK holds the source to be a non-empty URI reference.
-	if u, err := url.Parse(ce.Source); err != nil || u.String() == "" {
+	if ce.SpecVersion != cloudevents.CloudEventsVersionV1 || !ownAttributes(ce.ID, ce.Source, ce.Type, ce.Subject) ||
+		ce.Time.IsZero() || ce.DataContentType != cloudevents.ApplicationJSON || len(ce.Data) == 0 || ce.Data[0] != '{' ||
+		ce.StreamVersion < 1 || ce.StreamVersion > math.MaxInt32 || ce.SchemaVersion < 1 || ce.SchemaVersion > math.MaxInt32 {
 		return Envelope{}, false
 	}
 	return Envelope{

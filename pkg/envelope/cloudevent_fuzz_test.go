@@ -127,3 +127,43 @@ func FuzzUnmarshalOwnShape(f *testing.F) {
 		}
 	})
 }
+
+// FuzzMarshalOwnShape holds the fast path of MarshalCloudEvent to the
+// SDK's: whatever envelope a message decodes to, the event the fast path
+// writes reads back through the SDK exactly as the SDK's own does.
+func FuzzMarshalOwnShape(f *testing.F) {
+	at := time.Date(2026, 3, 1, 9, 30, 0, 123456789, time.UTC)
+	for i, ev := range carttest.MustStoredEvents(f) {
+		e := envelope.Envelope{
+			EventID: fmt.Sprintf("0195a3c0-0000-7000-8000-%012d", i+1), StreamID: "0195a3c0-0000-7000-8000-0000000000aa",
+			StreamType: envelope.StreamTypeCart, Version: i + 1, Type: ev.Type, SchemaVersion: ev.SchemaVersion,
+			Data: ev.Data, OccurredAt: at, Metadata: envelope.Metadata{Actor: "alice", TraceState: "a=<b>&c"},
+		}
+		b, err := envelope.MarshalSDKForTest(e, "urn:cart-cqrs:command")
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b, "urn:cart-cqrs:command")
+	}
+	f.Fuzz(func(t *testing.T, msg []byte, source string) {
+		e, err := envelope.UnmarshalCloudEvent(msg)
+		if err != nil {
+			return
+		}
+		own, ok := envelope.MarshalOwnForTest(e, source)
+		if !ok {
+			return
+		}
+		sdk, err := envelope.MarshalSDKForTest(e, source)
+		if err != nil {
+			t.Fatalf("fast path wrote what the SDK refuses (%v): %+v", err, e)
+		}
+		a, errA := envelope.UnmarshalSDKForTest(own)
+		b, errB := envelope.UnmarshalSDKForTest(sdk)
+		if errA != nil || errB != nil || a.EventID != b.EventID || a.StreamID != b.StreamID || a.Version != b.Version ||
+			a.Type != b.Type || a.SchemaVersion != b.SchemaVersion || a.Metadata != b.Metadata ||
+			!a.OccurredAt.Equal(b.OccurredAt) || !sameJSON(a.Data, b.Data) {
+			t.Fatalf("fast path and SDK write different events (%v, %v):\n%s\n%s", errA, errB, own, sdk)
+		}
+	})
+}

@@ -6,3 +6,9 @@ var (
 	UnmarshalOwnForTest = unmarshalOwn
 	UnmarshalSDKForTest = unmarshalSDK
 )
+
+// The two encoding paths of MarshalCloudEvent.
+var (
+	MarshalOwnForTest = marshalOwn
+	MarshalSDKForTest = marshalSDK
+)
