@@ -110,7 +110,10 @@ func TestUnmarshalCartEvent(t *testing.T) {
 func BenchmarkMarshalCloudEvent(b *testing.B) {
 	e := benchEnvelope()
 	for name, encode := range map[string]func(envelope.Envelope, string) ([]byte, error){
-		"own": func(e envelope.Envelope, s string) ([]byte, error) { b, _ := envelope.MarshalOwnForTest(e, s); return b, nil },
+		"own": func(e envelope.Envelope, s string) ([]byte, error) {
+			b, _ := envelope.MarshalOwnForTest(e, s)
+			return b, nil
+		},
 		"sdk": envelope.MarshalSDKForTest,
 	} {
 		b.Run(name, func(b *testing.B) {
