@@ -51,12 +51,12 @@ type reading struct {
 	procs map[string]procTime
 	why   map[string]string
 	// PostgreSQL: the postmaster's ticks (with its reaped children), each
-	// live child's, and the backends of other databases.
+	// live child's, and the kind of each (pgBackend, pgOther, pgShared).
 	pgOK       bool
 	pgWhy      string
 	postmaster ticksOf
 	pgChildren map[int]int64
-	pgOther    map[int]bool
+	pgKind     map[int]string
 	loadgen    *procTime
 	self       int64
 	sys        procs.SystemCPU
@@ -242,7 +242,7 @@ func (m *meter) readPostgres(ctx context.Context, r *reading) {
 	for _, k := range kids {
 		r.pgChildren[k.Pid] = k.Ticks()
 	}
-	r.pgOther = m.pg.otherBackends(ctx)
+	r.pgKind = m.pg.kinds(ctx)
 }
 
 // usage is the window between two readings: each process's CPU seconds,
@@ -255,7 +255,7 @@ func usage(start, end reading, hz float64, kind string, units int64, unit string
 		p := report.ProcessCPU{Process: name}
 		switch {
 		case name == report.ProcPostgres:
-			p.Seconds, p.ExitedSeconds, p.Measured, p.Why = postgresSeconds(start, end, hz)
+			p.Seconds, p.Parts, p.Measured, p.Why = postgresSeconds(start, end, hz)
 		default:
 			e, ok := end.procs[name]
 			if !ok {
@@ -290,38 +290,51 @@ func usage(start, end reading, hz float64, kind string, units int64, unit string
 }
 
 // postgresSeconds is the CPU time of the postmaster and its children over
-// the window, less the live backends of other databases, and the part of
-// it spent by children that exited in the window. Those left their whole
+// the window, less the live backends of other databases, and its parts:
+// the benchmark database's backends, the shared processes (the postmaster,
+// WAL writer, checkpointer, …: on a shared server they work for the others
+// too), and children that exited in the window. Those left their whole
 // time in the postmaster's reaped-children ticks, so their ticks at the
 // start are taken off. (A backend of another database that exited within
 // the window cannot be told apart: its time counts, among the exited.)
-func postgresSeconds(start, end reading, hz float64) (total, exited float64, ok bool, why string) {
+func postgresSeconds(start, end reading, hz float64) (total float64, parts map[string]float64, ok bool, why string) {
 	if !start.pgOK || !end.pgOK {
 		why = end.pgWhy
 		if why == "" {
 			why = start.pgWhy
 		}
-		return 0, 0, false, why
+		return 0, nil, false, why
 	}
-	other := func(pid int) bool { return start.pgOther[pid] || end.pgOther[pid] }
-	own := end.postmaster.own - start.postmaster.own
-	gone := end.postmaster.reaped - start.postmaster.reaped
-	live := int64(0)
-	for pid, t := range end.pgChildren {
-		if !other(pid) {
-			live += t
+	kind := func(pid int) string {
+		for _, k := range []string{end.pgKind[pid], start.pgKind[pid]} {
+			if k != "" {
+				return k
+			}
 		}
+		return pgShared // not in pg_stat_activity: the logger, or one just started
+	}
+	const exited = "exited"
+	ticks := map[string]int64{
+		pgShared: end.postmaster.own - start.postmaster.own,
+		exited:   end.postmaster.reaped - start.postmaster.reaped,
+	}
+	for pid, t := range end.pgChildren {
+		ticks[kind(pid)] += t
 	}
 	for pid, t := range start.pgChildren {
-		switch _, alive := end.pgChildren[pid]; {
-		case !alive:
-			gone -= t
-		case !other(pid):
-			live -= t
+		if _, alive := end.pgChildren[pid]; alive {
+			ticks[kind(pid)] -= t
+		} else {
+			ticks[exited] -= t
 		}
 	}
-	gone = max(0, gone)
-	return float64(max(0, own+live+gone)) / hz, float64(gone) / hz, true, ""
+	parts = map[string]float64{}
+	for k, part := range map[string]string{pgBackend: report.PartPGBackends, pgShared: report.PartPGShared, exited: report.PartPGExited} {
+		secs := float64(max(0, ticks[k])) / hz
+		total += secs
+		parts[part] = secs
+	}
+	return total, parts, true, ""
 }
 
 // outsideBefore is the CPUs' worth of work from outside the benchmark over

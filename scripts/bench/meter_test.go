@@ -14,46 +14,71 @@ func near(a, b float64) bool { return math.Abs(a-b) < 1e-9 }
 
 func TestPostgresSeconds(t *testing.T) {
 	const hz = 100
+	backends := func(pids ...int) map[int]string {
+		k := map[int]string{}
+		for _, p := range pids {
+			k[p] = pgBackend
+		}
+		return k
+	}
 	for _, tc := range []struct {
-		name         string
-		start, end   reading
-		want, exited float64
+		name       string
+		start, end reading
+		want       float64
+		parts      map[string]float64 // backends, shared, exited
 	}{
 		{
 			name:  "OKChildrenAndPostmaster",
-			start: reading{pgOK: true, postmaster: ticksOf{10, 0}, pgChildren: map[int]int64{1: 100, 2: 50}},
-			end:   reading{pgOK: true, postmaster: ticksOf{12, 0}, pgChildren: map[int]int64{1: 130, 2: 60}},
+			start: reading{pgOK: true, postmaster: ticksOf{10, 0}, pgChildren: map[int]int64{1: 100, 2: 50}, pgKind: map[int]string{1: pgBackend, 2: pgShared}},
+			end:   reading{pgOK: true, postmaster: ticksOf{12, 0}, pgChildren: map[int]int64{1: 130, 2: 60}, pgKind: map[int]string{1: pgBackend, 2: pgShared}},
 			want:  0.42, // 2 + 30 + 10 ticks
+			parts: map[string]float64{report.PartPGBackends: 0.30, report.PartPGShared: 0.12, report.PartPGExited: 0},
 		},
 		{
 			name:  "OKAChildExitedIntoThePostmastersReapedTime",
-			start: reading{pgOK: true, postmaster: ticksOf{10, 7}, pgChildren: map[int]int64{1: 100, 3: 40}},
-			end:   reading{pgOK: true, postmaster: ticksOf{10, 7 + 55}, pgChildren: map[int]int64{1: 100}}, // 3 ended at 55 ticks
-			want:  0.15, exited: 0.15,                                                                      // 55 − 40
+			start: reading{pgOK: true, postmaster: ticksOf{10, 7}, pgChildren: map[int]int64{1: 100, 3: 40}, pgKind: backends(1, 3)},
+			end:   reading{pgOK: true, postmaster: ticksOf{10, 7 + 55}, pgChildren: map[int]int64{1: 100}, pgKind: backends(1)}, // 3 ended at 55 ticks
+			want:  0.15,                                                                                                         // 55 − 40
+			parts: map[string]float64{report.PartPGBackends: 0, report.PartPGShared: 0, report.PartPGExited: 0.15},
 		},
 		{
 			name:  "OKAChildStartedInTheWindow",
 			start: reading{pgOK: true, postmaster: ticksOf{10, 0}, pgChildren: map[int]int64{}},
-			end:   reading{pgOK: true, postmaster: ticksOf{10, 0}, pgChildren: map[int]int64{4: 25}},
+			end:   reading{pgOK: true, postmaster: ticksOf{10, 0}, pgChildren: map[int]int64{4: 25}, pgKind: backends(4)},
 			want:  0.25,
+			parts: map[string]float64{report.PartPGBackends: 0.25, report.PartPGShared: 0, report.PartPGExited: 0},
 		},
 		{
 			name:  "OKOtherDatabasesLeftOut",
-			start: reading{pgOK: true, pgChildren: map[int]int64{1: 100, 5: 500}, pgOther: map[int]bool{5: true}},
-			end:   reading{pgOK: true, pgChildren: map[int]int64{1: 110, 5: 900, 6: 300}, pgOther: map[int]bool{5: true, 6: true}},
+			start: reading{pgOK: true, pgChildren: map[int]int64{1: 100, 5: 500}, pgKind: map[int]string{1: pgBackend, 5: pgOther}},
+			end:   reading{pgOK: true, pgChildren: map[int]int64{1: 110, 5: 900, 6: 300}, pgKind: map[int]string{1: pgBackend, 5: pgOther, 6: pgOther}},
 			want:  0.10,
+			parts: map[string]float64{report.PartPGBackends: 0.10, report.PartPGShared: 0, report.PartPGExited: 0},
 		},
 		{
 			name:  "OKOtherDatabaseBackendThatEndedCountsOnlyItsWindow",
-			start: reading{pgOK: true, pgChildren: map[int]int64{5: 500}, pgOther: map[int]bool{5: true}},
+			start: reading{pgOK: true, pgChildren: map[int]int64{5: 500}, pgKind: map[int]string{5: pgOther}},
 			end:   reading{pgOK: true, postmaster: ticksOf{0, 520}, pgChildren: map[int]int64{}},
-			want:  0.20, exited: 0.20,
+			want:  0.20,
+			parts: map[string]float64{report.PartPGBackends: 0, report.PartPGShared: 0, report.PartPGExited: 0.20},
+		},
+		{
+			name:  "OKUnknownChildrenAreShared",
+			start: reading{pgOK: true, pgChildren: map[int]int64{9: 10}},
+			end:   reading{pgOK: true, pgChildren: map[int]int64{9: 30}},
+			want:  0.20,
+			parts: map[string]float64{report.PartPGBackends: 0, report.PartPGShared: 0.20, report.PartPGExited: 0},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, exited, ok, why := postgresSeconds(tc.start, tc.end, hz)
-			if !ok || why != "" || !near(got, tc.want) || !near(exited, tc.exited) {
-				t.Fatalf("postgresSeconds = %v (exited %v), %v, %q; want %v (exited %v)", got, exited, ok, why, tc.want, tc.exited)
+			got, parts, ok, why := postgresSeconds(tc.start, tc.end, hz)
+			if !ok || why != "" || !near(got, tc.want) {
+				t.Fatalf("postgresSeconds = %v, %v, %q; want %v", got, ok, why, tc.want)
+			}
+			for k, v := range tc.parts {
+				if !near(parts[k], v) {
+					t.Errorf("part %s = %v, want %v (parts %v)", k, parts[k], v, parts)
+				}
 			}
 		})
 	}

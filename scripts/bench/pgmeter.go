@@ -108,24 +108,43 @@ func (m *pgMeter) setUpStatements(ctx context.Context, dbURL string) string {
 	return ""
 }
 
-// otherBackends are the live backends of other databases (other people's
-// work on a shared server, and the meter's own connection).
-func (m *pgMeter) otherBackends(ctx context.Context) map[int]bool {
-	out := map[int]bool{}
+// The kinds of PostgreSQL process, by what pg_stat_activity says of them.
+const (
+	pgBackend = "backend" // a connection to the benchmark's database
+	pgOther   = "other"   // a connection to another database
+	pgShared  = "shared"  // no database: WAL writer, checkpointer, …
+)
+
+// kinds tells the live processes of PostgreSQL apart: the benchmark
+// database's backends, other databases' (other people's work on a shared
+// server, and the meter's own connection), and the shared processes.
+func (m *pgMeter) kinds(ctx context.Context) map[int]string {
+	out := map[int]string{}
 	if m.mon == nil {
 		return out
 	}
-	rows, err := m.mon.Query(ctx, "SELECT pid FROM pg_stat_activity WHERE datname IS NOT NULL AND datname <> $1", m.db)
+	rows, err := m.mon.Query(ctx, "SELECT pid, coalesce(datname, '') FROM pg_stat_activity")
 	if err != nil {
 		m.note(fmt.Errorf("pg_stat_activity: %w", err))
 		return out
 	}
-	pids, err := pgx.CollectRows(rows, pgx.RowTo[int])
+	var (
+		pid int
+		db  string
+	)
+	_, err = pgx.ForEachRow(rows, []any{&pid, &db}, func() error {
+		switch db {
+		case "":
+			out[pid] = pgShared
+		case m.db:
+			out[pid] = pgBackend
+		default:
+			out[pid] = pgOther
+		}
+		return nil
+	})
 	if err != nil {
 		m.note(fmt.Errorf("pg_stat_activity: %w", err))
-	}
-	for _, p := range pids {
-		out[p] = true
 	}
 	return out
 }

@@ -32,11 +32,10 @@ func cpuTable(b *strings.Builder, cols []cpuCol) {
 		}
 		b.WriteString("\n")
 	}
-	exited := false
-	for _, c := range cols {
-		if p, ok := c.u.Process(ProcPostgres); ok && c.ok && c.u.PerUnit(p.ExitedSeconds) >= 1 {
-			exited = true
-		}
+	parts := []struct{ key, name string }{
+		{PartPGBackends, "… of it, its backends of the benchmark's database"},
+		{PartPGShared, "… of it, shared processes: WAL writer, checkpointer, …"},
+		{PartPGExited, "… of it, children that exited in the window"},
 	}
 	for _, proc := range SystemProcesses {
 		row(proc, func(u Usage) string {
@@ -49,10 +48,19 @@ func cpuTable(b *strings.Builder, cols []cpuCol) {
 			}
 			return fmt.Sprintf("%.0f", u.PerUnit(p.Seconds))
 		})
-		if proc == ProcPostgres && exited {
-			row("… of it, children that exited in the window", func(u Usage) string {
+		if proc != ProcPostgres {
+			continue
+		}
+		for _, part := range parts {
+			if !hasPart(cols, part.key) {
+				continue
+			}
+			row(part.name, func(u Usage) string {
 				p, _ := u.Process(ProcPostgres)
-				return fmt.Sprintf("%.0f", u.PerUnit(p.ExitedSeconds))
+				if v, ok := p.Parts[part.key]; ok {
+					return fmt.Sprintf("%.0f", u.PerUnit(v))
+				}
+				return "–"
 			})
 		}
 	}
@@ -78,6 +86,18 @@ func cpuTable(b *strings.Builder, cols []cpuCol) {
 	row(cols[0].u.Unit+"s in the window", func(u Usage) string {
 		return fmt.Sprintf("%d in %.1f s", u.Units, u.Seconds)
 	})
+}
+
+// hasPart reports whether a column's PostgreSQL time has the part, and
+// it is worth a row (the exited children's only when there are some).
+func hasPart(cols []cpuCol, key string) bool {
+	for _, c := range cols {
+		p, _ := c.u.Process(ProcPostgres)
+		if v, ok := p.Parts[key]; c.ok && ok && (key != PartPGExited || c.u.PerUnit(v) >= 1) {
+			return true
+		}
+	}
+	return false
 }
 
 // whyNot says, under a CPU table, what its windows could not measure or

@@ -63,7 +63,11 @@ func usageOf(kind string, clients int, rate float64, units int64, perUnitMs floa
 		if p == ProcPostgres {
 			share = total / 3
 		}
-		u.Processes = append(u.Processes, ProcessCPU{Process: p, Seconds: share, Measured: true})
+		pc := ProcessCPU{Process: p, Seconds: share, Measured: true}
+		if p == ProcPostgres {
+			pc.Parts = map[string]float64{PartPGBackends: share * 3 / 4, PartPGShared: share / 4, PartPGExited: 0}
+		}
+		u.Processes = append(u.Processes, pc)
 	}
 	lg, outside := total/10, 0.5
 	u.LoadGen, u.Outside = &lg, &outside

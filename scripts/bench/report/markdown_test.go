@@ -46,6 +46,8 @@ func TestMarkdown(t *testing.T) {
 		// CPU per command: a row per process, a column per client count and before.
 		"| µs per command | 1 client | 16 clients | before: 16 clients |",
 		"| PostgreSQL | 67 | 83 | 277 |",
+		"| … of it, its backends of the benchmark's database | 50 | 62 | 208 |",
+		"| … of it, shared processes: WAL writer, checkpointer, … | 17 | 21 | 69 |",
 		"| **total** | **200** | **250** | **830** |",
 		"| load generator (not in the total) | 20 | 25 | 83 |",
 		"| transactions | 1.00 | 1.00 | 1.00 | 1.00 |",
@@ -87,6 +89,9 @@ func TestMarkdown(t *testing.T) {
 	r.Machine.OutsideBefore = 0.1
 	if quiet := Markdown(r, nil, checks, nil); strings.Contains(quiet, "busy with other work") || !strings.Contains(quiet, "No results of the code before the speed work") {
 		t.Error("a quiet machine is called busy, or a missing before is not said")
+	}
+	if strings.Contains(md, "children that exited") {
+		t.Error("a row for exited children that used no CPU")
 	}
 	// A plot that was not drawn is not linked.
 	if strings.Contains(md, PlotReads) {

@@ -10,6 +10,18 @@ const (
 // SystemProcesses are the processes whose CPU time is the system's.
 var SystemProcesses = []string{ProcPostgres, ProcNATS, ProcRedis, ServiceCommand, ServiceProjector, ServiceQuery}
 
+// The parts of PostgreSQL's CPU time.
+const (
+	// PartPGBackends: the connections to the benchmark's database.
+	PartPGBackends = "backends"
+	// PartPGShared: the postmaster, WAL writer, checkpointer, background
+	// writer…, which on a shared server work for other databases too.
+	PartPGShared = "shared"
+	// PartPGExited: children that exited within the window; on a shared
+	// server, other databases' short connections among them.
+	PartPGExited = "exited"
+)
+
 // The kinds of measured window.
 const (
 	WindowClosed  = "closed"   // a closed-loop commands run
@@ -52,10 +64,9 @@ type ProcessCPU struct {
 	Process  string  `json:"process"`
 	Seconds  float64 `json:"seconds"`
 	Measured bool    `json:"measured"`
-	// ExitedSeconds is the part of Seconds spent by children that exited
-	// within the window (PostgreSQL's: on a shared server, other
-	// databases' short connections among them).
-	ExitedSeconds float64 `json:"exitedSeconds,omitempty"`
+	// Parts splits Seconds (PostgreSQL's: PartPGBackends, PartPGShared,
+	// PartPGExited).
+	Parts map[string]float64 `json:"parts,omitempty"`
 	// OtherClients counts the clients of a shared server (Redis) that were
 	// not the system's and were active in the window: their work is in
 	// Seconds too.
