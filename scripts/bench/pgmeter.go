@@ -172,13 +172,13 @@ func (m *pgMeter) read(ctx context.Context, start bool) pgReading {
 		r.counted = counted
 		return r
 	}
-	rows, err := m.bench.Query(ctx, `SELECT query, calls FROM pg_stat_statements
+	rows, err := m.bench.Query(ctx, `SELECT query, calls, total_exec_time FROM pg_stat_statements
 		WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) AND query NOT LIKE '%pg_stat_statements%'
 		ORDER BY calls DESC`)
 	if err == nil {
 		r.statements, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (report.Statement, error) {
 			var s report.Statement
-			err := row.Scan(&s.Query, &s.Calls)
+			err := row.Scan(&s.Query, &s.Calls, &s.ExecMs)
 			return s, err
 		})
 	}
@@ -219,7 +219,7 @@ func pgWork(start, end pgReading) *report.PGWork {
 		for i, s := range end.statements {
 			w.Calls += s.Calls
 			if i < topStatements {
-				w.Statements = append(w.Statements, report.Statement{Query: shortQuery(s.Query), Calls: s.Calls})
+				w.Statements = append(w.Statements, report.Statement{Query: shortQuery(s.Query), Calls: s.Calls, ExecMs: s.ExecMs})
 			}
 		}
 	}

@@ -250,7 +250,7 @@ func postgresSection(b *strings.Builder, r Results, before *Results) {
 		fmt.Fprintf(b, "%s (see Notes).\n", notMeasured)
 		return
 	}
-	fmt.Fprintf(b, "Transactions from `pg_stat_database` (xact_commit + xact_rollback of the benchmark's database; backends report them at most once a second, so a window's ends are that coarse); statements from `pg_stat_statements` (top-level statements, reset at the start of each window).\n\n| per command |")
+	fmt.Fprintf(b, "Transactions from `pg_stat_database` (xact_commit + xact_rollback of the benchmark's database; backends report them at most once a second, so a window's ends are that coarse); statements from `pg_stat_statements` (reset at the start of each window; top-level statements only, unless the server sets `pg_stat_statements.track = all`).\n\n| per command |")
 	for _, c := range cols {
 		fmt.Fprintf(b, " %s |", c.head)
 	}
@@ -286,10 +286,11 @@ func perUnit(u Usage, n int64) string {
 }
 
 func statementsTable(b *strings.Builder, title string, u Usage) {
-	fmt.Fprintf(b, "\nThe most called statements, %s (%d commands, %.2f statements per command):\n\n| calls per command | statement |\n| ---: | --- |\n",
-		title, u.Units, float64(u.Postgres.Calls)/float64(max(1, u.Units)))
+	n := float64(max(1, u.Units))
+	fmt.Fprintf(b, "\nThe most called statements, %s (%d commands, %.2f statements per command), with the time PostgreSQL spent executing them:\n\n| calls per command | µs per command | statement |\n| ---: | ---: | --- |\n",
+		title, u.Units, float64(u.Postgres.Calls)/n)
 	for _, s := range u.Postgres.Statements {
-		fmt.Fprintf(b, "| %.2f | `%s` |\n", float64(s.Calls)/float64(max(1, u.Units)), strings.ReplaceAll(s.Query, "|", `\|`))
+		fmt.Fprintf(b, "| %.2f | %.0f | `%s` |\n", float64(s.Calls)/n, 1000*s.ExecMs/n, strings.ReplaceAll(s.Query, "|", `\|`))
 	}
 }
 

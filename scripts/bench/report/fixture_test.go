@@ -54,7 +54,7 @@ func withLag(t *testing.T, res *load.Result, latencies ...time.Duration) *load.R
 func usageOf(kind string, clients int, rate float64, units int64, perUnitMs float64) Usage {
 	total := float64(units) * perUnitMs / 1000
 	u := Usage{Kind: kind, Clients: clients, Rate: rate, Attempt: 1, Seconds: 10, Units: units, Unit: "command",
-		Postgres: &PGWork{Transactions: units, Calls: 3 * units, Counted: true, Statements: []Statement{{Query: "SELECT version FROM events WHERE stream_id = $1", Calls: units}}}}
+		Postgres: &PGWork{Transactions: units, Calls: 3 * units, Counted: true, Statements: []Statement{{Query: "SELECT version FROM events WHERE stream_id = $1", Calls: units, ExecMs: float64(units) / 20}}}}
 	if kind == WindowCatchUp {
 		u.Unit = "event"
 	}

@@ -55,7 +55,7 @@ func TestMarkdown(t *testing.T) {
 		"| process | idle | before |",
 		"| PostgreSQL | 10.0% | 24.0% |",
 		"| **total** | **30.0%** | **72.0%** |",
-		"| 1.00 | `SELECT version FROM events WHERE stream_id = $1` |",
+		"| 1.00 | 50 | `SELECT version FROM events WHERE stream_id = $1` |",
 		"pg_stat_statements is not loaded",
 		// The steps, a row per attempt.
 		"| 2000 | 64 | 30.02 | 30.02 | 1.50 | 1.99 | 0 | 0 | – | fail: command p99 30.0 ms > 10 ms |",

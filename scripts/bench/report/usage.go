@@ -88,10 +88,12 @@ type PGWork struct {
 	Counted    bool        `json:"counted"`
 }
 
-// Statement is a normalized statement and its calls in the window.
+// Statement is a normalized statement, its calls in the window and the
+// time PostgreSQL spent executing them.
 type Statement struct {
-	Query string `json:"query"`
-	Calls int64  `json:"calls"`
+	Query  string  `json:"query"`
+	Calls  int64   `json:"calls"`
+	ExecMs float64 `json:"execMs"`
 }
 
 // System is the CPU seconds of the measured processes together.
