@@ -26,6 +26,7 @@ func TestMarkdown(t *testing.T) {
 	before.Usage = []Usage{before.Usage[0], usageOf(WindowClosed, 16, 0, 20_000, 0.83), idleUsage(0.72)}
 	before.Steps = before.Steps[:2] // 1000/s and up failed
 	before.Steps = append(before.Steps, step(t, 1000, 600*time.Millisecond, 0, 60*time.Millisecond))
+	r.Usage[0].Processes[2].OtherClients = 4 // Redis, 1 client
 	checks := Evaluate(r)
 	md := Markdown(r, &before, checks, []string{PlotWrites, PlotLagCDF, PlotRates})
 
@@ -51,6 +52,7 @@ func TestMarkdown(t *testing.T) {
 		"| **total** | **200** | **250** | **830** |",
 		"| load generator (not in the total) | 20 | 25 | 83 |",
 		"| transactions | 1.00 | 1.00 | 1.00 | 1.00 |",
+		"* Redis: the server is shared, and up to 4 clients that are not the system's were active in a window: their work is counted too.",
 		// Idle: % of a CPU, now and before.
 		"| process | idle | before |",
 		"| PostgreSQL | 10.0% | 24.0% |",
@@ -96,6 +98,28 @@ func TestMarkdown(t *testing.T) {
 	// A plot that was not drawn is not linked.
 	if strings.Contains(md, PlotReads) {
 		t.Error("the report links a plot that was not drawn")
+	}
+	if t.Failed() {
+		t.Log(md)
+	}
+}
+
+func TestMarkdownNotMeasured(t *testing.T) {
+	t.Parallel()
+	r := passingResults(t)
+	for i := range r.Usage {
+		r.Usage[i].Processes[1] = ProcessCPU{Process: ProcNATS, Why: "not measured: nats.example:4222 is not on this machine"}
+	}
+	md := Markdown(r, nil, Evaluate(r), nil)
+	for _, want := range []string{
+		"| NATS | not measured | not measured |",
+		"| **total** | **173** (incomplete) | **217** (incomplete) |",
+		"* NATS: not measured: nats.example:4222 is not on this machine",
+		"217 µs over 41000 commands (without NATS: not measured)",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("the report lacks %q", want)
+		}
 	}
 	if t.Failed() {
 		t.Log(md)
