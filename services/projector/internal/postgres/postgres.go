@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
@@ -55,7 +56,7 @@ func unmarshal(data []byte, v any) error {
 		*v = append((*v)[:0], data...)
 		return nil
 	case *envelope.Metadata:
-		if decodeMetadata(data, v) {
+		if decodeMetadata(data, v, false) {
 			return nil
 		}
 	}
@@ -65,8 +66,9 @@ func unmarshal(data []byte, v any) error {
 // decodeMetadata reads an event's metadata the way PostgreSQL writes jsonb
 // out: a flat object of plain strings. It reports false, having changed
 // nothing that matters, for anything else (an escape, another key, a
-// value that is not a string), which encoding/json then reads.
-func decodeMetadata(data []byte, m *envelope.Metadata) bool {
+// value that is not a string), which encoding/json then reads. With alias,
+// the strings share data's memory instead of being copies.
+func decodeMetadata(data []byte, m *envelope.Metadata, alias bool) bool {
 	var out envelope.Metadata
 	i := skipSpace(data, 0)
 	if i >= len(data) || data[i] != '{' {
@@ -78,7 +80,7 @@ func decodeMetadata(data []byte, m *envelope.Metadata) bool {
 		return skipSpace(data, i+1) == len(data)
 	}
 	for {
-		key, next, ok := plainString(data, i)
+		key, next, ok := plainString(data, i, true)
 		if !ok {
 			return false
 		}
@@ -86,7 +88,7 @@ func decodeMetadata(data []byte, m *envelope.Metadata) bool {
 		if i >= len(data) || data[i] != ':' {
 			return false
 		}
-		val, next, ok := plainString(data, skipSpace(data, i+1))
+		val, next, ok := plainString(data, skipSpace(data, i+1), alias)
 		if !ok {
 			return false
 		}
@@ -121,13 +123,16 @@ func decodeMetadata(data []byte, m *envelope.Metadata) bool {
 }
 
 // plainString reads a JSON string without escapes starting at data[i]: its
-// text and the index after its closing quote.
-func plainString(data []byte, i int) (string, int, bool) {
+// text (sharing data's memory with alias) and the index after its closing
+// quote.
+func plainString(data []byte, i int, alias bool) (string, int, bool) {
 	if i >= len(data) || data[i] != '"' {
 		return "", 0, false
 	}
 	for j := i + 1; j < len(data); j++ {
 		switch c := data[j]; {
+		case c == '"' && alias:
+			return unsafe.String(unsafe.SliceData(data[i+1:j]), j-i-1), j + 1, true
 		case c == '"':
 			return string(data[i+1 : j]), j + 1, true
 		case c == '\\' || c < 0x20 || c >= utf8.RuneSelf:

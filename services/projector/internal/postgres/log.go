@@ -1,0 +1,201 @@
+package postgres
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+	"unsafe"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/cart-cqrs/cart/pkg/cart"
+	"github.com/cart-cqrs/cart/pkg/envelope"
+	"github.com/cart-cqrs/cart/pkg/eventlog"
+)
+
+// logQuery reads a page of the log by its primary key: an index range
+// scan in position order, no sort.
+const logQuery = `SELECT position, event_id, stream_id, stream_type, version, type, schema_version, data, metadata, occurred_at
+FROM events WHERE position > $1 AND position <= $2 ORDER BY position LIMIT $3`
+
+// ReadLog calls fn for each event with after < position <= upTo, in
+// position order, at most limit of them, and returns how many it read and
+// the position of the last.
+//
+// A rebuild reads the whole log through it, so it reads the rows as they
+// arrive instead of scanning them into values: the envelope's strings and
+// Data share the connection's read buffer, and are valid only until fn
+// returns. What fn keeps must be copied (CloneEnvelope).
+func ReadLog(ctx context.Context, q eventlog.Querier, after, upTo int64, limit int, fn func(*envelope.Envelope) error) (n int, last int64, err error) {
+	rows, err := q.Query(ctx, logQuery, after, upTo, limit)
+	if err != nil {
+		return 0, 0, fmt.Errorf("postgres: read the log after %d: %w", after, err)
+	}
+	defer rows.Close()
+	var (
+		e    envelope.Envelope
+		ids  [72]byte
+		read func() error
+	)
+	for rows.Next() {
+		if read == nil {
+			read = func() error {
+				return rows.Scan(&e.Position, &e.EventID, &e.StreamID, &e.StreamType, &e.Version, &e.Type,
+					&e.SchemaVersion, &e.Data, &e.Metadata, &e.OccurredAt)
+			}
+			if rawLayout(rows.FieldDescriptions()) {
+				read = func() error { return decodeRow(rows.RawValues(), &e, &ids) }
+			}
+		}
+		if err := read(); err != nil {
+			return n, last, fmt.Errorf("postgres: read the log after %d: %w", last, err)
+		}
+		e.OccurredAt = e.OccurredAt.UTC()
+		if err := fn(&e); err != nil {
+			return n, last, err
+		}
+		n, last = n+1, e.Position
+	}
+	if err := rows.Err(); err != nil {
+		return n, last, fmt.Errorf("postgres: read the log after %d: %w", last, err)
+	}
+	return n, last, nil
+}
+
+// CloneEnvelope copies an envelope ReadLog passed, to keep it.
+func CloneEnvelope(e envelope.Envelope) envelope.Envelope {
+	e.EventID, e.StreamID, e.StreamType, e.Type = clone(e.EventID), clone(e.StreamID), clone(e.StreamType), clone(e.Type)
+	e.Data = append(json.RawMessage(nil), e.Data...)
+	m := &e.Metadata
+	m.Actor, m.CorrelationID, m.CausationID = clone(m.Actor), clone(m.CorrelationID), clone(m.CausationID)
+	m.TraceParent, m.TraceState = clone(m.TraceParent), clone(m.TraceState)
+	return e
+}
+
+// clone copies s unless it is one of the constants ReadLog names types
+// with.
+func clone(s string) string {
+	if known(s) != "" {
+		return known(s)
+	}
+	return string([]byte(s))
+}
+
+// rawLayout reports whether the columns arrive in the formats decodeRow
+// reads: what pgx asks for by default (the simple protocol, for one, sends
+// everything as text, and then rows.Scan reads them).
+func rawLayout(fds []pgconn.FieldDescription) bool {
+	if len(fds) != 10 {
+		return false
+	}
+	binaryCols := []int{0, 1, 2, 4, 6, 9} // position, ids, versions, occurred_at
+	for _, i := range binaryCols {
+		if fds[i].Format != pgtype.BinaryFormatCode {
+			return false
+		}
+	}
+	return fds[7].DataTypeOID == pgtype.JSONBOID && fds[8].DataTypeOID == pgtype.JSONBOID
+}
+
+var errRow = errors.New("unexpected column value")
+
+// decodeRow reads one row of logQuery in rawLayout into e; ids holds the
+// two ids' text.
+func decodeRow(vals [][]byte, e *envelope.Envelope, ids *[72]byte) error {
+	if len(vals) != 10 || len(vals[0]) != 8 || len(vals[1]) != 16 || len(vals[2]) != 16 || len(vals[4]) != 4 ||
+		len(vals[6]) != 4 || len(vals[9]) != 8 || vals[3] == nil || vals[5] == nil {
+		return errRow
+	}
+	e.Position = int64(binary.BigEndian.Uint64(vals[0]))
+	e.EventID = formatUUID(ids[:36], vals[1])
+	e.StreamID = formatUUID(ids[36:], vals[2])
+	e.StreamType = name(vals[3])
+	e.Version = int(int32(binary.BigEndian.Uint32(vals[4])))
+	e.Type = name(vals[5])
+	e.SchemaVersion = int(int32(binary.BigEndian.Uint32(vals[6])))
+	data, err := jsonb(vals[7])
+	if err != nil {
+		return err
+	}
+	e.Data = data
+	md, err := jsonb(vals[8])
+	if err != nil {
+		return err
+	}
+	e.Metadata = envelope.Metadata{}
+	if !decodeMetadata(md, &e.Metadata, true) {
+		if err := json.Unmarshal(md, &e.Metadata); err != nil {
+			return fmt.Errorf("metadata: %w", err)
+		}
+	}
+	us := int64(binary.BigEndian.Uint64(vals[9]))
+	if us == math.MaxInt64 || us == math.MinInt64 {
+		return fmt.Errorf("occurred_at: %w", errRow)
+	}
+	e.OccurredAt = time.UnixMicro(us + postgresEpoch).UTC()
+	return nil
+}
+
+// postgresEpoch is 2000-01-01, where timestamps count from, in Unix
+// microseconds.
+const postgresEpoch = 946684800 * 1000000
+
+// jsonb is a jsonb value's text, in either format: the binary one is the
+// text behind a version byte.
+func jsonb(v []byte) ([]byte, error) {
+	switch {
+	case v == nil:
+		return nil, errRow
+	case len(v) > 0 && v[0] == 1: // JSON text never starts with it
+		return v[1:], nil
+	}
+	return v, nil
+}
+
+// formatUUID writes a binary uuid's text into dst (36 bytes) and returns it
+// as a string sharing dst's memory.
+func formatUUID(dst, u []byte) string {
+	hex.Encode(dst[0:8], u[0:4])
+	dst[8] = '-'
+	hex.Encode(dst[9:13], u[4:6])
+	dst[13] = '-'
+	hex.Encode(dst[14:18], u[6:8])
+	dst[18] = '-'
+	hex.Encode(dst[19:23], u[8:10])
+	dst[23] = '-'
+	hex.Encode(dst[24:36], u[10:16])
+	return unsafe.String(&dst[0], 36)
+}
+
+// name is a stream or event type: one of the constants, or the bytes as a
+// string sharing their memory.
+func name(b []byte) string {
+	if s := known(unsafe.String(unsafe.SliceData(b), len(b))); s != "" {
+		return s
+	}
+	return unsafe.String(unsafe.SliceData(b), len(b))
+}
+
+func known(s string) string {
+	switch s {
+	case envelope.StreamTypeCart:
+		return envelope.StreamTypeCart
+	case cart.TypeOpened:
+		return cart.TypeOpened
+	case cart.TypeItemAdded:
+		return cart.TypeItemAdded
+	case cart.TypeItemRemoved:
+		return cart.TypeItemRemoved
+	case cart.TypeQuantityChanged:
+		return cart.TypeQuantityChanged
+	case cart.TypeCheckedOut:
+		return cart.TypeCheckedOut
+	}
+	return ""
+}
