@@ -1,49 +1,3 @@
-// Package rebuild rebuilds every read model from the event log in
-// PostgreSQL into a new generation while the live projectors keep serving
-// the current one, then switches the readers to it and drops the old one.
-//
-// # The generation handshake
-//
-// Two Redis keys say which generations exist for whom: the current
-// generation (readmodel.CurrentGeneration), which readers use, and the
-// generations written, which every live projector keeps up to date. Every
-// live write is one Lua call per cart that first compares both keys with
-// what the projector read when it computed the write, and refuses it
-// otherwise (projector.ErrStaleGenerations: the projector reads them
-// again, reloads the cart and computes the write again). So once a key
-// changes, no write computed from the old value lands, whichever
-// instance computed it and however long it took.
-//
-// A rebuild from generation g to n = g+1:
-//
-//  1. Takes the rebuild lock (one rebuild at a time, over all processes).
-//  2. Writes "g,n" as the generations written (call that instant T0). From
-//     T0 every live write lands in both g and n, atomically, each guarded
-//     by its own version: n may be behind (the rebuild has not reached the
-//     cart), and a gap there is filled from the event log like any gap.
-//  3. Reads the whole log in position order, in large pages, folds each
-//     cart and merges it into n: a merge writes only when it takes the
-//     cart further than what n holds (the live projectors may have got
-//     there first); both are folds of the same log, so the further one is
-//     right. The reading goes on until a page comes back short: the end.
-//  4. Switches: one call sets the current generation to n and the
-//     generations written to "n,g". Readers see either g or n, each whole.
-//  5. Waits DrainWait (the readers cache the current generation for up to
-//     a second) while the projectors still keep g up to date, then writes
-//     "n" alone and deletes g's keys (SCAN + UNLINK, in batches).
-//
-// Why nothing is lost in n. Take any event. If a live projector applied it
-// in a write that landed after T0, that write included n. Otherwise it was
-// applied before T0 — and so committed to PostgreSQL before T0 (the relay
-// publishes only committed events, and gaps are read from PostgreSQL) — or
-// not at all yet, and then it will be, after T0, into n. The rebuild starts
-// reading after T0, so it sees every event committed before T0, even those
-// whose position a slower transaction held back: a cart's later versions
-// always have later positions, and a version the rebuild finds missing is
-// read from the cart's stream. A write that lands after the switch in step
-// 4 was computed for "n,g" or later, so it lands in n; one computed for
-// "g,n" is refused and computed again. Parked events are in no generation
-// until they are retried or skipped, which writes every generation written.
 package rebuild
 
 import (
@@ -76,10 +30,11 @@ type Store interface {
 	// SetGenerations sets the current generation and the generations
 	// written, provided they are still from (else ErrStaleGenerations).
 	SetGenerations(ctx context.Context, from projector.Generations, current int, writes []int) (projector.Generations, error)
-	// EncodeMerges prepares what the rebuild folded for generation gen
-	// (encoding is work of its own, done while the previous batch is being
-	// written).
-	EncodeMerges(gen int, merges []Merge) (MergeBatch, error)
+	// AppendEntry appends a history entry to b as the store keeps it.
+	AppendEntry(b []byte, h readmodel.HistoryEntry) ([]byte, error)
+	// WriteMerges stores what the rebuild folded into generation gen: one
+	// result per merge.
+	WriteMerges(ctx context.Context, gen int, merges []Merge) ([]MergeResult, error)
 	// StoredGenerations lists the generations that have keys.
 	StoredGenerations(ctx context.Context) ([]int, error)
 	// DropGeneration deletes every key of generation gen and returns how
@@ -90,29 +45,36 @@ type Store interface {
 	lease.Locker
 }
 
-// Merge is one cart as the rebuild folded it: State, and the history
-// entries after Base, the version the rebuild stored before (all of them,
-// from version 1, when Whole).
+// Merge is one cart as the rebuild folded it so far. Its history entries
+// after Base, the version the rebuild placed in the generation before (0:
+// none), are staged in the store as they come (Staged of them already),
+// then placed with the document, once, when the cart is done.
 type Merge struct {
-	CartID  string
-	Base    int
-	State   cart.State
-	History []readmodel.HistoryEntry
+	CartID string
+	Base   int
+	State  cart.State
+	// Staged is how many entries after Base the store holds staged;
+	// Entries are the next ones, encoded by Store.AppendEntry.
+	Staged  int
+	Entries [][]byte
 	Skipped []int
-	Whole   bool
-}
+	// Place stores the cart (State and the entries staged and given);
+	// otherwise the entries are only staged.
+	Place bool
+	// Index asks for the customer's open-cart index to follow the cart:
+	// its status changed since Base (a cart's status only moves forward,
+	// so the index already follows it otherwise).
+	Index bool
 
-// MergeBatch is merges encoded for the store.
-type MergeBatch interface {
-	// Write stores them, one result per merge.
-	Write(ctx context.Context) ([]MergeResult, error)
+	// blocks hold the entries; released once they are written.
+	blocks []*block
 }
 
 // MergeResult is what a Merge did.
 type MergeResult int
 
 const (
-	// Merged: the cart was stored.
+	// Merged: the cart was stored (or its entries staged).
 	Merged MergeResult = iota
 	// Behind: the generation had the cart at State's version or later.
 	Behind
@@ -129,10 +91,16 @@ type Config struct {
 	// PageSize is how many events one read of the log returns (default
 	// 20,000).
 	PageSize int
-	// WriteBatch is about how many events are folded before they are
-	// written (default 100,000): a cart whose events span several pages
-	// is written once for them all.
+	// WriteBatch is about how many history entries are folded before
+	// those of carts still open are staged in the store (default 16,384):
+	// it bounds the memory the entries waiting take (a few hundred bytes
+	// each).
 	WriteBatch int
+	// MaxCarts is about how many carts the rebuild keeps folded in memory
+	// (default 50,000): beyond it, those it has not seen for longest are
+	// forgotten once written, and read again from the log if they come
+	// back. It wants to be more than the carts a shop has open at once.
+	MaxCarts int
 	// DrainWait is how long the old generation is still written after the
 	// switch, before it is dropped (default 2s): longer than readers cache
 	// the current generation (the query service: 1s).
@@ -140,7 +108,9 @@ type Config struct {
 	// LockTTL is how long the rebuild lock outlives a rebuild that died
 	// (default 30s); a live rebuild renews it every third of that.
 	LockTTL time.Duration
-	// Applier folds an event onto a cart (default projector.Evolve).
+	// Applier folds an event onto a cart (default: projector.Evolve's
+	// fold, with a faster decoding of the current schema versions). The
+	// envelope it is given is valid only during the call.
 	Applier projector.Applier
 }
 
@@ -149,16 +119,16 @@ func (c Config) withDefaults() Config {
 		c.PageSize = 20000
 	}
 	if c.WriteBatch <= 0 {
-		c.WriteBatch = 100000
+		c.WriteBatch = 16384
+	}
+	if c.MaxCarts <= 0 {
+		c.MaxCarts = 50000
 	}
 	if c.DrainWait <= 0 {
 		c.DrainWait = 2 * time.Second
 	}
 	if c.LockTTL <= 0 {
 		c.LockTTL = 30 * time.Second
-	}
-	if c.Applier == nil {
-		c.Applier = projector.Evolve
 	}
 	return c
 }

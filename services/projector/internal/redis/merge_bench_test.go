@@ -21,21 +21,21 @@ func BenchmarkMerge(b *testing.B) {
 	for i := range 2000 {
 		id := fmt.Sprintf("0195a3c0-0000-7000-8000-%012d", i)
 		envs, s := events(b, id, "customer-"+id, 10)
-		h := make([]readmodel.HistoryEntry, len(envs))
+		entries := make([][]byte, len(envs))
 		for j, e := range envs {
-			h[j] = readmodel.NewHistoryEntry(e)
+			entry, err := store.AppendEntry(nil, readmodel.NewHistoryEntry(e))
+			if err != nil {
+				b.Fatal(err)
+			}
+			entries[j] = entry
 		}
-		merges = append(merges, rebuild.Merge{CartID: id, State: s, History: h})
+		merges = append(merges, rebuild.Merge{CartID: id, State: s, Entries: entries, Place: true, Index: true})
 	}
 	gen := 1
 	start := time.Now()
 	for b.Loop() {
 		gen++
-		batch, err := store.EncodeMerges(gen, merges)
-		if err != nil {
-			b.Fatal(err)
-		}
-		res, err := batch.Write(context.Background())
+		res, err := store.WriteMerges(context.Background(), gen, merges)
 		if err != nil {
 			b.Fatal(err)
 		}

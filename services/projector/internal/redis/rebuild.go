@@ -2,7 +2,6 @@ package redis
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strconv"
@@ -49,77 +48,6 @@ func (s *Store) SetGenerations(ctx context.Context, from projector.Generations, 
 		return projector.Generations{}, fmt.Errorf("redis: set generations %d %v: %w", current, writes, projector.ErrStaleGenerations)
 	}
 	return parseGenerations(newCur, newWrites)
-}
-
-// mergeBatch is merges encoded as merge script calls.
-type mergeBatch struct {
-	s      *Store
-	merges []rebuild.Merge
-	keys   [][]string
-	args   [][]any
-}
-
-// EncodeMerges encodes merges into generation gen as calls of the merge
-// script.
-func (s *Store) EncodeMerges(gen int, merges []rebuild.Merge) (rebuild.MergeBatch, error) {
-	k := s.Keys(gen)
-	keys := make([][]string, len(merges))
-	args := make([][]any, len(merges))
-	for i, m := range merges {
-		st := m.State
-		doc, err := json.Marshal(readmodel.FromState(st))
-		if err != nil {
-			return nil, fmt.Errorf("redis: encode cart %s: %w", m.CartID, err)
-		}
-		open := k.OpenCart(st.CustomerID)
-		keys[i] = []string{k.Cart(m.CartID), open, latestCart(open), k.History(m.CartID)}
-		a := make([]any, mergeFirstEntryArg, mergeFirstEntryArg+len(m.History))
-		copy(a, []any{m.Base, st.Version, doc, m.CartID, indexStatus(st), st.OpenedAt.UnixMicro(), st.CustomerID,
-			formatWrites(m.Skipped), flag(m.Whole)})
-		// The entries share one buffer; each argument is its slice of it
-		// (a buffer that grows leaves the earlier slices intact).
-		buf := make([]byte, 0, 384*len(m.History))
-		for _, h := range m.History {
-			at := len(buf)
-			if buf, err = appendEntry(buf, h); err != nil {
-				return nil, fmt.Errorf("redis: encode cart %s history v%d: %w", m.CartID, h.Version, err)
-			}
-			a = append(a, buf[at:len(buf):len(buf)])
-		}
-		args[i] = a
-	}
-	return &mergeBatch{s: s, merges: merges, keys: keys, args: args}, nil
-}
-
-// Write runs the merge script for every cart in one pipeline.
-func (b *mergeBatch) Write(ctx context.Context) ([]rebuild.MergeResult, error) {
-	s, merges, keys, args := b.s, b.merges, b.keys, b.args
-	results, err := s.run(ctx, merge, keys, args)
-	if err != nil && goredis.HasErrorPrefix(err, "NOSCRIPT") {
-		if lerr := merge.Load(ctx, s.client).Err(); lerr != nil {
-			return nil, fmt.Errorf("redis: load merge script: %w", lerr)
-		}
-		results, err = s.run(ctx, merge, keys, args)
-	}
-	if err != nil {
-		return nil, err
-	}
-	out := make([]rebuild.MergeResult, len(results))
-	for i, r := range results {
-		switch {
-		case r.err != nil:
-			return nil, r.err
-		case r.reply == "ok":
-			out[i] = rebuild.Merged
-		case r.reply == "behind":
-			out[i] = rebuild.Behind
-		case r.reply == "reset":
-			out[i] = rebuild.Reset
-		default:
-			return nil, fmt.Errorf("redis: merge cart %s: unexpected reply %q", merges[i].CartID, r.reply)
-		}
-	}
-	return out, nil
 }
 
 // StoredGenerations lists the generations that have keys, in one SCAN of

@@ -186,79 +186,109 @@ end
 return 'ok'
 `
 
+// indexLua keeps a customer's open-cart index in step with one of their
+// carts, as saveScript does: the latest key holds "<opened-at> <cart id>"
+// of the newest cart seen, and only that cart may set the index; the
+// others may only remove themselves from it.
+const indexLua = `
+local function index(openKey, latestKey, id, status, opened)
+  local latest = redis.call('GET', latestKey)
+  if latest then
+    local sep = string.find(latest, ' ', 1, true)
+    local lopened, lid = tonumber(string.sub(latest, 1, sep - 1)), string.sub(latest, sep + 1)
+    if tonumber(opened) < lopened or (tonumber(opened) == lopened and id < lid) then
+      status = 'superseded'
+    end
+  end
+  if status ~= 'superseded' then
+    redis.call('SET', latestKey, opened .. ' ' .. id)
+  end
+  if status == 'open' then
+    redis.call('SET', openKey, id)
+  elseif redis.call('GET', openKey) == id then
+    redis.call('DEL', openKey)
+  end
+end
+`
+
 // mergeScript stores what a rebuild folded for one cart into the
 // generation it builds, where the live projectors may have written the
 // cart already (they write that generation too while it is built). The
 // rebuild's fold and theirs are both folds of the event log, so the
 // further one wins:
 //
-//	KEYS[1] cart hash            ARGV[1] version the rebuild stored before (0 = none)
-//	KEYS[2] customer open cart   ARGV[2] new version
-//	KEYS[3] customer latest      ARGV[3] document JSON
-//	KEYS[4] cart history list    ARGV[4] cart id
-//	                             ARGV[5] status ("" = no customer: leave the index)
+//	KEYS[1] cart hash            ARGV[1] version the rebuild placed before; 0: the
+//	KEYS[2] customer open cart           entries are the whole history
+//	KEYS[3] customer latest      ARGV[2] new version
+//	KEYS[4] cart history list    ARGV[3] document JSON
+//	KEYS[5] staged entries       ARGV[4] cart id
+//	        (after ARGV[1])      ARGV[5] status ("" = leave the index)
 //	                             ARGV[6] cart opened at, Unix microseconds
-//	                             ARGV[7] customer id
+//	                             ARGV[7] owner (customer id)
 //	                             ARGV[8] skipped versions ("" = none)
-//	                             ARGV[9] "1": the entries are the whole history
-//	                             ARGV[10..] history entries after ARGV[1], in version order
 //
-// It answers "behind" when the stored version is already as far (nothing
-// written), "ok" when it wrote the document and appended the history
-// entries after the stored version, and "reset" when the stored cart is
-// neither the rebuild's last write nor ahead of it: the rebuild then reads
-// the cart whole and writes it with ARGV[9] = "1".
-const mergeScript = `
-local stored = redis.call('HGET', KEYS[1], '@version')
-local s = tonumber(stored or '0')
-local new = tonumber(ARGV[2])
-if s ~= nil and s >= new then
-  return 'behind'
-end
-local first
-if ARGV[9] == '1' then
+// It answers "behind" when the stored cart is as far already (nothing
+// written), "ok" when it wrote the document and the history entries the
+// list lacks, and "reset" when the stored cart is neither the rebuild's
+// last write nor ahead of it, its history is out of step, or entries are
+// missing from the staged list: the rebuild then reads the cart whole and
+// writes it with ARGV[1] = 0. The staged entries are gone afterwards.
+const mergeScript = indexLua + `
+local n = redis.call('LLEN', KEYS[5])
+local s = tonumber(redis.call('HGET', KEYS[1], '@version') or '0')
+local len = redis.call('LLEN', KEYS[4])
+local base, new = tonumber(ARGV[1]), tonumber(ARGV[2])
+local reply = 'ok'
+local from
+if s == nil or n ~= new - base then
+  reply = 'reset'
+elseif s > new or (s == new and len == s) then
+  reply = 'behind'
+  if len ~= s then
+    reply = 'reset'
+  end
+elseif len == s and s >= base then
+  from = s - base
+elseif base == 0 then
   redis.call('DEL', KEYS[4])
-  first = 10
+  from = 0
 else
-  local base = tonumber(ARGV[1])
-  if s == nil or s < base or redis.call('LLEN', KEYS[4]) ~= s then
-    return 'reset'
-  end
-  first = 10 + (s - base)
+  reply = 'reset'
 end
-for j = first, #ARGV, 100 do
-  redis.call('RPUSH', KEYS[4], unpack(ARGV, j, math.min(j + 99, #ARGV)))
-end
-redis.call('HSET', KEYS[1], '@version', ARGV[2], '@doc', ARGV[3], '@owner', ARGV[7])
-if ARGV[8] ~= '' then
-  redis.call('HSET', KEYS[1], '@skipped', ARGV[8])
-end
-local status = ARGV[5]
-if status ~= '' then
-  local id, opened = ARGV[4], tonumber(ARGV[6])
-  local latest = redis.call('GET', KEYS[3])
-  if latest then
-    local sep = string.find(latest, ' ', 1, true)
-    local lopened, lid = tonumber(string.sub(latest, 1, sep - 1)), string.sub(latest, sep + 1)
-    if opened < lopened or (opened == lopened and id < lid) then
-      status = 'superseded'
-    end
+if from then
+  for j = from, n - 1, 100 do
+    redis.call('RPUSH', KEYS[4], unpack(redis.call('LRANGE', KEYS[5], j, math.min(j + 99, n - 1))))
   end
-  if status ~= 'superseded' then
-    redis.call('SET', KEYS[3], ARGV[6] .. ' ' .. id)
+  redis.call('HSET', KEYS[1], '@version', ARGV[2], '@doc', ARGV[3], '@owner', ARGV[7])
+  if ARGV[8] ~= '' then
+    redis.call('HSET', KEYS[1], '@skipped', ARGV[8])
+  else
+    redis.call('HDEL', KEYS[1], '@skipped')
   end
-  if status == 'open' then
-    redis.call('SET', KEYS[2], id)
-  elseif redis.call('GET', KEYS[2]) == id then
-    redis.call('DEL', KEYS[2])
+  if ARGV[5] ~= '' then
+    index(KEYS[2], KEYS[3], ARGV[4], ARGV[5], ARGV[6])
+  end
+end
+redis.call('DEL', KEYS[5])
+return reply
+`
+
+// indexScript keeps the customer index in step with carts a rebuild
+// placed without a script (see Store.WriteMerges), each only while the
+// cart is still at the version the rebuild placed: a live projector that
+// has written it since kept the index itself.
+//
+//	per cart, 3 keys:  cart hash, customer open cart, customer latest
+//	per cart, 4 args:  cart id, version, status, cart opened at (Unix microseconds)
+const indexScript = indexLua + `
+for c = 0, #KEYS / 3 - 1 do
+  local id = ARGV[4 * c + 1]
+  if redis.call('HGET', KEYS[3 * c + 1], '@version') == ARGV[4 * c + 2] then
+    index(KEYS[3 * c + 2], KEYS[3 * c + 3], id, ARGV[4 * c + 3], ARGV[4 * c + 4])
   end
 end
 return 'ok'
 `
-
-// mergeFirstEntryArg is the index (0-based, in the args slice) of the first
-// history entry of mergeScript: ARGV[10].
-const mergeFirstEntryArg = 9
 
 var fields = strings.NewReplacer(
 	"@version", readmodel.FieldVersion,
@@ -268,6 +298,7 @@ var fields = strings.NewReplacer(
 )
 
 var (
-	save  = goredis.NewScript(fields.Replace(saveScript))
-	merge = goredis.NewScript(fields.Replace(mergeScript))
+	save    = goredis.NewScript(fields.Replace(saveScript))
+	merge   = goredis.NewScript(fields.Replace(mergeScript))
+	reindex = goredis.NewScript(fields.Replace(indexScript))
 )

@@ -1,0 +1,71 @@
+// Package rebuild rebuilds every read model from the event log in
+// PostgreSQL into a new generation while the live projectors keep serving
+// the current one, then switches the readers to it and drops the old one.
+//
+// # The generation handshake
+//
+// Two Redis keys say which generations exist for whom: the current
+// generation (readmodel.CurrentGeneration), which readers use, and the
+// generations written, which every live projector keeps up to date. Every
+// live write is one Lua call per cart that first compares both keys with
+// what the projector read when it computed the write, and refuses it
+// otherwise (projector.ErrStaleGenerations: the projector reads them
+// again, reloads the cart and computes the write again). So once a key
+// changes, no write computed from the old value lands, whichever
+// instance computed it and however long it took.
+//
+// A rebuild from generation g to n = g+1:
+//
+//  1. Takes the rebuild lock (one rebuild at a time, over all processes).
+//  2. Writes "g,n" as the generations written (call that instant T0). From
+//     T0 every live write lands in both g and n, atomically, each guarded
+//     by its own version: n may be behind (the rebuild has not reached the
+//     cart), and a gap there is filled from the event log like any gap.
+//  3. Reads the log in position order, in large pages, up to the last
+//     position committed when it starts reading, folds each cart and
+//     merges it into n: a merge writes only when it takes the cart further
+//     than what n holds (the live projectors may have got there first);
+//     both are folds of the same log, so the further one is right.
+//  4. Switches: one call sets the current generation to n and the
+//     generations written to "n,g". Readers see either g or n, each whole.
+//  5. Waits DrainWait (the readers cache the current generation for up to
+//     a second) while the projectors still keep g up to date, then writes
+//     "n" alone and deletes g's keys (SCAN + UNLINK, in batches).
+//
+// Why nothing is lost in n. Take any event. If a live projector applied it
+// in a write that landed after T0, that write included n. Otherwise it was
+// applied before T0 — and so committed to PostgreSQL before T0 (the relay
+// publishes only committed events, and gaps are read from PostgreSQL) — or
+// not at all yet, and then it will be, after T0, into n. The rebuild starts
+// reading after T0, so it sees every event committed before T0 (all of
+// them have a position up to the last one it sees then), even those whose
+// position a slower transaction held back: a cart's later versions always
+// have later positions, and a version the rebuild finds missing is read
+// from the cart's stream. A write that lands after the switch in step
+// 4 was computed for "n,g" or later, so it lands in n; one computed for
+// "g,n" is refused and computed again. Parked events are in no generation
+// until they are retried or skipped, which writes every generation written.
+//
+// # Merging without a script
+//
+// Almost every merge is of a cart n does not hold yet, and a script per
+// cart was most of the rebuild's Redis time. So the store writes such a
+// cart with plain commands: its history list and its hash are filled
+// under keys of their own (the cart's hash tag, in n, unknown to anyone
+// else), then renamed into place with RENAMENX, list first, which does
+// nothing when the key exists. Both renamed: the cart is the rebuild's,
+// whole, and a small script then sets the customer index if the cart is
+// still at that version. Otherwise a live projector got there first (or
+// the list got there between the two renames, which the projectors read
+// as a history out of step, and replace): the merge is done again by the
+// script, which compares versions and history lengths as for any other
+// cart. A live write never reads the rebuild's keys, and the renames are
+// single commands, so no interleaving of the two loses an event.
+//
+// # Memory
+//
+// The rebuild streams the log: what it keeps is the carts it is folding
+// (Config.MaxCarts of them at most, the rest read again from the log if
+// they come back) and the history entries not written yet
+// (Config.WriteBatch), encoded as the store keeps them.
+package rebuild
