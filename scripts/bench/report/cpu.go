@@ -287,7 +287,7 @@ func perUnit(u Usage, n int64) string {
 
 func statementsTable(b *strings.Builder, title string, u Usage) {
 	n := float64(max(1, u.Units))
-	fmt.Fprintf(b, "\nThe most called statements, %s (%d commands, %.2f statements per command), with the time PostgreSQL spent executing them:\n\n| calls per command | µs per command | statement |\n| ---: | ---: | --- |\n",
+	fmt.Fprintf(b, "\nThe most called statements, %s (%d commands, %.2f statements per command), with the time PostgreSQL spent executing them (wall clock inside the server: lock waits included, the commit's WAL flush not):\n\n| calls per command | µs per command | statement |\n| ---: | ---: | --- |\n",
 		title, u.Units, float64(u.Postgres.Calls)/n)
 	for _, s := range u.Postgres.Statements {
 		fmt.Fprintf(b, "| %.2f | %.0f | `%s` |\n", float64(s.Calls)/n, 1000*s.ExecMs/n, strings.ReplaceAll(s.Query, "|", `\|`))
