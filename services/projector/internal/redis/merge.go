@@ -107,10 +107,8 @@ func (s *Store) WriteMerges(ctx context.Context, gen int, merges []rebuild.Merge
 		lost = lost || goredis.HasErrorPrefix(c.cmd.Err(), "NOSCRIPT")
 	}
 	if lost {
-		for _, script := range []*goredis.Script{merge, reindex} {
-			if err := script.Load(ctx, s.client).Err(); err != nil {
-				return nil, fmt.Errorf("redis: load the rebuild's scripts: %w", err)
-			}
+		if err := s.loadMergeScripts(ctx); err != nil {
+			return nil, err
 		}
 	}
 
@@ -170,6 +168,13 @@ func (s *Store) WriteMerges(ctx context.Context, gen int, merges []rebuild.Merge
 	if again.Len() == 0 {
 		return out, nil
 	}
+	// The second round calls scripts even when the first called none and so
+	// could not tell that Redis lost them (it restarted empty).
+	if !lost && (newerIdx != nil || len(retried) > 0) {
+		if err := s.loadMergeScripts(ctx); err != nil {
+			return nil, err
+		}
+	}
 	_, _ = again.Exec(ctx)
 	for _, d := range dels {
 		if err := d.Err(); err != nil {
@@ -185,6 +190,16 @@ func (s *Store) WriteMerges(ctx context.Context, gen int, merges []rebuild.Merge
 		}
 	}
 	return out, nil
+}
+
+// loadMergeScripts loads the rebuild's scripts into Redis's script cache.
+func (s *Store) loadMergeScripts(ctx context.Context) error {
+	for _, script := range []*goredis.Script{merge, reindex} {
+		if err := script.Load(ctx, s.client).Err(); err != nil {
+			return fmt.Errorf("redis: load the rebuild's scripts: %w", err)
+		}
+	}
+	return nil
 }
 
 func cmdErr(c *goredis.Cmd) error {
