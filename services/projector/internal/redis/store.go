@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unsafe"
 
 	goredis "github.com/redis/go-redis/v9"
 
@@ -106,44 +107,79 @@ func token(g projector.Generations) (cur, writes string) {
 }
 
 // Load reads the carts' documents in every generation written and their
-// parked events, in one round trip. A document that cannot be read is
-// returned with Corrupt set, so that one bad cart does not hold up the
-// others.
+// parked events, in one round trip (a second one for carts with parked
+// events, which the set of such carts tells). A document that cannot be
+// read is returned with Corrupt set, so that one bad cart does not hold up
+// the others.
 func (s *Store) Load(ctx context.Context, gens projector.Generations, cartIDs []string) (map[string]projector.Record, error) {
-	pipe := s.client.Pipeline()
-	docs := make([][]*goredis.SliceCmd, len(cartIDs))
-	lens := make([][]*goredis.IntCmd, len(cartIDs))
-	parked := make([]*goredis.StringSliceCmd, len(cartIDs))
-	for i, id := range cartIDs {
-		docs[i] = make([]*goredis.SliceCmd, len(gens.Writes))
-		lens[i] = make([]*goredis.IntCmd, len(gens.Writes))
-		for j, g := range gens.Writes {
-			k := s.Keys(g)
-			docs[i][j] = pipe.HMGet(ctx, k.Cart(id), readmodel.FieldVersion, readmodel.FieldDoc, readmodel.FieldSkipped)
-			lens[i][j] = pipe.LLen(ctx, k.History(id))
-		}
-		parked[i] = pipe.LRange(ctx, s.parkedKey(id), 0, -1)
+	if len(cartIDs) == 0 {
+		return map[string]projector.Record{}, nil
 	}
+	pipe := s.client.Pipeline()
+	n := len(gens.Writes)
+	docs := make([]*goredis.SliceCmd, len(cartIDs)*n)
+	lens := make([]*goredis.IntCmd, len(cartIDs)*n)
+	members := make([]any, len(cartIDs))
+	for j, g := range gens.Writes {
+		k := s.Keys(g)
+		for i, id := range cartIDs {
+			docs[i*n+j] = pipe.HMGet(ctx, k.Cart(id), readmodel.FieldVersion, readmodel.FieldDoc, readmodel.FieldSkipped)
+			lens[i*n+j] = pipe.LLen(ctx, k.History(id))
+		}
+	}
+	for i, id := range cartIDs {
+		members[i] = id
+	}
+	isParked := pipe.SMIsMember(ctx, s.parkedCartsKey(), members...)
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, fmt.Errorf("redis: load %d carts: %w", len(cartIDs), err)
 	}
+	parked, err := s.loadParked(ctx, cartIDs, isParked.Val())
+	if err != nil {
+		return nil, err
+	}
 	out := make(map[string]projector.Record, len(cartIDs))
 	for i, id := range cartIDs {
-		rec := projector.Record{Docs: make([]projector.Doc, len(gens.Writes))}
+		rec := projector.Record{Docs: make([]projector.Doc, n), Parked: parked[id]}
 		found := false
-		for j := range gens.Writes {
-			d, ok := decodeDoc(docs[i][j].Val(), int(lens[i][j].Val()))
+		for j := range n {
+			d, ok := decodeDoc(docs[i*n+j].Val(), int(lens[i*n+j].Val()))
 			rec.Docs[j], found = d, found || ok
 		}
-		for _, raw := range parked[i].Val() {
+		if found || len(rec.Parked) > 0 {
+			out[id] = rec
+		}
+	}
+	return out, nil
+}
+
+// loadParked reads the parked events of the carts the set says have some.
+func (s *Store) loadParked(ctx context.Context, cartIDs []string, isParked []bool) (map[string][]projector.Parked, error) {
+	var ids []string
+	for i, p := range isParked {
+		if p {
+			ids = append(ids, cartIDs[i])
+		}
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	pipe := s.client.Pipeline()
+	lists := make([]*goredis.StringSliceCmd, len(ids))
+	for i, id := range ids {
+		lists[i] = pipe.LRange(ctx, s.parkedKey(id), 0, -1)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("redis: load the parked events of %d carts: %w", len(ids), err)
+	}
+	out := make(map[string][]projector.Parked, len(ids))
+	for i, id := range ids {
+		for _, raw := range lists[i].Val() {
 			pe, err := decodeParked(id, raw)
 			if err != nil {
 				return nil, fmt.Errorf("redis: cart %s: %w", id, err)
 			}
-			rec.Parked = append(rec.Parked, pe)
-		}
-		if found || len(rec.Parked) > 0 {
-			out[id] = rec
+			out[id] = append(out[id], pe)
 		}
 	}
 	return out, nil
@@ -167,9 +203,11 @@ func decodeDoc(vals []any, historyLen int) (projector.Doc, bool) {
 	}
 	d.Version = v
 	var doc readmodel.Cart
-	if err := json.Unmarshal([]byte(raw), &doc); err != nil {
-		d.Corrupt = fmt.Errorf("document: %w", err)
-		return d, true
+	if b := unsafe.Slice(unsafe.StringData(raw), len(raw)); !decodeCart(b, &doc) {
+		if err := json.Unmarshal(b, &doc); err != nil {
+			d.Corrupt = fmt.Errorf("document: %w", err)
+			return d, true
+		}
 	}
 	if doc.Version != v {
 		d.Corrupt = fmt.Errorf("document version %d in a hash of version %d", doc.Version, v)
@@ -194,21 +232,30 @@ func (s *Store) Save(ctx context.Context, gens projector.Generations, changes []
 	if len(changes) == 0 {
 		return nil, nil
 	}
-	args := make([][]any, len(changes))
-	keys := make([][]string, len(changes))
+	// The documents and history entries of every change, encoded into
+	// one buffer that outlives the pipeline only in the pool.
+	pooled := docBufs.Get().(*[]byte)
+	buf := (*pooled)[:0]
+	defer func() {
+		*pooled = buf[:0]
+		docBufs.Put(pooled)
+	}()
+	calls := make([]call, len(changes))
 	for i, c := range changes {
 		var err error
-		if keys[i], args[i], err = s.scriptCall(gens, c); err != nil {
+		if calls[i], buf, err = s.scriptCall(gens, c, buf); err != nil {
 			return nil, err
 		}
 	}
-	results, err := s.run(ctx, save, keys, args)
+	results, err := s.run(ctx, calls)
 	if err != nil && goredis.HasErrorPrefix(err, "NOSCRIPT") {
 		// Redis restarted or its script cache was flushed.
-		if lerr := save.Load(ctx, s.client).Err(); lerr != nil {
-			return nil, fmt.Errorf("redis: load save script: %w", lerr)
+		for _, script := range []*goredis.Script{save, appends} {
+			if lerr := script.Load(ctx, s.client).Err(); lerr != nil {
+				return nil, fmt.Errorf("redis: load save scripts: %w", lerr)
+			}
 		}
-		results, err = s.run(ctx, save, keys, args)
+		results, err = s.run(ctx, calls)
 	}
 	if err != nil {
 		return nil, err
@@ -234,14 +281,21 @@ type reply struct {
 	err   error
 }
 
-// run calls script once per keys/args in one pipeline. It fails as a
-// whole on a lost connection or a missing script, and reports each call's
-// own error otherwise.
-func (s *Store) run(ctx context.Context, script *goredis.Script, keys [][]string, args [][]any) ([]reply, error) {
+// call is one call of a script.
+type call struct {
+	script *goredis.Script
+	keys   []string
+	args   []any
+}
+
+// run makes the calls in one pipeline. It fails as a whole on a lost
+// connection or a missing script, and reports each call's own error
+// otherwise.
+func (s *Store) run(ctx context.Context, calls []call) ([]reply, error) {
 	pipe := s.client.Pipeline()
-	cmds := make([]*goredis.Cmd, len(keys))
-	for i := range keys {
-		cmds[i] = script.EvalSha(ctx, pipe, keys[i], args[i]...)
+	cmds := make([]*goredis.Cmd, len(calls))
+	for i, c := range calls {
+		cmds[i] = c.script.EvalSha(ctx, pipe, c.keys, c.args...)
 	}
 	// Exec's error is the first failed command's; each is looked at below.
 	_, _ = pipe.Exec(ctx)
@@ -254,7 +308,7 @@ func (s *Store) run(ctx context.Context, script *goredis.Script, keys [][]string
 		case err != nil && isConnError(err):
 			return nil, fmt.Errorf("redis: %d script calls: %w", len(cmds), err)
 		case err != nil:
-			results[i].err = fmt.Errorf("redis: script on %s: %w", keys[i][0], err)
+			results[i].err = fmt.Errorf("redis: script on %s: %w", calls[i].keys[0], err)
 		default:
 			results[i].reply = res
 		}
@@ -262,53 +316,108 @@ func (s *Store) run(ctx context.Context, script *goredis.Script, keys [][]string
 	return results, nil
 }
 
-func (s *Store) scriptCall(gens projector.Generations, c projector.Change) ([]string, []any, error) {
+// scriptCall encodes a change as a call of the append script when it is
+// one, of the save script otherwise; documents and history entries are
+// appended to buf and passed as slices of it.
+func (s *Store) scriptCall(gens projector.Generations, c projector.Change, buf []byte) (call, []byte, error) {
+	if appending(c) {
+		return s.appendCall(gens, c, buf)
+	}
+	keys, args, buf, err := s.saveCall(gens, c, buf)
+	return call{script: save, keys: keys, args: args}, buf, err
+}
+
+// appending reports whether appendScript makes the change: the next
+// versions of a cart in one generation, nothing parked.
+func appending(c projector.Change) bool {
+	if len(c.Writes) != 1 || c.ParkedLen != 0 || c.Unpark != 0 || c.Head != nil || len(c.Park) != 0 {
+		return false
+	}
+	w := c.Writes[0]
+	return w.Changed && !w.Force && !w.ReplaceHistory
+}
+
+func (s *Store) appendCall(gens projector.Generations, c projector.Change, buf []byte) (call, []byte, error) {
+	cur, writes := token(gens)
+	w := c.Writes[0]
+	if len(gens.Writes) != 1 {
+		return call{}, buf, fmt.Errorf("redis: cart %s: 1 write for %d generations", c.CartID, len(gens.Writes))
+	}
+	k := s.Keys(gens.Writes[0])
+	st := w.State
+	open := k.OpenCart(st.CustomerID)
+	cl := call{script: appends, keys: []string{readmodel.CurrentGeneration(s.prefix), s.writesKey(), s.parkedCartsKey(),
+		k.Cart(c.CartID), open, latestCart(open), k.History(c.CartID)}}
+	at := len(buf)
+	var err error
+	if buf, err = appendDoc(buf, st); err != nil {
+		return call{}, buf, fmt.Errorf("redis: encode cart %s: %w", w.CartID, err)
+	}
+	cl.args = make([]any, 12, 12+len(w.History))
+	copy(cl.args, []any{cur, writes, c.CartID, w.From, w.HistoryLen, st.Version, buf[at:len(buf):len(buf)], st.CustomerID,
+		indexStatus(st), strconv.FormatInt(st.OpenedAt.UnixMicro(), 10) + " " + c.CartID, k.Updates(), formatWrites(w.Skipped)})
+	for _, h := range w.History {
+		at := len(buf)
+		if buf, err = appendEntry(buf, h); err != nil {
+			return call{}, buf, fmt.Errorf("redis: encode cart %s history v%d: %w", w.CartID, h.Version, err)
+		}
+		cl.args = append(cl.args, buf[at:len(buf):len(buf)])
+	}
+	return cl, buf, nil
+}
+
+// saveCall encodes a change as the save script's keys and arguments.
+func (s *Store) saveCall(gens projector.Generations, c projector.Change, buf []byte) ([]string, []any, []byte, error) {
 	cur, writes := token(gens)
 	head := ""
 	if c.Head != nil {
 		b, err := encodeParked(*c.Head)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, buf, err
 		}
 		head = string(b)
 	}
-	keys := []string{readmodel.CurrentGeneration(s.prefix), s.writesKey(), s.parkedKey(c.CartID), s.parkedCartsKey(), s.parkedCountKey()}
-	args := []any{cur, writes, c.CartID, c.ParkedLen, c.Unpark, head, len(c.Park)}
+	keys := make([]string, 5, 5+4*len(c.Writes))
+	copy(keys, []string{readmodel.CurrentGeneration(s.prefix), s.writesKey(), s.parkedKey(c.CartID), s.parkedCartsKey(), s.parkedCountKey()})
+	args := make([]any, 0, 8+2*len(c.Park)+len(c.Writes)*13)
+	args = append(args, cur, writes, c.CartID, c.ParkedLen, c.Unpark, head, len(c.Park))
 	for _, pe := range c.Park {
 		b, err := encodeParked(pe)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, buf, err
 		}
-		args = append(args, pe.Event.Version, string(b))
+		args = append(args, pe.Event.Version, b)
 	}
 	if len(c.Writes) != 0 && len(c.Writes) != len(gens.Writes) {
-		return nil, nil, fmt.Errorf("redis: cart %s: %d writes for %d generations", c.CartID, len(c.Writes), len(gens.Writes))
+		return nil, nil, buf, fmt.Errorf("redis: cart %s: %d writes for %d generations", c.CartID, len(c.Writes), len(gens.Writes))
 	}
 	args = append(args, len(c.Writes))
 	for i, w := range c.Writes {
 		k := s.Keys(gens.Writes[i])
 		st := w.State
-		doc := ""
+		var doc any = ""
 		if w.Changed {
-			b, err := json.Marshal(readmodel.FromState(st))
-			if err != nil {
-				return nil, nil, fmt.Errorf("redis: encode cart %s: %w", w.CartID, err)
+			at := len(buf)
+			var err error
+			if buf, err = appendDoc(buf, st); err != nil {
+				return nil, nil, buf, fmt.Errorf("redis: encode cart %s: %w", w.CartID, err)
 			}
-			doc = string(b)
+			doc = buf[at:len(buf):len(buf)]
 		}
 		open := k.OpenCart(st.CustomerID)
 		keys = append(keys, k.Cart(c.CartID), open, latestCart(open), k.History(c.CartID))
 		args = append(args, flag(w.Force), w.From, st.Version, doc, indexStatus(st), st.OpenedAt.UnixMicro(), st.CustomerID,
 			w.HistoryLen, flag(w.ReplaceHistory), k.Updates(), formatWrites(w.Skipped), len(w.History))
 		for _, h := range w.History {
-			b, err := appendEntry(nil, h)
-			if err != nil {
-				return nil, nil, fmt.Errorf("redis: encode cart %s history v%d: %w", w.CartID, h.Version, err)
+			at := len(buf)
+			var err error
+			if buf, err = appendEntry(buf, h); err != nil {
+				return nil, nil, buf, fmt.Errorf("redis: encode cart %s history v%d: %w", w.CartID, h.Version, err)
 			}
-			args = append(args, string(b))
+			args = append(args, buf[at:len(buf):len(buf)])
 		}
 	}
-	return keys, args, nil
+	return keys, args, buf, nil
 }
 
 // indexStatus is the status the customer index follows, "" when the cart
