@@ -65,18 +65,19 @@ func (r *Relay) round(ctx context.Context, conn *pgx.Conn) (roundResult, error) 
 // Per-cart order is not at risk: a cart's next event is decided from the
 // committed previous one, so it is appended (and numbered) after that commit.
 //
-// The rows are looked up one by one (LATERAL): joined plainly, the planner
-// may merge the outbox with the whole events index, walking every event
-// ever stored up to the oldest outbox row on each round.
+// The events are looked up by their positions (= ANY of the outbox's
+// oldest): joined with the outbox, even laterally, the planner may merge or
+// hash the outbox with the whole events table, reading every event ever
+// stored on each round.
 func (r *Relay) readBatch(ctx context.Context, conn *pgx.Conn) ([]envelope.Envelope, error) {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), statementTimeout)
 	defer cancel()
 	rows, err := conn.Query(sctx, `
 		SELECT e.position, e.event_id::text, e.stream_id::text, e.stream_type, e.version, e.type,
 		       e.schema_version, e.data, e.metadata, e.occurred_at
-		FROM (SELECT position FROM outbox ORDER BY position LIMIT $1) o
-		CROSS JOIN LATERAL (SELECT * FROM events WHERE events.position = o.position) e
-		ORDER BY o.position`, r.opts.BatchSize)
+		FROM events e
+		WHERE e.position = ANY (ARRAY(SELECT position FROM outbox ORDER BY position LIMIT $1))
+		ORDER BY e.position`, r.opts.BatchSize)
 	if err != nil {
 		return nil, fmt.Errorf("relay: read outbox: %w", err)
 	}
