@@ -138,11 +138,11 @@ type ownEvent struct {
 	Data            jsontext.Value `json:"data"`
 	StreamVersion   int            `json:"streamversion"`
 	SchemaVersion   int            `json:"schemaversion"`
-	CorrelationID   string         `json:"correlationid"`
-	CausationID     string         `json:"causationid"`
-	Actor           string         `json:"actor"`
-	TraceParent     string         `json:"traceparent"`
-	TraceState      string         `json:"tracestate"`
+	CorrelationID   string         `json:"correlationid,omitzero"`
+	CausationID     string         `json:"causationid,omitzero"`
+	Actor           string         `json:"actor,omitzero"`
+	TraceParent     string         `json:"traceparent,omitzero"`
+	TraceState      string         `json:"tracestate,omitzero"`
 }
 
 // unmarshalOwn reads a message of MarshalCloudEvent's shape; ok is false for

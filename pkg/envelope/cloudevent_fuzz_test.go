@@ -165,5 +165,16 @@ func FuzzMarshalOwnShape(f *testing.F) {
 			!a.OccurredAt.Equal(b.OccurredAt) || !sameJSON(a.Data, b.Data) {
 			t.Fatalf("fast path and SDK write different events (%v, %v):\n%s\n%s", errA, errB, own, sdk)
 		}
+		// The same attributes, too: none written empty where the SDK leaves
+		// it out (the AsyncAPI document's patterns refuse an empty one).
+		var ownAttrs, sdkAttrs map[string]json.RawMessage
+		if json.Unmarshal(own, &ownAttrs) != nil || json.Unmarshal(sdk, &sdkAttrs) != nil || len(ownAttrs) != len(sdkAttrs) {
+			t.Fatalf("fast path and SDK write different attributes:\n%s\n%s", own, sdk)
+		}
+		for name := range sdkAttrs {
+			if _, ok := ownAttrs[name]; !ok {
+				t.Fatalf("fast path leaves out %q:\n%s\n%s", name, own, sdk)
+			}
+		}
 	})
 }
