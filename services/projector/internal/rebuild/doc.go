@@ -49,18 +49,24 @@
 // # Merging without a script
 //
 // Almost every merge is of a cart n does not hold yet, and a script per
-// cart was most of the rebuild's Redis time. So the store writes such a
-// cart with plain commands: its history list and its hash are filled
-// under keys of their own (the cart's hash tag, in n, unknown to anyone
-// else), then renamed into place with RENAMENX, list first, which does
-// nothing when the key exists. Both renamed: the cart is the rebuild's,
-// whole, and a small script then sets the customer index if the cart is
-// still at that version. Otherwise a live projector got there first (or
-// the list got there between the two renames, which the projectors read
-// as a history out of step, and replace): the merge is done again by the
-// script, which compares versions and history lengths as for any other
-// cart. A live write never reads the rebuild's keys, and the renames are
-// single commands, so no interleaving of the two loses an event.
+// cart was most of the rebuild's Redis time. So a cart's history entries
+// are pushed, as the rebuild reads them, onto a list of the cart's own (its
+// hash tag, in n, read by no one else: no guard needed), and when the cart
+// is done (checked out, forgotten, or the log read) its hash is filled
+// under a key of its own too, and both are renamed into place with
+// RENAMENX, list first, which does nothing where the key exists. Both
+// renamed: the cart is the rebuild's, whole (the list's length, returned by
+// the last push, proves no entry is missing), and the customer index
+// follows it — by a small script for an open cart, which sets it only while
+// the cart is still at that version, and by SET NX of the customer's latest
+// cart for a checked-out one, which takes no more events and which nobody
+// pointed the index at. Otherwise a live projector got there first (or the
+// list got there between the two renames, which a projector reads as a
+// history out of step, and replaces): the merge script takes the staged
+// entries and compares versions and history lengths as for any other cart.
+// A live write never reads the rebuild's keys, and each rename is one
+// command, so no interleaving of the two loses an event. A cart's merges
+// go, in order, through the same one of the rebuild's writers.
 //
 // # Memory
 //

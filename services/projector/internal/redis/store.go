@@ -1,9 +1,11 @@
 // Package redis stores the projector's read models in Redis: per generation
-// one hash per cart (version and JSON document, as the query service reads
-// them), the cart's history list and the customer → open cart index; and,
-// outside the generations, which generations the projectors write, the
-// carts' parked events, and the lock of the rebuild. One Lua script per
-// cart applies a change atomically in every generation written.
+// one hash per cart (version, JSON document and owner, as the query service
+// reads them), the cart's history list and the customer → open cart index;
+// and, outside the generations, which generations the projectors write,
+// the carts' parked events, and the lock of the rebuild. One Lua script per
+// cart applies a live change atomically in every generation written (a
+// short one for the common change); a rebuild places the carts it folded
+// with plain commands (see package rebuild).
 package redis
 
 import (
