@@ -33,6 +33,7 @@ func TestServiceRoles(t *testing.T) {
 				appendOne,
 				`SELECT count(*) FROM events`,
 				`SELECT position FROM outbox LIMIT 1`,
+				`SELECT last_value, is_called FROM events_position_seq`,
 				`DELETE FROM outbox WHERE position < 0`,
 				`INSERT INTO carts VALUES (gen_random_uuid(), 'c', 'open', 1, now(), now())`,
 				`UPDATE carts SET version = version + 1 WHERE version < 0`,

@@ -93,9 +93,12 @@ func (r *Relay) lead(ctx context.Context, conn *pgx.Conn) error {
 		}
 	}
 
-	var backoff time.Duration
+	var (
+		backoff time.Duration
+		cur     cursor
+	)
 	for ctx.Err() == nil {
-		res, err := r.round(ctx, conn)
+		res, err := r.round(ctx, conn, &cur)
 		if err != nil {
 			return err
 		}

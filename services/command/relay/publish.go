@@ -22,18 +22,25 @@ type roundResult struct {
 	read, published int
 }
 
-// round reads up to BatchSize outbox rows, publishes them and removes the rows
-// whose PubAck arrived. An error means leadership must end: the lock
-// connection failed or the AfterPublish hook asked for a crash.
-func (r *Relay) round(ctx context.Context, conn *pgx.Conn) (roundResult, error) {
+// round reads up to BatchSize outbox rows above cur's floor, publishes them,
+// removes the rows whose PubAck arrived and moves cur on. An error means
+// leadership must end: the lock connection failed or the AfterPublish hook
+// asked for a crash.
+func (r *Relay) round(ctx context.Context, conn *pgx.Conn, cur *cursor) (roundResult, error) {
 	start := time.Now()
-	evs, err := r.readBatch(ctx, conn)
-	if err != nil || len(evs) == 0 {
+	evs, h, err := r.readBatch(ctx, conn, cur.floor)
+	if err != nil {
 		return roundResult{}, err
+	}
+	if len(evs) == 0 {
+		cur.advance(h, 0, false, 0)
+		return roundResult{}, nil
 	}
 	published := r.publish(ctx, evs)
 	res := roundResult{read: len(evs), published: len(published)}
+	lastRead, full, lowestFailed := evs[len(evs)-1].Position, len(evs) >= r.opts.BatchSize, lowestUnpublished(evs, published)
 	if len(published) == 0 {
+		cur.advance(h, lastRead, full, lowestFailed)
 		return res, nil
 	}
 	if r.opts.AfterPublish != nil {
@@ -50,48 +57,71 @@ func (r *Relay) round(ctx context.Context, conn *pgx.Conn) (roundResult, error) 
 	if _, err := conn.Exec(sctx, `DELETE FROM outbox WHERE position = ANY($1)`, positions); err != nil {
 		return res, fmt.Errorf("relay: remove %d published outbox rows: %w", len(positions), err)
 	}
+	cur.advance(h, lastRead, full, lowestFailed)
 	r.published.Add(uint64(len(published)))
 	r.lastRound.Store(int64(time.Since(start)))
 	return res, nil
 }
 
-// readBatch returns the oldest outbox rows as envelopes, in position order.
+// lowestUnpublished is the lowest position of evs (in position order) that
+// is not in published (in position order, a subset of evs), or 0.
+func lowestUnpublished(evs, published []envelope.Envelope) int64 {
+	for i, e := range evs {
+		if i >= len(published) || published[i].Position != e.Position {
+			return e.Position
+		}
+	}
+	return 0
+}
+
+// readBatch returns the oldest outbox rows above floor as envelopes, in
+// position order, and the horizon the cursor moves by (see cursor).
 //
 // Transactions may commit out of order: position 10 can become visible while
-// the transaction that took position 9 is still open. A relay that tracked a
-// high-water mark ("published up to 10") would skip 9 forever. This relay
-// keeps no mark: a row stays in the outbox until it is published and removed,
-// so 9 is simply read by a later round, once its transaction committed.
-// Per-cart order is not at risk: a cart's next event is decided from the
-// committed previous one, so it is appended (and numbered) after that commit.
+// the transaction that took position 9 is still open. A relay that took
+// "published up to 10" as its mark would skip 9 forever. A row stays in the
+// outbox until it is published and removed, and the floor passes 9 only once
+// no open transaction can hold it, so 9 is read by a later round, once its
+// transaction committed. Per-cart order is not at risk: a cart's next event
+// is decided from the committed previous one, so it is appended (and
+// numbered) after that commit.
 //
 // The events are looked up by their positions (= ANY of the outbox's
 // oldest): joined with the outbox, even laterally, the planner may merge or
 // hash the outbox with the whole events table, reading every event ever
-// stored on each round.
-func (r *Relay) readBatch(ctx context.Context, conn *pgx.Conn) ([]envelope.Envelope, error) {
+// stored on each round. Both statements go in one round trip; the horizon's
+// snapshot is taken before the rows'.
+func (r *Relay) readBatch(ctx context.Context, conn *pgx.Conn, floor int64) ([]envelope.Envelope, horizon, error) {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), statementTimeout)
 	defer cancel()
-	rows, err := conn.Query(sctx, `
+	var h horizon
+	b := &pgx.Batch{}
+	b.Queue(`SELECT (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM events_position_seq),
+		       pg_snapshot_xmin(s)::text::bigint, pg_snapshot_xmax(s)::text::bigint
+		FROM pg_current_snapshot() AS s`).QueryRow(func(row pgx.Row) error {
+		return row.Scan(&h.seq, &h.xmin, &h.xmax)
+	})
+	var evs []envelope.Envelope
+	b.Queue(`
 		SELECT e.position, e.event_id::text, e.stream_id::text, e.stream_type, e.version, e.type,
 		       e.schema_version, e.data, e.metadata, e.occurred_at
 		FROM events e
-		WHERE e.position = ANY (ARRAY(SELECT position FROM outbox ORDER BY position LIMIT $1))
-		ORDER BY e.position`, r.opts.BatchSize)
-	if err != nil {
-		return nil, fmt.Errorf("relay: read outbox: %w", err)
-	}
-	evs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (envelope.Envelope, error) {
-		var e envelope.Envelope
-		err := row.Scan(&e.Position, &e.EventID, &e.StreamID, &e.StreamType, &e.Version, &e.Type,
-			&e.SchemaVersion, &e.Data, &e.Metadata, &e.OccurredAt)
-		e.OccurredAt = e.OccurredAt.UTC()
-		return e, err
+		WHERE e.position = ANY (ARRAY(SELECT position FROM outbox WHERE position > $2 ORDER BY position LIMIT $1))
+		ORDER BY e.position`, r.opts.BatchSize, floor).Query(func(rows pgx.Rows) error {
+		var err error
+		evs, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (envelope.Envelope, error) {
+			var e envelope.Envelope
+			err := row.Scan(&e.Position, &e.EventID, &e.StreamID, &e.StreamType, &e.Version, &e.Type,
+				&e.SchemaVersion, &e.Data, &e.Metadata, &e.OccurredAt)
+			e.OccurredAt = e.OccurredAt.UTC()
+			return e, err
+		})
+		return err
 	})
-	if err != nil {
-		return nil, fmt.Errorf("relay: read outbox: %w", err)
+	if err := conn.SendBatch(sctx, b).Close(); err != nil {
+		return nil, horizon{}, fmt.Errorf("relay: read outbox: %w", err)
 	}
-	return evs, nil
+	return evs, h, nil
 }
 
 // pending is one cart's events of a round, in version order, as messages;

@@ -223,21 +223,26 @@ func TestRelay_OutOfOrderCommit(t *testing.T) {
 		}
 	}()
 	evA := appendEvents(t, txA, uuid.NewString(), 0, 1)
-	evB := appendEvents(t, f.pool, uuid.NewString(), 0, 1) // commits at once
+	// Rounds go by while A is open, each with a later row committed: enough
+	// for the relay's floor to pass A's position, were it careless.
+	var evB []envelope.Envelope
+	for i := range 6 {
+		evB = append(evB, appendEvents(t, f.pool, uuid.NewString(), 0, 1)...) // commits at once
+		eventually(t, 10*time.Second, "B published while A is open", func() bool { return r.Published() == uint64(i+1) })
+	}
 	if evB[0].Position <= evA[0].Position {
 		t.Fatalf("positions A=%d B=%d, want A first", evA[0].Position, evB[0].Position)
 	}
-	eventually(t, 10*time.Second, "B published while A is open", func() bool { return r.Published() == 1 })
 
 	if err := txA.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "A published after its commit", func() bool { return r.Published() == 2 })
+	eventually(t, 10*time.Second, "A published after its commit", func() bool { return r.Published() == uint64(len(evB)+1) })
 	eventually(t, 10*time.Second, "outbox empty", func() bool { return outboxLen(t, f.pool) == 0 })
 	msgs := readStream(t, f.nats.JS, f.opts.Stream)
 	checkOncePerCartOrder(t, msgs, append(evA, evB...))
-	if len(msgs) == 2 && msgs[0].env.EventID != evB[0].EventID {
-		t.Errorf("stream order %s, %s; want B (committed first) first", msgs[0].env.EventID, msgs[1].env.EventID)
+	if len(msgs) == len(evB)+1 && msgs[len(evB)].env.EventID != evA[0].EventID {
+		t.Errorf("stream ends with %s; want A (committed last)", msgs[len(evB)].env.EventID)
 	}
 }
 
