@@ -40,6 +40,10 @@ func registerRelay(reg prometheus.Registerer, r *relay.Relay) error {
 			Help: "Events this instance's relay published to JetStream (PubAck received) and removed from the outbox.",
 		}, func() float64 { return float64(r.Published()) })),
 		reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "cart_relay_floor_position",
+			Help: "Event position at or below which the leading relay knows every outbox row published; its rounds read from there. 0 on a standby.",
+		}, func() float64 { return float64(r.Floor()) })),
+		reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "cart_relay_last_round_seconds",
 			Help: "Duration of the relay's last round: read a batch, publish it, remove it.",
 		}, func() float64 { return r.LastRoundDuration().Seconds() })),

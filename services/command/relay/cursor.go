@@ -14,39 +14,48 @@ package relay
 //
 //  1. a round notes seq, the highest position taken so far (the sequence's
 //     last value);
-//  2. a later round notes xmax, the next transaction id as of its snapshot.
-//     Every transaction that took a position up to seq had its id by then
+//  2. a later round takes a transaction id of its own, xid: every
+//     transaction that took a position up to seq had its id before that
 //     (an append's transaction writes the carts row before it numbers its
-//     events), so its id is below xmax;
-//  3. a round whose snapshot's xmin has reached xmax sees every one of those
+//     events), so its id is below xid. (A snapshot's xmax would not do: it
+//     is one past the latest transaction to end, and ids above it that are
+//     running are in no snapshot's list.)
+//  3. a round whose snapshot's xmin has reached xid sees every one of those
 //     transactions ended: its read returned every row up to seq that will
 //     ever exist, and once they are published the floor moves to seq (or to
 //     the last row read, when the round read a full batch; or to below the
 //     lowest row whose publish failed, which the next round reads again).
+//
+// Only the round of step 2 takes an id, so the relay uses one in three
+// rounds at most.
 //
 // A long-running transaction anywhere on the server holds xmin back and so
 // the floor: rounds then read from further down, more slowly, never wrong.
 // A new leader starts from zero.
 type cursor struct {
 	floor int64
-	stage int // 0: nothing noted; 1: seq noted; 2: seq and xmax noted
+	stage int // 0: nothing noted; 1: seq noted; 2: seq and xid noted
 	seq   int64
-	xmax  int64
+	xid   int64
 }
 
 // horizon is what a round's read reports besides its rows: the sequence's
-// last value (0 before the first position) and its snapshot's xmin and xmax
-// (64-bit transaction ids).
+// last value (0 before the first position), its snapshot's xmin and, when
+// the cursor asked for one (wantsXID), the transaction id the read took
+// (64-bit ids).
 type horizon struct {
-	seq, xmin, xmax int64
+	seq, xmin, xid int64
 }
+
+// wantsXID reports whether the next round's read must take a transaction id.
+func (c *cursor) wantsXID() bool { return c.stage == 1 }
 
 // advance moves the cursor after a round whose read reported h. lastRead is
 // the highest position the round read (0 for none), full whether the read
 // returned a whole batch, and lowestFailed the lowest position the round
 // could not publish (0 for none).
 func (c *cursor) advance(h horizon, lastRead int64, full bool, lowestFailed int64) {
-	if c.stage == 2 && h.xmin >= c.xmax {
+	if c.stage == 2 && h.xmin >= c.xid {
 		reach := c.seq
 		if full {
 			reach = min(reach, lastRead)
@@ -63,6 +72,8 @@ func (c *cursor) advance(h horizon, lastRead int64, full bool, lowestFailed int6
 	case 0:
 		c.seq, c.stage = h.seq, 1
 	case 1:
-		c.xmax, c.stage = h.xmax, 2
+		if h.xid != 0 {
+			c.xid, c.stage = h.xid, 2
+		}
 	}
 }

@@ -11,31 +11,37 @@ import (
 
 func TestCursor_AdvancesOnlyPastEndedTransactions(t *testing.T) {
 	var c cursor
-	c.advance(horizon{seq: 10, xmin: 100, xmax: 105}, 10, false, 0) // notes seq 10
-	c.advance(horizon{seq: 12, xmin: 101, xmax: 107}, 12, false, 0) // notes xmax 107
-	if c.floor != 0 {
-		t.Fatalf("floor %d before any horizon passed, want 0", c.floor)
+	if c.wantsXID() {
+		t.Fatal("a new cursor wants a transaction id before it noted a position")
 	}
-	c.advance(horizon{seq: 12, xmin: 106, xmax: 108}, 0, false, 0) // transaction 106 may hold a position ≤ 10
-	if c.floor != 0 {
-		t.Fatalf("floor %d while xmin 106 < xmax 107, want 0", c.floor)
+	c.advance(horizon{seq: 10, xmin: 100}, 10, false, 0) // notes seq 10
+	if !c.wantsXID() {
+		t.Fatal("the cursor noted a position and wants no transaction id")
 	}
-	c.advance(horizon{seq: 14, xmin: 107, xmax: 109}, 14, false, 0)
+	c.advance(horizon{seq: 12, xmin: 101, xid: 107}, 12, false, 0) // notes xid 107
+	if c.floor != 0 || c.wantsXID() {
+		t.Fatalf("floor %d before any horizon passed, want 0, and no second id", c.floor)
+	}
+	c.advance(horizon{seq: 12, xmin: 106}, 0, false, 0) // transaction 106 may hold a position ≤ 10
+	if c.floor != 0 {
+		t.Fatalf("floor %d while xmin 106 < xid 107, want 0", c.floor)
+	}
+	c.advance(horizon{seq: 14, xmin: 107}, 14, false, 0)
 	if c.floor != 10 {
 		t.Fatalf("floor %d once xmin reached 107, want 10", c.floor)
 	}
 	// The next horizon was noted in the same round (seq 14); a full batch
 	// that read up to 12 stops the floor there, and a failed publish below it.
-	c.advance(horizon{seq: 20, xmin: 110, xmax: 112}, 18, false, 0) // notes xmax 112
-	c.advance(horizon{seq: 30, xmin: 112, xmax: 113}, 12, true, 0)
+	c.advance(horizon{seq: 20, xmin: 110, xid: 112}, 18, false, 0) // notes xid 112
+	c.advance(horizon{seq: 30, xmin: 112}, 12, true, 0)
 	if c.floor != 12 {
 		t.Fatalf("floor %d after a full batch read up to 12, want 12", c.floor)
 	}
-	c.advance(horizon{seq: 30, xmin: 113, xmax: 114}, 20, false, 13)
+	c.advance(horizon{seq: 30, xmin: 113}, 20, false, 13)
 	if c.floor != 12 {
 		t.Fatalf("floor %d with position 13 unpublished, want 12", c.floor)
 	}
-	c.advance(horizon{seq: 30, xmin: 113, xmax: 114}, 20, false, 0)
+	c.advance(horizon{seq: 30, xmin: 113}, 20, false, 0)
 	if c.floor != 14 {
 		t.Fatalf("floor %d once 13 is published, want 14", c.floor)
 	}
@@ -82,6 +88,13 @@ func TestRound_FloorStaysBelowOpenTransactions(t *testing.T) {
 		}
 	}()
 	open := appendEvents(t, tx, uuid.NewString(), 0, 1)
+	// First with no transaction ending after the open one took its id (as
+	// far as this test goes: other tests' transactions may), then with
+	// later ones committed.
+	rounds(6)
+	if cur.floor >= open[0].Position {
+		t.Fatalf("floor %d passed position %d of an open transaction, the newest", cur.floor, open[0].Position)
+	}
 	later := appendEvents(t, f.pool, uuid.NewString(), 0, 2)
 	rounds(6)
 	if cur.floor >= open[0].Position {

@@ -52,6 +52,7 @@ func (r *Relay) contend(ctx context.Context) error {
 	// so two relays never both report leadership.
 	defer func() {
 		r.leader.Store(false)
+		r.floor.Store(0)
 		r.logger.Info("relay: leadership lost", "lockKey", r.opts.LockKey)
 	}()
 	return r.lead(ctx, conn)

@@ -28,12 +28,13 @@ type roundResult struct {
 // asked for a crash.
 func (r *Relay) round(ctx context.Context, conn *pgx.Conn, cur *cursor) (roundResult, error) {
 	start := time.Now()
-	evs, h, err := r.readBatch(ctx, conn, cur.floor)
+	evs, h, err := r.readBatch(ctx, conn, cur.floor, cur.wantsXID())
 	if err != nil {
 		return roundResult{}, err
 	}
 	if len(evs) == 0 {
 		cur.advance(h, 0, false, 0)
+		r.floor.Store(cur.floor)
 		return roundResult{}, nil
 	}
 	published := r.publish(ctx, evs)
@@ -41,6 +42,7 @@ func (r *Relay) round(ctx context.Context, conn *pgx.Conn, cur *cursor) (roundRe
 	lastRead, full, lowestFailed := evs[len(evs)-1].Position, len(evs) >= r.opts.BatchSize, lowestUnpublished(evs, published)
 	if len(published) == 0 {
 		cur.advance(h, lastRead, full, lowestFailed)
+		r.floor.Store(cur.floor)
 		return res, nil
 	}
 	if r.opts.AfterPublish != nil {
@@ -58,6 +60,7 @@ func (r *Relay) round(ctx context.Context, conn *pgx.Conn, cur *cursor) (roundRe
 		return res, fmt.Errorf("relay: remove %d published outbox rows: %w", len(positions), err)
 	}
 	cur.advance(h, lastRead, full, lowestFailed)
+	r.floor.Store(cur.floor)
 	r.published.Add(uint64(len(published)))
 	r.lastRound.Store(int64(time.Since(start)))
 	return res, nil
@@ -90,16 +93,20 @@ func lowestUnpublished(evs, published []envelope.Envelope) int64 {
 // oldest): joined with the outbox, even laterally, the planner may merge or
 // hash the outbox with the whole events table, reading every event ever
 // stored on each round. Both statements go in one round trip; the horizon's
-// snapshot is taken before the rows'.
-func (r *Relay) readBatch(ctx context.Context, conn *pgx.Conn, floor int64) ([]envelope.Envelope, horizon, error) {
+// snapshot is taken before the rows', and the transaction id (wantXID) is
+// taken after the horizon's snapshot and held until the rows are read.
+func (r *Relay) readBatch(ctx context.Context, conn *pgx.Conn, floor int64, wantXID bool) ([]envelope.Envelope, horizon, error) {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), statementTimeout)
 	defer cancel()
 	var h horizon
+	xid := "0"
+	if wantXID {
+		xid = "pg_current_xact_id()::text::bigint"
+	}
 	b := &pgx.Batch{}
 	b.Queue(`SELECT (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM events_position_seq),
-		       pg_snapshot_xmin(s)::text::bigint, pg_snapshot_xmax(s)::text::bigint
-		FROM pg_current_snapshot() AS s`).QueryRow(func(row pgx.Row) error {
-		return row.Scan(&h.seq, &h.xmin, &h.xmax)
+		       pg_snapshot_xmin(pg_current_snapshot())::text::bigint, `+xid).QueryRow(func(row pgx.Row) error {
+		return row.Scan(&h.seq, &h.xmin, &h.xid)
 	})
 	var evs []envelope.Envelope
 	b.Queue(`

@@ -114,6 +114,7 @@ type Relay struct {
 	leader    atomic.Bool
 	published atomic.Uint64
 	lastRound atomic.Int64 // nanoseconds
+	floor     atomic.Int64
 }
 
 // New returns a relay. js should be created with
@@ -133,6 +134,10 @@ func (r *Relay) IsLeader() bool { return r.leader.Load() }
 // Published is the number of events this relay has seen acknowledged by
 // JetStream (duplicates included), since it was created.
 func (r *Relay) Published() uint64 { return r.published.Load() }
+
+// Floor is the position at or below which the leader knows every outbox
+// row published (see cursor); 0 while it stands by or has just taken over.
+func (r *Relay) Floor() int64 { return r.floor.Load() }
 
 // LastRoundDuration is how long the last non-empty round took (read,
 // publish, remove).
