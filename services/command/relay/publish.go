@@ -105,7 +105,7 @@ func (r *Relay) readBatch(ctx context.Context, conn *pgx.Conn, floor int64, want
 	}
 	b := &pgx.Batch{}
 	b.Queue(`SELECT (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM events_position_seq),
-		       pg_snapshot_xmin(pg_current_snapshot())::text::bigint, `+xid).QueryRow(func(row pgx.Row) error {
+		       pg_snapshot_xmin(pg_current_snapshot())::text::bigint, ` + xid).QueryRow(func(row pgx.Row) error {
 		return row.Scan(&h.seq, &h.xmin, &h.xid)
 	})
 	var evs []envelope.Envelope
