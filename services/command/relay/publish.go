@@ -89,10 +89,12 @@ func lowestUnpublished(evs, published []envelope.Envelope) int64 {
 // is decided from the committed previous one, so it is appended (and
 // numbered) after that commit.
 //
-// The events are looked up by their positions (= ANY of the outbox's
-// oldest): joined with the outbox, even laterally, the planner may merge or
-// hash the outbox with the whole events table, reading every event ever
-// stored on each round. Both statements go in one round trip; the horizon's
+// Each event is looked up by its position, one primary-key probe per outbox
+// row: the LIMIT keeps the lateral subquery from being flattened into a
+// join, which the planner may merge or hash with the whole events table, and
+// so does it with "position = ANY (the outbox's positions)" once the table
+// has grown and its statistics have not (a plan cached on the relay's
+// connection read every event ever stored on each round). Both statements go in one round trip; the horizon's
 // snapshot is taken before the rows', and the transaction id (wantXID) is
 // taken after the horizon's snapshot and held until the rows are read.
 func (r *Relay) readBatch(ctx context.Context, conn *pgx.Conn, floor int64, wantXID bool) ([]envelope.Envelope, horizon, error) {
@@ -112,9 +114,9 @@ func (r *Relay) readBatch(ctx context.Context, conn *pgx.Conn, floor int64, want
 	b.Queue(`
 		SELECT e.position, e.event_id::text, e.stream_id::text, e.stream_type, e.version, e.type,
 		       e.schema_version, e.data, e.metadata, e.occurred_at
-		FROM events e
-		WHERE e.position = ANY (ARRAY(SELECT position FROM outbox WHERE position > $2 ORDER BY position LIMIT $1))
-		ORDER BY e.position`, r.opts.BatchSize, floor).Query(func(rows pgx.Rows) error {
+		FROM (SELECT position FROM outbox WHERE position > $2 ORDER BY position LIMIT $1) o
+		CROSS JOIN LATERAL (SELECT * FROM events WHERE events.position = o.position LIMIT 1) e
+		ORDER BY o.position`, r.opts.BatchSize, floor).Query(func(rows pgx.Rows) error {
 		var err error
 		evs, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (envelope.Envelope, error) {
 			var e envelope.Envelope
