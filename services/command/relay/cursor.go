@@ -1,8 +1,8 @@
 package relay
 
 // cursor is where a leader's rounds start reading the outbox: every row at or
-// below floor has been published and removed, or was never committed and
-// never will be. Reading from the floor instead of from the outbox's first
+// below floor has been published (and removed, or is in toRemove), or was
+// never committed and never will be. Reading from the floor instead of from the outbox's first
 // row keeps a round from walking the index entries and heap tuples of rows
 // already removed, which only VACUUM reclaims: on a busy outbox, and more so
 // on a server whose autovacuum lags or is off, those are most of the table.
@@ -37,6 +37,9 @@ type cursor struct {
 	stage int // 0: nothing noted; 1: seq noted; 2: seq and xid noted
 	seq   int64
 	xid   int64
+	// toRemove are the positions of rows published since the last removal:
+	// the next round removes them before it reads.
+	toRemove []int64
 }
 
 // horizon is what a round's read reports besides its rows: the sequence's

@@ -79,7 +79,7 @@ func (r *Relay) closeConn(conn *pgx.Conn) {
 // lead publishes while this relay holds the lock: it drains the outbox round
 // after round, then sleeps until a NOTIFY (or PollInterval) says there may be
 // more. It returns nil when ctx ends and an error when leadership must end.
-func (r *Relay) lead(ctx context.Context, conn *pgx.Conn) error {
+func (r *Relay) lead(ctx context.Context, conn *pgx.Conn) (err error) {
 	// LISTEN before the first round: a row committed after that round's read
 	// then always wakes the relay.
 	//
@@ -87,7 +87,7 @@ func (r *Relay) lead(ctx context.Context, conn *pgx.Conn) error {
 	// in a crash only re-publishes rows the stream drops as duplicates.
 	for _, stmt := range []string{"LISTEN " + notifyChannel, "SET synchronous_commit = off"} {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), statementTimeout)
-		_, err := conn.Exec(sctx, stmt)
+		_, err = conn.Exec(sctx, stmt)
 		cancel()
 		if err != nil {
 			return fmt.Errorf("relay: %s: %w", stmt, err)
@@ -98,6 +98,16 @@ func (r *Relay) lead(ctx context.Context, conn *pgx.Conn) error {
 		backoff time.Duration
 		cur     cursor
 	)
+	// A clean stop removes what the last round published; a failure leaves
+	// it to the next leader, as a crash would.
+	defer func() {
+		if err != nil {
+			return
+		}
+		if ferr := r.flushRemovals(ctx, conn, &cur); ferr != nil {
+			r.logger.Warn("relay: stopping", "error", ferr)
+		}
+	}()
 	for ctx.Err() == nil {
 		res, err := r.round(ctx, conn, &cur)
 		if err != nil {

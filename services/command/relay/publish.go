@@ -22,13 +22,14 @@ type roundResult struct {
 	read, published int
 }
 
-// round reads up to BatchSize outbox rows above cur's floor, publishes them,
-// removes the rows whose PubAck arrived and moves cur on. An error means
-// leadership must end: the lock connection failed or the AfterPublish hook
-// asked for a crash.
+// round removes the rows the previous round published, reads up to
+// BatchSize outbox rows above cur's floor, publishes them and moves cur on;
+// the rows whose PubAck arrived are left in cur.toRemove for the next round
+// (see removeAndRead). An error means leadership must end: the lock
+// connection failed or the AfterPublish hook asked for a crash.
 func (r *Relay) round(ctx context.Context, conn *pgx.Conn, cur *cursor) (roundResult, error) {
 	start := time.Now()
-	evs, h, err := r.readBatch(ctx, conn, cur.floor, cur.wantsXID())
+	evs, h, err := r.removeAndRead(ctx, conn, cur)
 	if err != nil {
 		return roundResult{}, err
 	}
@@ -40,9 +41,9 @@ func (r *Relay) round(ctx context.Context, conn *pgx.Conn, cur *cursor) (roundRe
 	published := r.publish(ctx, evs)
 	res := roundResult{read: len(evs), published: len(published)}
 	lastRead, full, lowestFailed := evs[len(evs)-1].Position, len(evs) >= r.opts.BatchSize, lowestUnpublished(evs, published)
+	cur.advance(h, lastRead, full, lowestFailed)
+	r.floor.Store(cur.floor)
 	if len(published) == 0 {
-		cur.advance(h, lastRead, full, lowestFailed)
-		r.floor.Store(cur.floor)
 		return res, nil
 	}
 	if r.opts.AfterPublish != nil {
@@ -50,21 +51,32 @@ func (r *Relay) round(ctx context.Context, conn *pgx.Conn, cur *cursor) (roundRe
 			return res, fmt.Errorf("relay: after publish of %d events: %w", len(published), err)
 		}
 	}
-	positions := make([]int64, len(published))
-	for i, e := range published {
-		positions[i] = e.Position
+	for _, e := range published {
+		cur.toRemove = append(cur.toRemove, e.Position)
 	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), statementTimeout)
-	defer cancel()
-	if _, err := conn.Exec(sctx, `DELETE FROM outbox WHERE position = ANY($1)`, positions); err != nil {
-		return res, fmt.Errorf("relay: remove %d published outbox rows: %w", len(positions), err)
-	}
-	cur.advance(h, lastRead, full, lowestFailed)
-	r.floor.Store(cur.floor)
-	r.published.Add(uint64(len(published)))
 	r.lastRound.Store(int64(time.Since(start)))
 	return res, nil
 }
+
+// flushRemovals removes the rows cur.toRemove holds, for a leader that stops
+// with no round to come: left behind, they would be published once more by
+// the next leader (and dropped as duplicates by the stream).
+func (r *Relay) flushRemovals(ctx context.Context, conn *pgx.Conn, cur *cursor) error {
+	if len(cur.toRemove) == 0 {
+		return nil
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), statementTimeout)
+	defer cancel()
+	if _, err := conn.Exec(sctx, removeRows, cur.toRemove); err != nil {
+		return fmt.Errorf("relay: remove %d published outbox rows: %w", len(cur.toRemove), err)
+	}
+	r.published.Add(uint64(len(cur.toRemove)))
+	cur.toRemove = cur.toRemove[:0]
+	return nil
+}
+
+// removeRows removes published outbox rows by position.
+const removeRows = `DELETE FROM outbox WHERE position = ANY($1)`
 
 // lowestUnpublished is the lowest position of evs (in position order) that
 // is not in published (in position order, a subset of evs), or 0.
@@ -77,8 +89,11 @@ func lowestUnpublished(evs, published []envelope.Envelope) int64 {
 	return 0
 }
 
-// readBatch returns the oldest outbox rows above floor as envelopes, in
-// position order, and the horizon the cursor moves by (see cursor).
+// removeAndRead removes the rows cur.toRemove holds and returns the oldest
+// outbox rows above cur's floor as envelopes, in position order, and the
+// horizon the cursor moves by (see cursor). The removal goes in the same
+// round trip and transaction as the read: one of each per round instead of
+// two, and the read does not see the rows removed.
 //
 // Transactions may commit out of order: position 10 can become visible while
 // the transaction that took position 9 is still open. A relay that took
@@ -97,15 +112,19 @@ func lowestUnpublished(evs, published []envelope.Envelope) int64 {
 // connection read every event ever stored on each round). Both statements go in one round trip; the horizon's
 // snapshot is taken before the rows', and the transaction id (wantXID) is
 // taken after the horizon's snapshot and held until the rows are read.
-func (r *Relay) readBatch(ctx context.Context, conn *pgx.Conn, floor int64, wantXID bool) ([]envelope.Envelope, horizon, error) {
+func (r *Relay) removeAndRead(ctx context.Context, conn *pgx.Conn, cur *cursor) ([]envelope.Envelope, horizon, error) {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), statementTimeout)
 	defer cancel()
 	var h horizon
 	xid := "0"
-	if wantXID {
+	if cur.wantsXID() {
 		xid = "pg_current_xact_id()::text::bigint"
 	}
 	b := &pgx.Batch{}
+	removing := len(cur.toRemove)
+	if removing > 0 {
+		b.Queue(removeRows, cur.toRemove)
+	}
 	b.Queue(`SELECT (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM events_position_seq),
 		       pg_snapshot_xmin(pg_current_snapshot())::text::bigint, ` + xid).QueryRow(func(row pgx.Row) error {
 		return row.Scan(&h.seq, &h.xmin, &h.xid)
@@ -116,7 +135,7 @@ func (r *Relay) readBatch(ctx context.Context, conn *pgx.Conn, floor int64, want
 		       e.schema_version, e.data, e.metadata, e.occurred_at
 		FROM (SELECT position FROM outbox WHERE position > $2 ORDER BY position LIMIT $1) o
 		CROSS JOIN LATERAL (SELECT * FROM events WHERE events.position = o.position LIMIT 1) e
-		ORDER BY o.position`, r.opts.BatchSize, floor).Query(func(rows pgx.Rows) error {
+		ORDER BY o.position`, r.opts.BatchSize, cur.floor).Query(func(rows pgx.Rows) error {
 		var err error
 		evs, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (envelope.Envelope, error) {
 			var e envelope.Envelope
@@ -128,8 +147,10 @@ func (r *Relay) readBatch(ctx context.Context, conn *pgx.Conn, floor int64, want
 		return err
 	})
 	if err := conn.SendBatch(sctx, b).Close(); err != nil {
-		return nil, horizon{}, fmt.Errorf("relay: read outbox: %w", err)
+		return nil, horizon{}, fmt.Errorf("relay: remove %d published outbox rows and read the outbox: %w", removing, err)
 	}
+	r.published.Add(uint64(removing))
+	cur.toRemove = cur.toRemove[:0]
 	return evs, h, nil
 }
 

@@ -132,7 +132,8 @@ func New(pool *pgxpool.Pool, js jetstream.JetStream, opts Options, logger *slog.
 func (r *Relay) IsLeader() bool { return r.leader.Load() }
 
 // Published is the number of events this relay has seen acknowledged by
-// JetStream (duplicates included), since it was created.
+// JetStream (duplicates included) and removed from the outbox, since it was
+// created.
 func (r *Relay) Published() uint64 { return r.published.Load() }
 
 // Floor is the position at or below which the leader knows every outbox
