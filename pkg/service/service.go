@@ -13,12 +13,23 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
 	"github.com/cart-cqrs/cart/pkg/envconf"
 	"github.com/cart-cqrs/cart/pkg/telemetry"
 )
+
+// DefaultMemoryLimit is the Go runtime's soft memory limit of a service
+// whose environment sets no GOMEMLIMIT. A service's live heap is a few
+// megabytes (its caches are bounded); the collector leaves garbage up to as
+// much again, and the runtime hands freed memory back to the system slowly,
+// so under load a service's resident size grew past 50 MB without a limit.
+// With it, the collector runs more often only as the heap nears it (a few
+// per cent more CPU at full load). GOMEMLIMIT (Go's own variable, e.g.
+// 64MiB, or "off") overrides it for a service whose caches are made larger.
+const DefaultMemoryLimit = 24 << 20
 
 // App is what each service's composition root builds.
 type App interface {
@@ -54,6 +65,9 @@ func run[C any, A App](
 		return err
 	}
 	logger = logger.With("service", name)
+	if _, ok := lookup("GOMEMLIMIT"); !ok {
+		defer debug.SetMemoryLimit(debug.SetMemoryLimit(DefaultMemoryLimit))
+	}
 	shutdownTracing, err := telemetry.Setup(ctx, lookup, name)
 	if err != nil {
 		logger.Error("tracing", "err", err)
