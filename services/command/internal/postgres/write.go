@@ -49,29 +49,34 @@ var (
 // rows FROM head, so a compare-and-set that matched no row appends nothing —
 // and then fails the statement (SQLSTATE CQ409, see migration 00008), so that
 // the transaction it is part of rolls back.
+//
+// The parameters are positional (named arguments would have the statement
+// rewritten on every call): $1 the cart, $2 the customer (insert) or the
+// expected version (update), $3 the status, $4 the new version, $5 the time,
+// and appendTail's from $6 on (see prepare).
 const (
 	headInsert = `WITH head AS (
 	INSERT INTO carts (cart_id, customer_id, status, version, created_at, updated_at)
-	VALUES (@cart, @customer, @status, @version, @at, @at)
+	VALUES ($1, $2, $3, $4, $5, $5)
 	RETURNING cart_id
 )`
 	headUpdate = `WITH head AS (
-	UPDATE carts SET version = @version, status = @status, updated_at = @at
-	WHERE cart_id = @cart AND version = @expected
+	UPDATE carts SET version = $4, status = $3, updated_at = $5
+	WHERE cart_id = $1 AND version = $2
 	RETURNING cart_id
 )`
 	// ORDER BY makes positions (the relay's order) follow versions.
 	appendTail = `, ins AS (
 	INSERT INTO events (event_id, stream_id, stream_type, version, type, schema_version, data, metadata, occurred_at)
-	SELECT e.event_id, head.cart_id, @streamType, e.version, e.type, e.schema_version, e.data::jsonb, @metadata::jsonb, @at
-	FROM head CROSS JOIN unnest(@ids::uuid[], @versions::int[], @types::text[], @schemas::int[], @data::text[])
+	SELECT e.event_id, head.cart_id, $6, e.version, e.type, e.schema_version, e.data::jsonb, $7::jsonb, $5
+	FROM head CROSS JOIN unnest($8::uuid[], $9::int[], $10::text[], $11::int[], $12::text[])
 		AS e(event_id, version, type, schema_version, data)
 	ORDER BY e.version
 	RETURNING position
 ), queued AS (
 	INSERT INTO outbox (position) SELECT position FROM ins RETURNING position
 )
-SELECT cart_require_appended(@decided, (SELECT count(*) FROM queued))`
+SELECT cart_require_appended($13, (SELECT count(*) FROM queued))`
 
 	// The product an item-added event keeps must still be in the catalog,
 	// available, as the event has it (see migration 00009).
@@ -150,12 +155,12 @@ func (r *Repository) prepare(head string, s cart.State, customerID string, evs [
 			b.Queue(requireProduct, a.ProductID, a.Name, a.UnitPrice, a.Currency)
 		}
 	}
-	b.Queue(head+appendTail, pgx.NamedArgs{
-		"cart": s.CartID, "customer": customerID, "status": string(next.Status),
-		"version": next.Version, "expected": s.Version, "at": now,
-		"streamType": envelope.StreamTypeCart, "metadata": string(mdJSON),
-		"ids": ids, "versions": versions, "types": types, "schemas": schemas, "data": data, "decided": n,
-	})
+	var second any = s.Version // the compare-and-set's expected version
+	if head == headInsert {
+		second = customerID
+	}
+	b.Queue(head+appendTail, s.CartID, second, string(next.Status), next.Version, now,
+		envelope.StreamTypeCart, string(mdJSON), ids, versions, types, schemas, data, n)
 	if s.Version/r.snapshotEvery != next.Version/r.snapshotEvery {
 		state, err := json.Marshal(next)
 		if err != nil {
