@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+
+	jsonv1 "github.com/go-json-experiment/json/v1"
 )
 
 // SchemaVersion is the version each event type is written with today. Older
@@ -52,7 +54,7 @@ func Decode(typ string, schemaVersion int, data []byte) (Event, error) {
 		if schemaVersion == 1 {
 			e, err = upcastItemAddedV1(data)
 		} else {
-			e, err = decodeAs[ItemAdded](data)
+			e, err = decodeItemAdded(data)
 		}
 	case TypeItemRemoved:
 		e, err = decodeAs[ItemRemoved](data)
@@ -67,10 +69,24 @@ func Decode(typ string, schemaVersion int, data []byte) (Event, error) {
 	return e, nil
 }
 
+// decodeAs reads data with encoding/json's rules (case-insensitive names,
+// the last of duplicate names wins, unknown names ignored), on
+// go-json-experiment's decoder: the projector decodes every event it
+// applies, and this one is several times faster.
 func decodeAs[E Event](data []byte) (Event, error) {
 	var e E
-	if err := json.Unmarshal(data, &e); err != nil {
+	if err := jsonv1.Unmarshal(data, &e); err != nil {
 		return nil, err
 	}
 	return e, nil
+}
+
+// decodeItemAdded reads cart.item-added v2 in one pass (ItemAdded's own
+// UnmarshalJSON would have the data checked, then parsed again).
+func decodeItemAdded(data []byte) (Event, error) {
+	var v itemAddedV2
+	if err := jsonv1.Unmarshal(data, &v); err != nil {
+		return nil, err
+	}
+	return v.event(), nil
 }

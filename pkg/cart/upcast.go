@@ -1,6 +1,10 @@
 package cart
 
-import "encoding/json"
+import (
+	"encoding/json"
+
+	jsonv1 "github.com/go-json-experiment/json/v1"
+)
 
 // Schema history of the events, newest last. Each older version has an
 // upcaster that turns its stored data into today's event, so events written
@@ -40,8 +44,12 @@ func (e *ItemAdded) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &v); err != nil {
 		return err
 	}
-	*e = ItemAdded{ProductID: v.ProductID, Name: v.Name, UnitPrice: v.UnitPrice.Amount, Currency: v.UnitPrice.Currency, Quantity: v.Quantity}
+	*e = v.event()
 	return nil
+}
+
+func (v itemAddedV2) event() ItemAdded {
+	return ItemAdded{ProductID: v.ProductID, Name: v.Name, UnitPrice: v.UnitPrice.Amount, Currency: v.UnitPrice.Currency, Quantity: v.Quantity}
 }
 
 // upcastItemAddedV1 reads cart.item-added v1, whose price was two flat fields.
@@ -53,7 +61,7 @@ func upcastItemAddedV1(data []byte) (Event, error) {
 		Currency  string `json:"currency"`
 		Quantity  int    `json:"quantity"`
 	}
-	if err := json.Unmarshal(data, &v); err != nil {
+	if err := jsonv1.Unmarshal(data, &v); err != nil {
 		return nil, err
 	}
 	return ItemAdded(v), nil
