@@ -149,6 +149,8 @@ type streamMsg struct {
 	ctype   string
 	env     envelope.Envelope
 	source  string
+	// traceparent is the message's W3C trace context header.
+	traceparent string
 }
 
 // readStream returns every message of the stream in stream order.
@@ -180,7 +182,7 @@ func readStream(t testing.TB, js jetstream.JetStream, stream string) []streamMsg
 			t.Fatal(err)
 		}
 		out = append(out, streamMsg{seq: seq, subject: m.Subject, msgID: m.Header.Get(jetstream.MsgIDHeader),
-			ctype: m.Header.Get("Content-Type"), env: e, source: raw.Source})
+			ctype: m.Header.Get("Content-Type"), env: e, source: raw.Source, traceparent: m.Header.Get("traceparent")})
 	}
 	return out
 }

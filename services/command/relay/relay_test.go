@@ -50,6 +50,11 @@ func TestRelay_PublishesEveryRowInCartOrder(t *testing.T) {
 		if m.msgID != w.EventID {
 			t.Errorf("Nats-Msg-Id %q, want %q", m.msgID, w.EventID)
 		}
+		// No tracing is installed in this test: the message carries the
+		// appending request's stored trace context on as it is.
+		if m.traceparent != w.Metadata.TraceParent {
+			t.Errorf("traceparent header %q, want the stored %q", m.traceparent, w.Metadata.TraceParent)
+		}
 		if m.ctype != envelope.ContentType || m.source != f.opts.Source {
 			t.Errorf("content type %q source %q", m.ctype, m.source)
 		}
