@@ -24,27 +24,30 @@ type reader[T any] func(ctx context.Context) (T, int, error)
 // projector's updates, not by polling. The wait is bounded by the handler's
 // maxWait and the request's context; past the deadline the answer is 503
 // read-model-behind.
+//
+// A request with ?minVersion registers for updates before its first read:
+// an update published after the registration wakes it, and one published
+// before it is in that read, so no update is missed and a request that must
+// wait reads twice, not three times.
 func awaitVersion[T any](h *Handler, c echo.Context, minVersion int, watch func() (<-chan struct{}, func()), read reader[T]) (T, int, error) {
 	ctx := c.Request().Context()
+	if minVersion == 0 {
+		return read(ctx)
+	}
+	start := time.Now()
+	wake, stop := watch()
+	defer stop()
 	v, version, err := read(ctx)
-	if minVersion == 0 || err != nil || version >= minVersion {
-		if minVersion > 0 && err == nil {
+	if err != nil || version >= minVersion {
+		if err == nil {
 			h.metrics.MinVersionWait.Observe(0)
 		}
 		return v, version, err
 	}
-	start := time.Now()
 	defer func() { h.metrics.MinVersionWait.Observe(time.Since(start).Seconds()) }()
-	wake, stop := watch()
-	defer stop()
 	deadline := time.NewTimer(h.maxWait)
 	defer deadline.Stop()
 	for {
-		// The first read after registering closes the race with an update
-		// published between the read above and the registration.
-		if v, version, err = read(ctx); err != nil || version >= minVersion {
-			return v, version, err
-		}
 		select {
 		case <-wake:
 		case <-deadline.C:
@@ -52,6 +55,9 @@ func awaitVersion[T any](h *Handler, c echo.Context, minVersion int, watch func(
 			return v, version, behind(c, version, minVersion)
 		case <-ctx.Done():
 			return v, version, ctx.Err()
+		}
+		if v, version, err = read(ctx); err != nil || version >= minVersion {
+			return v, version, err
 		}
 	}
 }
