@@ -50,6 +50,7 @@ func malformed(t *testing.T, s *system, aTok string, open *secCart, aCarts []str
 		add("form", "application/x-www-form-urlencoded", "productId=123&quantity=1", 415, "unsupported-media-type")
 		add("unknown-field-unitPrice", js, `{"productId":"123","quantity":1,"unitPrice":1}`, 400, "malformed-body")
 		add("unknown-field-customerId", js, `{"customerId":"someone-else"}`, 400, "malformed-body")
+		add("unknown-field-null", js, `{"note":null}`, 400, "malformed-body")
 		add("over-64KiB", js, big, 413, "body-too-large")
 		cases = append(cases, tc{route + "/over-64KiB-chunked", http.MethodPost, u, js,
 			io.MultiReader(strings.NewReader(big)), nil, 413, "body-too-large"}) // no Content-Length
@@ -64,14 +65,22 @@ func malformed(t *testing.T, s *system, aTok string, open *secCart, aCarts []str
 				add("quantity-"+q, js, `{"productId":"123","quantity":`+q+`}`, 422, "invalid-quantity")
 			}
 			for _, q := range []string{`"two"`, "1.5", "1e2", "null"} {
-				add("quantity-"+q, js, `{"productId":"123","quantity":`+q+`}`, 0, "")
+				add("quantity-"+q, js, `{"productId":"123","quantity":`+q+`}`, 400, "malformed-body")
 			}
+			// Names are exact and appear once: no other case, no last-one-wins.
+			add("name-upper-case", js, `{"PRODUCTID":"123","quantity":1}`, 400, "malformed-body")
+			add("name-title-case", js, `{"productId":"123","Quantity":1}`, 400, "malformed-body")
+			add("name-duplicate", js, `{"productId":"123","quantity":1,"quantity":50}`, 400, "malformed-body")
+			add("productId-null", js, `{"productId":null,"quantity":1}`, 400, "malformed-body")
 			add("productId-number", js, `{"productId":123,"quantity":1}`, 400, "malformed-body")
 			add("productId-empty", js, `{"productId":"","quantity":1}`, 422, "invalid-product-id")
 			add("productId-NUL", js, `{"productId":"12\u00003","quantity":1}`, 0, "")
 		}
 		if route == "remove-item" {
 			add("reason-unknown", js, `{"productId":"123","reason":"admin"}`, 422, "invalid-reason")
+			add("reason-null", js, `{"productId":"123","reason":null}`, 400, "malformed-body")
+			add("reason-duplicate", js, `{"productId":"123","reason":"customer","reason":"product-unavailable"}`, 400, "malformed-body")
+			add("reason-title-case", js, `{"productId":"123","Reason":"customer"}`, 400, "malformed-body")
 		}
 	}
 	q := func(name, path string, status int, code string) {

@@ -2,16 +2,18 @@ package httpapi
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
 	"net/http"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
 
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/labstack/echo/v4"
 
 	"github.com/cart-cqrs/cart/pkg/auth"
@@ -52,9 +54,11 @@ const (
 	codeUnsupportedMedia = "unsupported-media-type"
 )
 
-// decode reads a JSON object body into v strictly: Content-Type
-// application/json, no unknown fields, no trailing data. An empty body is
-// accepted (v keeps its zero value) only when optional.
+// decode reads a JSON object body into v exactly as the OpenAPI document
+// describes it: Content-Type application/json, names matched case-sensitively,
+// no duplicate, unknown or null members, no trailing data. An empty body is
+// accepted (v keeps its zero value) only when optional. Every refusal is a
+// 400 malformed-body whose detail names the member.
 func decode(c echo.Context, v any, optional bool) error {
 	req := c.Request()
 	body, err := io.ReadAll(req.Body)
@@ -64,7 +68,7 @@ func decode(c echo.Context, v any, optional bool) error {
 		if errors.As(err, &tooLarge) {
 			return problem.Wrap(problem.TooLarge, "", err)
 		}
-		return err
+		return fmt.Errorf("httpapi: read body: %w", err)
 	}
 	trimmed := bytes.TrimSpace(body)
 	if len(trimmed) == 0 {
@@ -79,49 +83,88 @@ func decode(c echo.Context, v any, optional bool) error {
 	if trimmed[0] != '{' {
 		return problem.New(problem.Malformed, codeMalformedBody, "the body must be a JSON object")
 	}
-	dec := json.NewDecoder(bytes.NewReader(trimmed))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	dec := jsontext.NewDecoder(bytes.NewReader(trimmed), bodyOptions)
+	if err := json.UnmarshalDecode(dec, v, bodyOptions); err != nil {
 		return problem.New(problem.Malformed, codeMalformedBody, jsonDetail(err))
 	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+	if _, err := dec.ReadToken(); !errors.Is(err, io.EOF) {
 		return problem.New(problem.Malformed, codeMalformedBody, "unexpected data after the JSON object")
 	}
 	return nil
 }
 
-// jsonDetail says what is wrong with a body in words meant for the client.
-func jsonDetail(err error) string {
-	var (
-		syntax *json.SyntaxError
-		typ    *json.UnmarshalTypeError
-	)
-	switch {
-	case errors.As(err, &syntax):
-		return fmt.Sprintf("malformed JSON at byte %d", syntax.Offset)
-	case errors.As(err, &typ) && typ.Field != "":
-		return fmt.Sprintf("field %q must be a JSON %s", typ.Field, jsonType(typ.Type.Kind().String()))
-	case errors.Is(err, io.ErrUnexpectedEOF):
-		return "the JSON body ends too early"
-	default:
-		// encoding/json's remaining messages (e.g. an unknown field) are
-		// written for API clients.
-		return strings.TrimPrefix(err.Error(), "json: ")
+// bodyOptions are go-json-experiment's defaults (case-sensitive names,
+// duplicate names refused) with unknown members refused too and null refused
+// for strings and integers: no request schema has a null, and the decoder
+// would otherwise read it as the zero value ("reason": null as the default
+// reason).
+var bodyOptions = json.JoinOptions(
+	json.RejectUnknownMembers(true),
+	json.WithUnmarshalers(json.JoinUnmarshalers(
+		json.UnmarshalFromFunc(refuseNull[*string]),
+		json.UnmarshalFromFunc(refuseNull[*int]),
+	)),
+)
+
+var errNull = errors.New("null is not a value of this member")
+
+// refuseNull fails on a JSON null and leaves any other value to the
+// decoder's own rules (errors.ErrUnsupported: nothing was read).
+func refuseNull[T any](dec *jsontext.Decoder, _ T) error {
+	if dec.PeekKind() == 'n' {
+		return errNull
 	}
+	return errors.ErrUnsupported
 }
 
-func jsonType(kind string) string {
+// jsonDetail says what is wrong with a body in words meant for the client,
+// naming the member where the decoder knows it.
+func jsonDetail(err error) string {
+	var (
+		syntax   *jsontext.SyntacticError
+		semantic *json.SemanticError
+	)
 	switch {
-	case strings.HasPrefix(kind, "int"), strings.HasPrefix(kind, "uint"):
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "the JSON body ends too early"
+	case errors.As(err, &syntax) && errors.Is(syntax.Err, jsontext.ErrDuplicateName):
+		return fmt.Sprintf("field %q appears more than once", member(syntax.JSONPointer))
+	case errors.As(err, &syntax):
+		return fmt.Sprintf("malformed JSON at byte %d", syntax.ByteOffset)
+	case errors.As(err, &semantic) && errors.Is(semantic.Err, json.ErrUnknownName):
+		return fmt.Sprintf("unknown field %q (names are case-sensitive)", member(semantic.JSONPointer))
+	case errors.As(err, &semantic) && errors.Is(semantic.Err, errNull):
+		return fmt.Sprintf("field %q must not be null", member(semantic.JSONPointer))
+	case errors.As(err, &semantic) && semantic.GoType != nil:
+		return fmt.Sprintf("field %q must be a JSON %s", member(semantic.JSONPointer), jsonType(semantic.GoType.Kind()))
+	case errors.As(err, &semantic):
+		return fmt.Sprintf("field %q has an unreadable value", member(semantic.JSONPointer))
+	}
+	return "malformed JSON"
+}
+
+// member names the member a JSON pointer points at: its name at the top
+// level, else the whole pointer.
+func member(p jsontext.Pointer) string {
+	if p.Parent() == "" {
+		return p.LastToken()
+	}
+	return string(p)
+}
+
+func jsonType(k reflect.Kind) string {
+	switch k {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
 		return "integer"
-	case kind == "struct", kind == "map":
+	case reflect.Struct, reflect.Map:
 		return "object"
-	case kind == "slice", kind == "array":
+	case reflect.Slice, reflect.Array:
 		return "array"
-	case kind == "bool":
+	case reflect.Bool:
 		return "boolean"
 	}
-	return kind
+	return k.String()
 }
 
 // ifMatch parses If-Match into a check of the cart's current version: absent
