@@ -47,7 +47,7 @@ func NewEcho(logger *slog.Logger, reg *prometheus.Registry, service string) *ech
 // request, each link a closure, so the links here are one middleware
 // calling plain functions in turn: request id; the server span (inside it,
 // so log lines of the span carry both); observe (outside recover, so it
-// sees the status of a panic); recover; the body limit.
+// sees the status of a panic); recover; the body limit; reading the body.
 type stack struct {
 	logger    *slog.Logger
 	metrics   *metrics
@@ -168,9 +168,9 @@ func (s *stack) recoverPanic(c echo.Context, next echo.HandlerFunc) (err error) 
 		err = &panicError{value: r, stack: debug.Stack()}
 	}()
 	// A request without a body (net/http gives it NoBody) has nothing to
-	// limit: the limit's reader and its closure are for those with one.
+	// limit: the limit's reader and its closures are for those with one.
 	if body := c.Request().Body; body != nil && body != http.NoBody {
-		return s.bodyLimit(next)(c)
+		return s.bodyLimit(func(c echo.Context) error { return readBody(c, next) })(c)
 	}
 	return next(c)
 }
