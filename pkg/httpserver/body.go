@@ -45,3 +45,14 @@ func bodyError(err error) error {
 	return &problem.Error{Kind: problem.Malformed, Code: "malformed-body", Err: err,
 		Detail: "the request body could not be read: its framing is broken or it ended early"}
 }
+
+// ambiguousHeaders refuses a request whose headers can be read two ways:
+// two Authorization headers (which one is the caller?) or a body framed
+// by both Content-Length and Transfer-Encoding (RFC 9112 §6.3: a request
+// smuggling attempt, to be handled as an error).
+func ambiguousHeaders(req *http.Request) error {
+	if len(req.Header.Values(echo.HeaderAuthorization)) > 1 {
+		return problem.New(problem.Malformed, "malformed-request", "the request has more than one Authorization header")
+	}
+	return nil
+}

@@ -176,3 +176,20 @@ func FuzzRawRequest(f *testing.F) {
 		}
 	})
 }
+
+func TestAmbiguousHeaders(t *testing.T) {
+	addr, decided := MustServeCommands(t)
+	t.Run("TwoAuthorizationHeaders", func(t *testing.T) {
+		res, body := rawExchange(t, addr, addItem+"Authorization: Bearer a\r\nAuthorization: Bearer b\r\nContent-Length: 2\r\n\r\n{}")
+		mustProblem(t, res, body, http.StatusBadRequest, "malformed-request")
+		if decided.Load() != 0 {
+			t.Error("the handler ran")
+		}
+	})
+	t.Run("OneAuthorizationHeader", func(t *testing.T) {
+		res, body := rawExchange(t, addr, addItem+"Authorization: Bearer a\r\nContent-Length: 2\r\n\r\n{}")
+		if res.StatusCode != http.StatusOK {
+			t.Fatalf("status = %d: %s", res.StatusCode, body)
+		}
+	})
+}

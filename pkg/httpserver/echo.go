@@ -122,7 +122,11 @@ func RequestID(ctx context.Context) string {
 func (s *stack) observe(c echo.Context, next echo.HandlerFunc) error {
 	c.Set(loggerKey, s.logger)
 	start := time.Now()
-	if err := s.recoverPanic(c, next); err != nil {
+	err := ambiguousHeaders(c.Request())
+	if err == nil {
+		err = s.recoverPanic(c, next)
+	}
+	if err != nil {
 		c.Error(err)
 	}
 	elapsed := time.Since(start)
