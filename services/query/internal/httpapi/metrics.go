@@ -12,7 +12,7 @@ type Metrics struct {
 	// model (0 when it already had the version), whatever the outcome.
 	MinVersionWait prometheus.Histogram
 	// MinVersionGiveUps counts ?minVersion reads answered 503
-	// read-model-behind.
+	// read-model-behind (not those that found nothing to serve: 404).
 	MinVersionGiveUps prometheus.Counter
 }
 

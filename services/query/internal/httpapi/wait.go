@@ -22,8 +22,12 @@ type reader[T any] func(ctx context.Context) (T, int, error)
 // awaitVersion reads once and, when the request asked for ?minVersion
 // and the read model is below it, waits until it is not — woken by the
 // projector's updates, not by polling. The wait is bounded by the handler's
-// maxWait and the request's context; past the deadline the answer is 503
-// read-model-behind.
+// maxWait and the request's context. Past the deadline, a cart the caller
+// can see that is still behind is a 503 read-model-behind; nothing the
+// caller can see (version 0) is returned as it is, for the handler's 404:
+// a missing cart and someone else's must not be told apart, and a 503 would
+// have the client retry for a cart it will never see. The wait comes first
+// all the same: a cart just opened may not be projected yet.
 //
 // A request with ?minVersion registers for updates before its first read:
 // an update published after the registration wakes it, and one published
@@ -51,6 +55,9 @@ func awaitVersion[T any](h *Handler, c echo.Context, minVersion int, watch func(
 		select {
 		case <-wake:
 		case <-deadline.C:
+			if version == 0 {
+				return v, 0, nil
+			}
 			h.metrics.MinVersionGiveUps.Inc()
 			return v, version, behind(c, version, minVersion)
 		case <-ctx.Done():
@@ -62,12 +69,12 @@ func awaitVersion[T any](h *Handler, c echo.Context, minVersion int, watch func(
 	}
 }
 
-// behind answers a read whose read model did not reach minVersion in time.
-// It is a 503, not a 404 or a stale 200: the client's write is durable (the
-// command answered 2xx only after committing it to the event log), and the
-// read side is merely late — projection is asynchronous. Retrying is safe,
-// and Retry-After says when; X-Read-Model-Version says how far it got (0
-// when it has nothing for the request yet).
+// behind answers a read of the caller's cart whose read model did not reach
+// minVersion in time. It is a 503, not a stale 200: the client's write is
+// durable (the command answered 2xx only after committing it to the event
+// log), and the read side is merely late — projection is asynchronous.
+// Retrying is safe, and Retry-After says when; X-Read-Model-Version says how
+// far it got.
 func behind(c echo.Context, version, minVersion int) error {
 	h := c.Response().Header()
 	h.Set(echo.HeaderRetryAfter, "1")
