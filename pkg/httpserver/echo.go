@@ -38,7 +38,7 @@ func NewEcho(logger *slog.Logger, reg *prometheus.Registry, service string) *ech
 	e.HidePort = true
 	e.HTTPErrorHandler = problem.HTTPErrorHandler(logger)
 	s := &stack{logger: logger, metrics: newMetrics(reg, service), traced: traceRequests(service),
-		bodyLimit: middleware.BodyLimit(BodyLimit)}
+		bodyLimit: middleware.BodyLimit(BodyLimit), methods: &methods{e: e}}
 	e.Use(s.middleware)
 	return e
 }
@@ -47,12 +47,14 @@ func NewEcho(logger *slog.Logger, reg *prometheus.Registry, service string) *ech
 // request, each link a closure, so the links here are one middleware
 // calling plain functions in turn: request id; the server span (inside it,
 // so log lines of the span carry both); observe (outside recover, so it
-// sees the status of a panic); recover; the body limit; reading the body.
+// sees the status of a panic); headers that can be read two ways, and 405s;
+// recover; the body limit; reading the body.
 type stack struct {
 	logger    *slog.Logger
 	metrics   *metrics
 	traced    func(c echo.Context, next echo.HandlerFunc) error
 	bodyLimit echo.MiddlewareFunc
+	methods   *methods
 }
 
 func (s *stack) middleware(next echo.HandlerFunc) echo.HandlerFunc {
@@ -123,6 +125,9 @@ func (s *stack) observe(c echo.Context, next echo.HandlerFunc) error {
 	c.Set(loggerKey, s.logger)
 	start := time.Now()
 	err := ambiguousHeaders(c.Request())
+	if err == nil {
+		next, err = s.methods.resolve(c, next)
+	}
 	if err == nil {
 		err = s.recoverPanic(c, next)
 	}
