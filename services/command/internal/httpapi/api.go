@@ -99,7 +99,7 @@ func (h *Handler) updateWith(c echo.Context, body any, command func() (cart.Comm
 	if err != nil {
 		return err
 	}
-	cartID := c.Param("cartId")
+	cartID := canonical(c.Param("cartId"))
 	decide := func(s cart.State) ([]cart.Event, error) {
 		cmd, err := command()
 		if err != nil {
@@ -127,7 +127,5 @@ func (h *Handler) updateWith(c echo.Context, body any, command func() (cart.Comm
 	if err != nil {
 		return err
 	}
-	// Update accepted the id, so it is a UUID; answer with the id as it is
-	// stored (lower case), whatever case the client used.
-	return respond(c, http.StatusOK, canonical(cartID), version)
+	return respond(c, http.StatusOK, cartID, version)
 }

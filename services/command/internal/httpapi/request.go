@@ -198,5 +198,8 @@ func ifMatch(h http.Header) (func(version int) error, error) {
 	}, nil
 }
 
-// canonical is a cart id as stored and returned: lower case.
+// canonical is a cart id as stored and returned: lower case. UUIDs are
+// case-insensitive (RFC 9562 §4), so an id in any case names the same cart,
+// here and on the query API; forms other than the 36-character one are not
+// ids (the repository answers them cart-not-found).
 func canonical(cartID string) string { return strings.ToLower(cartID) }

@@ -68,13 +68,14 @@ func at(c echo.Context) (time.Time, bool, error) {
 }
 
 // cartRequest reads what every read of one cart takes: the caller, the cart
-// id (a malformed one is a 404, like a missing cart, without touching Redis)
-// and ?minVersion.
+// id in its canonical spelling (a malformed one is a 404, like a missing
+// cart, without touching Redis) and ?minVersion.
 func cartRequest(c echo.Context) (p auth.Principal, cartID string, minVersion int, err error) {
 	if p, err = principal(c); err != nil {
 		return auth.Principal{}, "", 0, err
 	}
-	if cartID = c.Param("cartId"); !validCartID(cartID) {
+	cartID, ok := canonicalCartID(c.Param("cartId"))
+	if !ok {
 		return auth.Principal{}, "", 0, errCartNotFound()
 	}
 	if minVersion, err = minVersionParam(c); err != nil {
