@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/cart-cqrs/cart/pkg/envconf"
 )
 
 // ShutdownTimeout bounds how long Run waits for in-flight requests after its
@@ -25,8 +27,25 @@ type Timeouts struct {
 	Idle       time.Duration // a keep-alive connection waits for the next request
 }
 
-// DefaultTimeouts are what Listen uses unless told otherwise.
+// DefaultTimeouts are what Listen uses unless told otherwise. Read bounds
+// the whole request, body included, so that a body trickling in a byte a
+// second holds a connection for seconds, not for as long as it likes.
 var DefaultTimeouts = Timeouts{ReadHeader: 5 * time.Second, Read: 15 * time.Second, Write: 30 * time.Second, Idle: 120 * time.Second}
+
+// TimeoutsFromEnv reads HTTP_READ_TIMEOUT (the whole request, body
+// included; default DefaultTimeouts.Read). Other fields stay zero, which
+// WithTimeouts reads as their default.
+func TimeoutsFromEnv(r *envconf.Reader) Timeouts {
+	return Timeouts{Read: r.Duration("HTTP_READ_TIMEOUT", DefaultTimeouts.Read)}
+}
+
+// Validate refuses negative timeouts (zero means the default).
+func (t Timeouts) Validate() error {
+	if t.ReadHeader < 0 || t.Read < 0 || t.Write < 0 || t.Idle < 0 {
+		return fmt.Errorf("http timeouts %+v: want 0 (the default) or more; HTTP_READ_TIMEOUT e.g. 15s", t)
+	}
+	return nil
+}
 
 // MaxHeaderBytes bounds the request line and headers (431 beyond).
 const MaxHeaderBytes = 64 << 10

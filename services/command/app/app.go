@@ -144,7 +144,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err erro
 		return c.Blob(http.StatusOK, "application/yaml", api.AsyncAPI)
 	})
 	a.routes = e.Routes()
-	if a.server, err = httpserver.Listen(cfg.HTTPAddr, e, logger); err != nil {
+	if a.server, err = httpserver.Listen(cfg.HTTPAddr, e, logger, httpserver.WithTimeouts(cfg.Timeouts)); err != nil {
 		return nil, fmt.Errorf("command: %w", err)
 	}
 	if a.debug, err = httpserver.ListenDebug(cfg.DebugAddr, logger); err != nil {

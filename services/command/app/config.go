@@ -40,6 +40,9 @@ type Config struct {
 	// 0 turns it off) and the browser origins allowed by CORS
 	// (CORS_ALLOWED_ORIGINS, comma-separated exact origins).
 	Limits httpserver.Limits
+	// Timeouts bound each stage of a request; HTTP_READ_TIMEOUT bounds
+	// reading a whole request, body included (default 15s).
+	Timeouts httpserver.Timeouts
 	// Relay configures the stream this service creates or updates and the
 	// outbox relay: NATS_STREAM (CART_EVENTS), NATS_SUBJECT_PREFIX
 	// (cart.events), NATS_STREAM_REPLICAS (1), NATS_DUPLICATE_WINDOW (5m),
@@ -93,6 +96,7 @@ func ConfigFromEnv(lookup func(string) (string, bool)) (Config, error) {
 		NATSURL:          r.String("NATS_URL", "nats://127.0.0.1:4222"),
 		Auth:             auth.ConfigFromEnv(r),
 		Limits:           httpserver.LimitsFromEnv(r),
+		Timeouts:         httpserver.TimeoutsFromEnv(r),
 		Relay: relay.Options{
 			Stream:          r.String("NATS_STREAM", relay.DefaultStream),
 			SubjectPrefix:   r.String("NATS_SUBJECT_PREFIX", relay.DefaultSubjectPrefix),
@@ -146,6 +150,6 @@ func (cfg Config) validate() error {
 	check(cfg.Relay.DuplicateWindow >= 0, "NATS_DUPLICATE_WINDOW=%v: want a positive duration", cfg.Relay.DuplicateWindow)
 	check(cfg.Relay.PollInterval >= 0, "RELAY_POLL_INTERVAL=%v: want a positive duration", cfg.Relay.PollInterval)
 	check(cfg.Relay.PublishTimeout >= 0, "RELAY_PUBLISH_TIMEOUT=%v: want a positive duration", cfg.Relay.PublishTimeout)
-	errs = append(errs, cfg.Limits.Validate())
+	errs = append(errs, cfg.Limits.Validate(), cfg.Timeouts.Validate())
 	return errors.Join(errs...)
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/cart-cqrs/cart/pkg/auth"
 	"github.com/cart-cqrs/cart/pkg/envconf"
+	"github.com/cart-cqrs/cart/pkg/httpserver"
 )
 
 // Config is everything the projector needs to start.
@@ -17,6 +18,9 @@ type Config struct {
 	// DebugAddr, when set, serves the Go profiler (/debug/pprof/) on a port
 	// of its own, never the admin API's (DEBUG_ADDR, default off).
 	DebugAddr string
+	// Timeouts bound each stage of a request; HTTP_READ_TIMEOUT bounds
+	// reading a whole request, body included (default 15s).
+	Timeouts httpserver.Timeouts
 	// DatabaseURL is the event store, read to repair gaps and to rebuild;
 	// the projector needs SELECT on events and applies no migrations
 	// (DATABASE_URL).
@@ -87,6 +91,7 @@ func readConfig(lookup func(string) (string, bool)) (Config, error) {
 	cfg := Config{
 		HTTPAddr:      r.String("PROJECTOR_ADDR", ":8082"),
 		DebugAddr:     r.String("DEBUG_ADDR", ""),
+		Timeouts:      httpserver.TimeoutsFromEnv(r),
 		DatabaseURL:   r.String("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/cart?sslmode=disable"),
 		NATSURL:       r.String("NATS_URL", "nats://127.0.0.1:4222"),
 		Stream:        r.String("NATS_STREAM", "CART_EVENTS"),
@@ -115,7 +120,7 @@ func readConfig(lookup func(string) (string, bool)) (Config, error) {
 }
 
 func (c Config) validate() error {
-	errs := []error{c.validateProjection()}
+	errs := []error{c.validateProjection(), c.Timeouts.Validate()}
 	if err := c.Auth.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("app: auth: %w", err))
 	}

@@ -106,7 +106,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) {
 		return nil, errors.Join(fmt.Errorf("query: %w", err), rdb.Close())
 	}
 
-	server, err := httpserver.Listen(cfg.HTTPAddr, e, logger)
+	server, err := httpserver.Listen(cfg.HTTPAddr, e, logger, httpserver.WithTimeouts(cfg.Timeouts))
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("query: %w", err), rdb.Close())
 	}

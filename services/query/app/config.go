@@ -34,6 +34,9 @@ type Config struct {
 	// 0 turns it off) and the browser origins allowed by CORS
 	// (CORS_ALLOWED_ORIGINS, comma-separated exact origins).
 	Limits httpserver.Limits
+	// Timeouts bound each stage of a request; HTTP_READ_TIMEOUT bounds
+	// reading a whole request, body included (default 15s).
+	Timeouts httpserver.Timeouts
 	// MinVersionWait bounds how long a ?minVersion read waits for the read
 	// model to reach the version (QUERY_MIN_VERSION_WAIT, default 2s, at
 	// most MaxMinVersionWait; zero means the default).
@@ -49,7 +52,7 @@ func (c Config) validate() error {
 	if c.MinVersionWait < 0 || c.MinVersionWait > MaxMinVersionWait {
 		return fmt.Errorf("QUERY_MIN_VERSION_WAIT: %s is not between 0 and %s", c.MinVersionWait, MaxMinVersionWait)
 	}
-	return nil
+	return c.Timeouts.Validate()
 }
 
 // ConfigFromEnv reads the Config from the environment; lookup is usually
@@ -63,6 +66,7 @@ func ConfigFromEnv(lookup func(string) (string, bool)) (Config, error) {
 		RedisPrefix:    r.String("REDIS_PREFIX", "cart:"),
 		Auth:           auth.ConfigFromEnv(r),
 		Limits:         httpserver.LimitsFromEnv(r),
+		Timeouts:       httpserver.TimeoutsFromEnv(r),
 		MinVersionWait: r.Duration("QUERY_MIN_VERSION_WAIT", 2*time.Second),
 	}
 	errs := []error{r.Err(), cfg.validate(), cfg.Limits.Validate()}
