@@ -63,7 +63,8 @@ func decode(c echo.Context, v any, optional bool) error {
 	req := c.Request()
 	body, err := io.ReadAll(req.Body)
 	if err != nil {
-		// The body limit middleware's 413 (an *echo.HTTPError) passes as is.
+		// The body limit middleware's 413 (an *echo.HTTPError) passes
+		// through to the problem handler.
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
 			return problem.Wrap(problem.TooLarge, "", err)
@@ -94,23 +95,20 @@ func decode(c echo.Context, v any, optional bool) error {
 }
 
 // bodyOptions are go-json-experiment's defaults (case-sensitive names,
-// duplicate names refused) with unknown members refused too and null refused
-// for strings and integers: no request schema has a null, and the decoder
-// would otherwise read it as the zero value ("reason": null as the default
-// reason).
+// duplicate names refused) with unknown members refused too, and null
+// refused for a value of any Go type: no request schema has a null, and the
+// decoder would otherwise read it as the zero value ("reason": null as the
+// default reason).
 var bodyOptions = json.JoinOptions(
 	json.RejectUnknownMembers(true),
-	json.WithUnmarshalers(json.JoinUnmarshalers(
-		json.UnmarshalFromFunc(refuseNull[*string]),
-		json.UnmarshalFromFunc(refuseNull[*int]),
-	)),
+	json.WithUnmarshalers(json.UnmarshalFromFunc(refuseNull)),
 )
 
 var errNull = errors.New("null is not a value of this member")
 
 // refuseNull fails on a JSON null and leaves any other value to the
 // decoder's own rules (errors.ErrUnsupported: nothing was read).
-func refuseNull[T any](dec *jsontext.Decoder, _ T) error {
+func refuseNull(dec *jsontext.Decoder, _ any) error {
 	if dec.PeekKind() == 'n' {
 		return errNull
 	}
