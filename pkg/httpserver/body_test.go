@@ -27,7 +27,7 @@ func MustServeCommands(tb testing.TB, opts ...httpserver.ListenOption) (addr str
 	logger := slog.New(slog.DiscardHandler)
 	reg := prometheus.NewRegistry()
 	e := httpserver.NewEcho(logger, reg, "test")
-	httpserver.Health(e, reg, nil)
+	httpserver.Health(e, nil)
 	decided = &atomic.Int64{}
 	e.POST("/v1/carts/:cartId/add-item", func(c echo.Context) error {
 		var v map[string]any

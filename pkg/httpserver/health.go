@@ -9,9 +9,6 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/cart-cqrs/cart/pkg/problem"
 )
@@ -20,17 +17,14 @@ import (
 // as good as down for an orchestrator.
 const CheckTimeout = 2 * time.Second
 
-// Health mounts GET /healthz (the process is alive), GET /readyz (every
-// check passes) and GET /metrics (reg, plus Go and process collectors).
-func Health(e *echo.Echo, reg *prometheus.Registry, checks map[string]func(ctx context.Context) error) {
-	register(reg, collectors.NewGoCollector())
-	register(reg, collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-
+// Health mounts GET /healthz (the process is alive) and GET /readyz (every
+// check passes) where probes expect them, on the API's port; /metrics is on
+// the management address (ListenMetrics).
+func Health(e *echo.Echo, checks map[string]func(ctx context.Context) error) {
 	e.GET("/healthz", func(c echo.Context) error {
 		return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
 	})
 	e.GET("/readyz", readyz(checks))
-	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})))
 }
 
 type ready struct {

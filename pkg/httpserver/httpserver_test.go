@@ -44,8 +44,9 @@ func (s *syncBuffer) String() string {
 }
 
 type testServer struct {
-	URL  string
-	logs *syncBuffer
+	URL        string
+	MetricsURL string // the management address's
+	logs       *syncBuffer
 }
 
 // MustServe builds the shared echo stack with a few test routes, serves it
@@ -56,7 +57,7 @@ func MustServe(tb testing.TB, checks map[string]func(context.Context) error) *te
 	logger := slog.New(telemetry.LogHandler(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	reg := prometheus.NewRegistry()
 	e := httpserver.NewEcho(logger, reg, "test")
-	httpserver.Health(e, reg, checks)
+	httpserver.Health(e, checks)
 	e.GET("/things/:id", func(c echo.Context) error { return c.String(http.StatusOK, c.Param("id")) })
 	e.GET("/checked-out", func(c echo.Context) error { return cart.ErrCheckedOut })
 	e.GET("/panic", func(c echo.Context) error { panic("boom") })
@@ -68,7 +69,11 @@ func MustServe(tb testing.TB, checks map[string]func(context.Context) error) *te
 		return c.JSON(http.StatusOK, v)
 	})
 
-	return &testServer{URL: "http://" + MustRun(tb, e, logger), logs: logs}
+	metrics, err := httpserver.ListenMetrics("127.0.0.1:0", reg, logger)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return &testServer{URL: "http://" + MustRun(tb, e, logger), MetricsURL: "http://" + mustRunServer(tb, metrics), logs: logs}
 }
 
 // MustRun serves h on a real port until cleanup, when it stops the server
@@ -79,6 +84,13 @@ func MustRun(tb testing.TB, h http.Handler, logger *slog.Logger, opts ...httpser
 	if err != nil {
 		tb.Fatalf("Listen: %v", err)
 	}
+	return mustRunServer(tb, srv)
+}
+
+// mustRunServer runs srv until cleanup, checking Run's result, and returns
+// its address.
+func mustRunServer(tb testing.TB, srv *httpserver.Server) string {
+	tb.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx) }()
@@ -249,11 +261,14 @@ func TestMetrics(t *testing.T) {
 	mustGet(t, s.URL+"/things/43")
 	mustGet(t, s.URL+"/checked-out")
 	mustGet(t, s.URL+"/no/such/route")
-	_, body := mustGet(t, s.URL+"/metrics")
+	if res, _ := mustGet(t, s.URL+"/metrics"); res.StatusCode != http.StatusNotFound {
+		t.Errorf("the API's port serves /metrics: %d", res.StatusCode)
+	}
+	_, body := mustGet(t, s.MetricsURL+"/metrics")
 	for _, want := range []string{
 		`http_requests_total{code="200",method="GET",route="/things/:id",service="test"} 2`,
 		`http_requests_total{code="409",method="GET",route="/checked-out",service="test"} 1`,
-		`http_requests_total{code="404",method="GET",route="unmatched",service="test"} 1`,
+		`http_requests_total{code="404",method="GET",route="unmatched",service="test"} 2`,
 		`http_request_duration_seconds_count{method="GET",route="/things/:id",service="test"} 2`,
 		"go_goroutines ",
 	} {

@@ -31,7 +31,7 @@ func timeoutServer(t *testing.T) string {
 	logger := slog.New(slog.DiscardHandler)
 	reg := prometheus.NewRegistry()
 	e := httpserver.NewEcho(logger, reg, "test")
-	httpserver.Health(e, reg, nil)
+	httpserver.Health(e, nil)
 	return MustRun(t, e, logger, httpserver.WithTimeouts(httpserver.Timeouts{ReadHeader: 200 * time.Millisecond, Idle: 200 * time.Millisecond}))
 }
 

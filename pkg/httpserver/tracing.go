@@ -14,7 +14,7 @@ import (
 
 // untraced are the paths probes and scrapers call every few seconds: a span
 // each would bury the requests worth tracing.
-var untraced = map[string]bool{"/healthz": true, "/readyz": true, "/metrics": true}
+var untraced = map[string]bool{"/healthz": true, "/readyz": true}
 
 // traceRequests returns what starts a server span per request (otelhttp:
 // the W3C trace context of the request is its parent, the HTTP semantic

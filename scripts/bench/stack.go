@@ -37,6 +37,7 @@ type stack struct {
 	natsURL string
 	addrs   map[string]string
 	debug   map[string]string // each service's DEBUG_ADDR (the Go profiler)
+	metrics map[string]string // each service's METRICS_ADDR (/metrics)
 
 	running  map[string]*procs.Proc
 	samplers map[string]*procs.Sampler
@@ -45,7 +46,7 @@ type stack struct {
 }
 
 func newStack(cfg config, bin, logDir, natsURL string) (*stack, error) {
-	s := &stack{cfg: cfg, bin: bin, logDir: logDir, natsURL: natsURL, addrs: map[string]string{}, debug: map[string]string{},
+	s := &stack{cfg: cfg, bin: bin, logDir: logDir, natsURL: natsURL, addrs: map[string]string{}, debug: map[string]string{}, metrics: map[string]string{},
 		running: map[string]*procs.Proc{}, samplers: map[string]*procs.Sampler{}, stopSamp: map[string]context.CancelFunc{}}
 	for _, svc := range []string{report.ServiceCommand, report.ServiceProjector, report.ServiceQuery} {
 		addr, err := procs.FreeAddr()
@@ -54,6 +55,11 @@ func newStack(cfg config, bin, logDir, natsURL string) (*stack, error) {
 		}
 		s.addrs[svc] = addr
 		if s.debug[svc], err = procs.FreeAddr(); err != nil {
+			return nil, err
+		}
+		// A port of its own, not the service's default management port,
+		// which a `make run` on the same machine holds.
+		if s.metrics[svc], err = procs.FreeAddr(); err != nil {
 			return nil, err
 		}
 	}
@@ -106,7 +112,7 @@ func (s *stack) binary(service string) string { return filepath.Join(s.bin, serv
 
 // start starts a service, waits until it is ready and samples its memory.
 func (s *stack) start(ctx context.Context, service string) error {
-	p, err := procs.Start(service, s.binary(service), nil, s.env("DEBUG_ADDR="+s.debug[service]), s.logDir)
+	p, err := procs.Start(service, s.binary(service), nil, s.env("DEBUG_ADDR="+s.debug[service], "METRICS_ADDR="+s.metrics[service]), s.logDir)
 	if err != nil {
 		return err
 	}

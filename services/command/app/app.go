@@ -58,6 +58,7 @@ type App struct {
 	repo      *postgres.Repository
 	server    *httpserver.Server
 	debug     *httpserver.Server // nil unless DEBUG_ADDR is set
+	metrics   *httpserver.Server // nil when METRICS_ADDR is off
 	routes    []*echo.Route
 	verifier  *auth.Verifier
 
@@ -123,7 +124,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err erro
 	reg := prometheus.NewRegistry()
 	e := httpserver.NewEcho(logger, reg, "command")
 	httpserver.CORS(e, cfg.Limits)
-	httpserver.Health(e, reg, map[string]func(context.Context) error{
+	httpserver.Health(e, map[string]func(context.Context) error{
 		"postgres": a.pool.Ping,
 		"nats":     a.natsConnected,
 		"auth":     verifier.Ready,
@@ -143,11 +144,14 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err erro
 		c.Response().Header().Set("Cache-Control", "public, max-age=300")
 		return c.Blob(http.StatusOK, "application/yaml", api.AsyncAPI)
 	})
-	a.routes = e.Routes()
+	a.routes = append(e.Routes(), httpserver.MetricsRoute)
 	if a.server, err = httpserver.Listen(cfg.HTTPAddr, e, logger, httpserver.WithTimeouts(cfg.Timeouts)); err != nil {
 		return nil, fmt.Errorf("command: %w", err)
 	}
 	if a.debug, err = httpserver.ListenDebug(cfg.DebugAddr, logger); err != nil {
+		return nil, fmt.Errorf("command: %w", err)
+	}
+	if a.metrics, err = httpserver.ListenMetrics(cfg.MetricsAddr, reg, logger); err != nil {
 		return nil, fmt.Errorf("command: %w", err)
 	}
 	return a, nil
@@ -234,6 +238,14 @@ func (a *App) ensureStream(ctx context.Context) error {
 // ":0").
 func (a *App) Addr() string { return a.server.Addr() }
 
+// MetricsAddr is the management address serving /metrics, "" when off.
+func (a *App) MetricsAddr() string {
+	if a.metrics == nil {
+		return ""
+	}
+	return a.metrics.Addr()
+}
+
 // RelayIsLeader reports whether this instance's relay currently publishes
 // the outbox (false when the relay is disabled).
 func (a *App) RelayIsLeader() bool { return a.relay != nil && a.relay.IsLeader() }
@@ -252,6 +264,9 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	if a.debug != nil {
 		parts = append(parts, service.Part{Name: "profiler", Run: a.debug.Run})
+	}
+	if a.metrics != nil {
+		parts = append(parts, service.Part{Name: "metrics server", Run: a.metrics.Run})
 	}
 	if err := service.RunAll(ctx, parts...); err != nil {
 		return fmt.Errorf("command: %w", err)
@@ -286,7 +301,7 @@ func (a *App) runRelay(ctx context.Context) error {
 // Run returned (or instead of Run); it is safe on a partly built App.
 func (a *App) Close() error {
 	var errs []error
-	for _, srv := range []*httpserver.Server{a.server, a.debug} {
+	for _, srv := range []*httpserver.Server{a.server, a.debug, a.metrics} {
 		if srv != nil {
 			if err := srv.Close(); err != nil {
 				errs = append(errs, err)

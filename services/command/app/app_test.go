@@ -81,7 +81,7 @@ func TestConfigFromEnv(t *testing.T) {
 			cfg.Relay.Stream != "CART_EVENTS" || cfg.Relay.SubjectPrefix != "cart.events" || cfg.Relay.Replicas != 1 ||
 			cfg.Relay.DuplicateWindow != 5*time.Minute || cfg.Relay.BatchSize != 1000 || cfg.Relay.MaxInFlight != 1000 || cfg.Relay.PollInterval != time.Second ||
 			!cfg.RelayEnabled || cfg.SnapshotEvery != 20 || cfg.StateCacheSize != 4096 || cfg.ConflictRetries != 5 || !cfg.Migrate ||
-			cfg.Auth.Disabled || cfg.IdempotencyTTL != 24*time.Hour {
+			cfg.Auth.Disabled || cfg.IdempotencyTTL != 24*time.Hour || cfg.MetricsAddr != "127.0.0.1:9080" {
 			t.Fatalf("defaults = %+v", cfg)
 		}
 	})

@@ -17,13 +17,17 @@ import (
 
 // Config is everything the command service needs to start.
 type Config struct {
-	// HTTPAddr is the listen address of the API, health and metrics
+	// HTTPAddr is the listen address of the API and health
 	// (COMMAND_ADDR, default ":8080"; ":0" picks a free port).
 	HTTPAddr string
 	// DebugAddr, when set, serves the Go profiler (/debug/pprof/) on a port
 	// of its own, never the API's (DEBUG_ADDR, default off; e.g.
 	// "127.0.0.1:6060").
 	DebugAddr string
+	// MetricsAddr is the management address serving /metrics, never the
+	// API's port (METRICS_ADDR, default "127.0.0.1:9080", or "127.0.0.1:0"
+	// when the API's port is 0; "off" turns it off, as does "" here).
+	MetricsAddr string
 	// DatabaseURL locates PostgreSQL, the source of truth (DATABASE_URL).
 	DatabaseURL string
 	// DatabaseMaxConns caps the connection pool (DATABASE_MAX_CONNS, default
@@ -84,12 +88,18 @@ type Config struct {
 	Migrate bool
 }
 
+// DefaultMetricsAddr is the command service's management address: the
+// API's port plus 1000, on loopback.
+const DefaultMetricsAddr = "127.0.0.1:9080"
+
 // ConfigFromEnv reads the Config from the environment; lookup is usually
 // os.LookupEnv. Every malformed value is reported at once.
 func ConfigFromEnv(lookup func(string) (string, bool)) (Config, error) {
 	r := envconf.New(lookup)
+	httpAddr := r.String("COMMAND_ADDR", ":8080")
 	cfg := Config{
-		HTTPAddr:         r.String("COMMAND_ADDR", ":8080"),
+		HTTPAddr:         httpAddr,
+		MetricsAddr:      httpserver.MetricsAddrFromEnv(r, httpAddr, DefaultMetricsAddr),
 		DebugAddr:        r.String("DEBUG_ADDR", ""),
 		DatabaseURL:      r.String("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/cart?sslmode=disable"),
 		DatabaseMaxConns: r.Int("DATABASE_MAX_CONNS", 16),

@@ -23,6 +23,7 @@ func testConfig(t *testing.T) (app.Config, natstest.Env) {
 	return app.Config{
 		HTTPAddr:         "127.0.0.1:0",
 		DebugAddr:        "127.0.0.1:0", // the profiler starts and stops with the app
+		MetricsAddr:      "127.0.0.1:0",
 		DatabaseURL:      pgtest.MustDatabase(t),
 		DatabaseMaxConns: 4,
 		NATSURL:          nt.URL,

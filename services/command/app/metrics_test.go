@@ -8,7 +8,8 @@ import (
 	"testing"
 )
 
-// TestMetrics: the write side's metrics are served and move: commands by
+// TestMetrics: the write side's metrics are served on the management
+// address, not the API's port, and move: commands by
 // outcome, group transactions, the outbox backlog while no relay runs, and
 // the relay's leadership and published count once one does.
 func TestMetrics(t *testing.T) {
@@ -19,7 +20,10 @@ func TestMetrics(t *testing.T) {
 	for _, customer := range []string{"ann", "ben", "cat"} {
 		mustOpenCart(t, cfg, base, customer)
 	}
-	m := scrape(t, base)
+	if res, err := http.Get(base + "/metrics"); err != nil || res.Body.Close() != nil || res.StatusCode != http.StatusNotFound {
+		t.Errorf("the API's port serves /metrics: %v %v", res, err)
+	}
+	m := scrape(t, "http://"+a.MetricsAddr())
 	for name, want := range map[string]float64{
 		`cart_commands_total{command="open",outcome="ok"}`:             3,
 		`cart_commit_group_commands_count{result="committed"}`:         3, // one at a time here
@@ -41,7 +45,7 @@ func TestMetrics(t *testing.T) {
 		cfg.RelayEnabled, cfg.HTTPAddr, cfg.DebugAddr, cfg.Migrate = true, "127.0.0.1:0", "", false
 		b := mustRun(t, cfg)
 		poll(t, "the relay drains the outbox and says so", func() bool {
-			m := scrape(t, "http://"+b.Addr())
+			m := scrape(t, "http://"+b.MetricsAddr())
 			return m["cart_relay_leader"] == 1 && m["cart_relay_published_events_total"] == 3 &&
 				m["cart_outbox_backlog_events"] == 0 && m["cart_outbox_oldest_age_seconds"] == 0
 		})

@@ -28,7 +28,8 @@ var analyticsSummary = regexp.MustCompile(`^built product analytics from (\d+) e
 var summary = regexp.MustCompile(`^rebuilt (\d+) events of (\d+) carts in \S+ \((\d+) events/s\) into generation (\d+)$`)
 
 func TestApp_AdminAPI(t *testing.T) {
-	base := runValidated(t, pgtest.MustDatabase(t), nil)
+	a := runValidatedApp(t, pgtest.MustDatabase(t), nil)
+	base := "http://" + a.Addr()
 	admin := token(t, "ops", "admin")
 
 	t.Run("Auth", func(t *testing.T) {
@@ -85,7 +86,7 @@ func TestApp_AdminAPI(t *testing.T) {
 		}
 	})
 	t.Run("Metrics", func(t *testing.T) {
-		_, body := call(t, http.MethodGet, base+"/metrics", "")
+		_, body := call(t, http.MethodGet, "http://"+a.MetricsAddr()+"/metrics", "")
 		for _, m := range []string{"cart_projector_parked_events ", "cart_projector_rebuild_events_applied_total", "cart_projector_rebuild_events ",
 			`cart_analytics_events_applied_total{path="live"}`, `cart_analytics_build_phase{phase="done"} 1`, "cart_analytics_build_events "} {
 			if !strings.Contains(body, m) {

@@ -45,6 +45,7 @@ type App struct {
 	verifier  *auth.Verifier
 	server    *httpserver.Server
 	debug     *httpserver.Server // nil unless DEBUG_ADDR is set
+	metrics   *httpserver.Server // nil when METRICS_ADDR is off
 	routes    []*echo.Route
 }
 
@@ -132,7 +133,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err erro
 	// what the projector is ready for, and a build of the analytics (which
 	// may take minutes) must not take it out of service. Their metrics say
 	// how they fare.
-	httpserver.Health(e, reg, map[string]func(context.Context) error{
+	httpserver.Health(e, map[string]func(context.Context) error{
 		"postgres": a.pool.Ping,
 		"redis":    func(ctx context.Context) error { return a.rdb.Ping(ctx).Err() },
 		"nats": func(context.Context) error {
@@ -150,12 +151,19 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err erro
 		"auth": a.verifier.Ready,
 	})
 	httpapi.Register(e, a.verifier, a.proj, a.rebuilds)
-	a.routes = e.Routes()
+	a.routes = append(e.Routes(), httpserver.MetricsRoute)
 	if a.server, err = httpserver.Listen(cfg.HTTPAddr, e, logger, httpserver.WithTimeouts(cfg.Timeouts)); err != nil {
 		return nil, fmt.Errorf("app: %w", err)
 	}
 	if a.debug, err = httpserver.ListenDebug(cfg.DebugAddr, logger); err != nil {
 		return nil, errors.Join(fmt.Errorf("app: %w", err), a.server.Close())
+	}
+	if a.metrics, err = httpserver.ListenMetrics(cfg.MetricsAddr, reg, logger); err != nil {
+		err = errors.Join(fmt.Errorf("app: %w", err), a.server.Close())
+		if a.debug != nil {
+			err = errors.Join(err, a.debug.Close())
+		}
+		return nil, err
 	}
 	return a, nil
 }
@@ -166,6 +174,14 @@ func (a *App) Routes() []*echo.Route { return a.routes }
 
 // Addr is the bound HTTP address.
 func (a *App) Addr() string { return a.server.Addr() }
+
+// MetricsAddr is the management address serving /metrics, "" when off.
+func (a *App) MetricsAddr() string {
+	if a.metrics == nil {
+		return ""
+	}
+	return a.metrics.Addr()
+}
 
 // Run projects and serves until ctx ends, then finishes the batch in hand
 // and the in-flight requests. It returns the errors that stopped it.
@@ -182,6 +198,9 @@ func (a *App) Run(ctx context.Context) error {
 	if a.debug != nil {
 		parts = append(parts, service.Part{Name: "profiler", Run: a.debug.Run})
 	}
+	if a.metrics != nil {
+		parts = append(parts, service.Part{Name: "metrics server", Run: a.metrics.Run})
+	}
 	err := service.RunAll(ctx, parts...)
 	if err != nil {
 		return fmt.Errorf("projector: %w", err)
@@ -197,6 +216,9 @@ func (a *App) Close() error {
 	}
 	if a.debug != nil {
 		errs = append(errs, a.debug.Close())
+	}
+	if a.metrics != nil {
+		errs = append(errs, a.metrics.Close())
 	}
 	if a.nc != nil {
 		if !a.nc.IsClosed() {

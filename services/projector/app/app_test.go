@@ -28,7 +28,8 @@ func TestConfigFromEnv(t *testing.T) {
 	}
 	if cfg.HTTPAddr != ":8082" || cfg.BatchSize != 64 || cfg.Durable != "p2" || cfg.AckWait != 30*time.Second || cfg.Stream != "CART_EVENTS" ||
 		cfg.MaxDeliver != 5 || cfg.RebuildPageSize != 20000 || cfg.RebuildDrainWait != 2*time.Second || cfg.Auth.Issuer != "i" ||
-		cfg.AnalyticsDurable != "cart-analytics" || cfg.AnalyticsBuildPage != 10000 || cfg.AnalyticsCheckEvery != 30*time.Second {
+		cfg.AnalyticsDurable != "cart-analytics" || cfg.AnalyticsBuildPage != 10000 || cfg.AnalyticsCheckEvery != 30*time.Second ||
+		cfg.MetricsAddr != "127.0.0.1:9082" {
 		t.Fatalf("config = %+v", cfg)
 	}
 	if _, err := app.ConfigFromEnv(envconf.Map(map[string]string{})); err == nil {
@@ -59,7 +60,7 @@ func TestApp_ReadyOnceAttachedAndStops(t *testing.T) {
 	nenv := natstest.MustNATS(t)
 	renv := redistest.MustRedis(t)
 	cfg := app.Config{
-		HTTPAddr: "127.0.0.1:0", DatabaseURL: dbURL, NATSURL: nenv.URL, Stream: nenv.Stream,
+		HTTPAddr: "127.0.0.1:0", MetricsAddr: "127.0.0.1:0", DatabaseURL: dbURL, NATSURL: nenv.URL, Stream: nenv.Stream,
 		SubjectPrefix: nenv.SubjectPrefix, Durable: "cart-projector", RedisURL: renv.URL, RedisPrefix: renv.Prefix,
 		BatchSize: 256, AckWait: 30 * time.Second, MaxAckPending: 1024, MaxDeliver: 5, RebuildPageSize: 1000,
 		Auth: authCfg,
@@ -89,8 +90,11 @@ func TestApp_ReadyOnceAttachedAndStops(t *testing.T) {
 	}
 	nenv.MustStream(t)
 	polltest.True(t, 20*time.Second, "/readyz 200", func() bool { return status(t, base+"/readyz") == http.StatusOK })
-	if got := status(t, base+"/metrics"); got != http.StatusOK {
-		t.Fatalf("/metrics = %d", got)
+	if got := status(t, "http://"+a.MetricsAddr()+"/metrics"); got != http.StatusOK {
+		t.Fatalf("/metrics on the management address = %d", got)
+	}
+	if got := status(t, base+"/metrics"); got != http.StatusNotFound {
+		t.Fatalf("/metrics on the API's port = %d, want 404", got)
 	}
 
 	cancel()

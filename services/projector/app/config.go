@@ -12,12 +12,16 @@ import (
 
 // Config is everything the projector needs to start.
 type Config struct {
-	// HTTPAddr serves /healthz, /readyz, /metrics and /admin
+	// HTTPAddr serves /healthz, /readyz and /admin
 	// (PROJECTOR_ADDR, ":8082").
 	HTTPAddr string
 	// DebugAddr, when set, serves the Go profiler (/debug/pprof/) on a port
 	// of its own, never the admin API's (DEBUG_ADDR, default off).
 	DebugAddr string
+	// MetricsAddr is the management address serving /metrics, never the
+	// API's port (METRICS_ADDR, default "127.0.0.1:9082", or "127.0.0.1:0"
+	// when the API's port is 0; "off" turns it off, as does "" here).
+	MetricsAddr string
 	// Timeouts bound each stage of a request; HTTP_READ_TIMEOUT bounds
 	// reading a whole request, body included (default 15s).
 	Timeouts httpserver.Timeouts
@@ -86,10 +90,16 @@ func ConfigFromEnv(lookup func(string) (string, bool)) (Config, error) {
 	return cfg, cfg.validate()
 }
 
+// DefaultMetricsAddr is the projector's management address: the admin
+// API's port plus 1000, on loopback.
+const DefaultMetricsAddr = "127.0.0.1:9082"
+
 func readConfig(lookup func(string) (string, bool)) (Config, error) {
 	r := envconf.New(lookup)
+	httpAddr := r.String("PROJECTOR_ADDR", ":8082")
 	cfg := Config{
-		HTTPAddr:      r.String("PROJECTOR_ADDR", ":8082"),
+		HTTPAddr:      httpAddr,
+		MetricsAddr:   httpserver.MetricsAddrFromEnv(r, httpAddr, DefaultMetricsAddr),
 		DebugAddr:     r.String("DEBUG_ADDR", ""),
 		Timeouts:      httpserver.TimeoutsFromEnv(r),
 		DatabaseURL:   r.String("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/cart?sslmode=disable"),

@@ -159,6 +159,12 @@ func TestOpenAPI_AdminUnavailable(t *testing.T) {
 // the base URL.
 func runValidated(t *testing.T, dbURL string, edit func(*app.Config)) string {
 	t.Helper()
+	return "http://" + runValidatedApp(t, dbURL, edit).Addr()
+}
+
+// runValidatedApp is runValidated, returning the app.
+func runValidatedApp(t *testing.T, dbURL string, edit func(*app.Config)) *app.App {
+	t.Helper()
 	a := newApp(t, dbURL, edit)
 	rctx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -170,7 +176,7 @@ func runValidated(t *testing.T, dbURL string, edit func(*app.Config)) string {
 		}
 	})
 	validateResponses(t, a.Addr())
-	return "http://" + a.Addr()
+	return a
 }
 
 // newApp builds a projector on its own NATS stream and Redis prefix, closed
@@ -181,7 +187,7 @@ func newApp(t *testing.T, dbURL string, edit func(*app.Config)) *app.App {
 	renv := redistest.MustRedis(t)
 	nenv.MustStream(t)
 	cfg := app.Config{
-		HTTPAddr: "127.0.0.1:0", DatabaseURL: dbURL, NATSURL: nenv.URL, Stream: nenv.Stream,
+		HTTPAddr: "127.0.0.1:0", MetricsAddr: "127.0.0.1:0", DatabaseURL: dbURL, NATSURL: nenv.URL, Stream: nenv.Stream,
 		SubjectPrefix: nenv.SubjectPrefix, Durable: "cart-projector", RedisURL: renv.URL, RedisPrefix: renv.Prefix,
 		BatchSize: 256, AckWait: 30 * time.Second, MaxAckPending: 1024, MaxDeliver: 5,
 		RebuildPageSize: 1000, RebuildDrainWait: time.Millisecond, Auth: authCfg,

@@ -45,6 +45,7 @@ type App struct {
 	updates  *redisstore.Updates
 	server   *httpserver.Server
 	debug    *httpserver.Server // nil unless DEBUG_ADDR is set
+	metrics  *httpserver.Server // nil when METRICS_ADDR is off
 	verifier *auth.Verifier
 	routes   []*echo.Route
 }
@@ -97,7 +98,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) {
 	}
 	e := httpserver.NewEcho(logger, reg, "query")
 	httpserver.CORS(e, cfg.Limits)
-	httpserver.Health(e, reg, map[string]func(context.Context) error{"redis": store.Ping, "auth": verifier.Ready})
+	httpserver.Health(e, map[string]func(context.Context) error{"redis": store.Ping, "auth": verifier.Ready})
 	httpapi.Register(e, verifier, store, httpapi.Options{
 		Updates: updates, MinVersionWait: cfg.MinVersionWait, Metrics: metrics, Analytics: redisstore.NewAnalytics(rdb, cfg.RedisPrefix),
 		Middleware: []echo.MiddlewareFunc{httpserver.RateLimit(cfg.Limits, logger)},
@@ -114,7 +115,16 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) {
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("query: %w", err), server.Close(), rdb.Close())
 	}
-	return &App{logger: logger, rdb: rdb, store: store, updates: updates, server: server, debug: debug, verifier: verifier, routes: e.Routes()}, nil
+	metricsServer, err := httpserver.ListenMetrics(cfg.MetricsAddr, reg, logger)
+	if err != nil {
+		err = errors.Join(fmt.Errorf("query: %w", err), server.Close(), rdb.Close())
+		if debug != nil {
+			err = errors.Join(err, debug.Close())
+		}
+		return nil, err
+	}
+	return &App{logger: logger, rdb: rdb, store: store, updates: updates, server: server, debug: debug, metrics: metricsServer,
+		verifier: verifier, routes: append(e.Routes(), httpserver.MetricsRoute)}, nil
 }
 
 // Routes are the HTTP routes the service serves; its OpenAPI document must
@@ -124,6 +134,14 @@ func (a *App) Routes() []*echo.Route { return a.routes }
 // Addr is the address the API listens on (the real port when cfg asked for
 // ":0").
 func (a *App) Addr() string { return a.server.Addr() }
+
+// MetricsAddr is the management address serving /metrics, "" when off.
+func (a *App) MetricsAddr() string {
+	if a.metrics == nil {
+		return ""
+	}
+	return a.metrics.Addr()
+}
 
 // Run serves requests, keeps the read-model generation fresh and holds the
 // subscription to the projector's updates (which wakes ?minVersion reads)
@@ -138,6 +156,9 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	if a.debug != nil {
 		parts = append(parts, service.Part{Name: "profiler", Run: a.debug.Run})
+	}
+	if a.metrics != nil {
+		parts = append(parts, service.Part{Name: "metrics server", Run: a.metrics.Run})
 	}
 	if err := service.RunAll(ctx, parts...); err != nil {
 		return fmt.Errorf("query: %w", err)

@@ -29,7 +29,7 @@ var authCfg = auth.Config{
 func TestApp(t *testing.T) {
 	env := redistest.MustRedis(t)
 	a, err := app.New(context.Background(), app.Config{
-		HTTPAddr: "127.0.0.1:0", DebugAddr: "127.0.0.1:0", RedisURL: env.URL, RedisPrefix: env.Prefix, Auth: authCfg,
+		HTTPAddr: "127.0.0.1:0", DebugAddr: "127.0.0.1:0", MetricsAddr: "127.0.0.1:0", RedisURL: env.URL, RedisPrefix: env.Prefix, Auth: authCfg,
 	}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatalf("New: %v", err)
@@ -108,7 +108,10 @@ func TestApp(t *testing.T) {
 		if body := <-done; body != string(doc2) {
 			t.Errorf("GET cart?minVersion=2 = %s", body)
 		}
-		_, metrics := fetch(t, base+"/metrics", "")
+		if status, _ := fetch(t, base+"/metrics", ""); status != http.StatusNotFound {
+			t.Errorf("the API's port serves /metrics: %d", status)
+		}
+		_, metrics := fetch(t, "http://"+a.MetricsAddr()+"/metrics", "")
 		for _, name := range []string{"cart_query_min_version_wait_seconds", "cart_query_min_version_give_ups_total", "cart_query_min_version_waiters"} {
 			if !strings.Contains(metrics, name) {
 				t.Errorf("/metrics has no %s", name)
@@ -150,7 +153,7 @@ func TestConfigFromEnv(t *testing.T) {
 			t.Fatal(err)
 		}
 		if cfg.HTTPAddr != ":8081" || cfg.RedisURL != "redis://127.0.0.1:6379/0" || cfg.RedisPrefix != "cart:" ||
-			cfg.Auth.Disabled || cfg.MinVersionWait != 2*time.Second {
+			cfg.Auth.Disabled || cfg.MinVersionWait != 2*time.Second || cfg.MetricsAddr != "127.0.0.1:9081" {
 			t.Errorf("defaults = %+v", cfg)
 		}
 	})

@@ -12,13 +12,17 @@ import (
 
 // Config is everything the query service needs to start.
 type Config struct {
-	// HTTPAddr is the listen address of the API, health and metrics
+	// HTTPAddr is the listen address of the API and health
 	// (QUERY_ADDR, default ":8081"; ":0" picks a free port).
 	HTTPAddr string
 	// DebugAddr, when set, serves the Go profiler (/debug/pprof/) on a port
 	// of its own, never the API's (DEBUG_ADDR, default off; e.g.
 	// "127.0.0.1:6061").
 	DebugAddr string
+	// MetricsAddr is the management address serving /metrics, never the
+	// API's port (METRICS_ADDR, default "127.0.0.1:9081", or "127.0.0.1:0"
+	// when the API's port is 0; "off" turns it off, as does "" here).
+	MetricsAddr string
 	// RedisURL locates the read model (REDIS_URL, default
 	// "redis://127.0.0.1:6379/0").
 	RedisURL string
@@ -55,12 +59,18 @@ func (c Config) validate() error {
 	return c.Timeouts.Validate()
 }
 
+// DefaultMetricsAddr is the query service's management address: the API's
+// port plus 1000, on loopback.
+const DefaultMetricsAddr = "127.0.0.1:9081"
+
 // ConfigFromEnv reads the Config from the environment; lookup is usually
 // os.LookupEnv. Every malformed value is reported at once.
 func ConfigFromEnv(lookup func(string) (string, bool)) (Config, error) {
 	r := envconf.New(lookup)
+	httpAddr := r.String("QUERY_ADDR", ":8081")
 	cfg := Config{
-		HTTPAddr:       r.String("QUERY_ADDR", ":8081"),
+		HTTPAddr:       httpAddr,
+		MetricsAddr:    httpserver.MetricsAddrFromEnv(r, httpAddr, DefaultMetricsAddr),
 		DebugAddr:      r.String("DEBUG_ADDR", ""),
 		RedisURL:       r.String("REDIS_URL", "redis://127.0.0.1:6379/0"),
 		RedisPrefix:    r.String("REDIS_PREFIX", "cart:"),
