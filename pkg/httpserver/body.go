@@ -54,5 +54,8 @@ func ambiguousHeaders(req *http.Request) error {
 	if len(req.Header.Values(echo.HeaderAuthorization)) > 1 {
 		return problem.New(problem.Malformed, "malformed-request", "the request has more than one Authorization header")
 	}
+	if ambiguousFraming(req) {
+		return problem.New(problem.Malformed, "malformed-request", "the request has both Content-Length and Transfer-Encoding")
+	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -192,4 +193,73 @@ func TestAmbiguousHeaders(t *testing.T) {
 			t.Fatalf("status = %d: %s", res.StatusCode, body)
 		}
 	})
+}
+
+// TestContentLengthWithTransferEncoding: a request framed both ways is 400,
+// and the connection closes after the answer, so the bytes a proxy would
+// have read as a second request are never served.
+func TestContentLengthWithTransferEncoding(t *testing.T) {
+	addr, decided := MustServeCommands(t)
+	smuggled := "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+	for name, raw := range map[string]string{
+		"LengthFirst":   addItem + "Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n" + smuggled,
+		"EncodingFirst": addItem + "Transfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n2\r\n{}\r\n0\r\n\r\n" + smuggled,
+		"BareLF":        strings.ReplaceAll(addItem, "\r\n", "\n") + "transfer-encoding: chunked\ncontent-length: 4\n\n2\r\n{}\r\n0\r\n\r\n" + smuggled,
+		// After a well-framed request on the same connection.
+		"Second": addItem + "Content-Length: 2\r\n\r\n{}" + addItem + "Transfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n2\r\n{}\r\n0\r\n\r\n" + smuggled,
+		"AfterChunked": addItem + "Transfer-Encoding: chunked\r\n\r\n1;x=y\r\n{\r\n1\r\n}\r\n0\r\nX-Trailer: 1\r\n\r\n" +
+			addItem + "Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n" + smuggled,
+	} {
+		t.Run(name, func(t *testing.T) {
+			before := decided.Load()
+			statuses := rawExchangeAll(t, addr, raw)
+			want := []int{http.StatusBadRequest}
+			if name == "Second" || name == "AfterChunked" {
+				want = []int{http.StatusOK, http.StatusBadRequest}
+			}
+			if !slices.Equal(statuses, want) {
+				t.Errorf("statuses = %v, want %v (and no answer to the smuggled request)", statuses, want)
+			}
+			if got := decided.Load() - before; got != int64(len(want)-1) {
+				t.Errorf("the handler decided %d times, want %d", got, len(want)-1)
+			}
+		})
+	}
+	t.Run("KeepAliveUnaffected", func(t *testing.T) {
+		raw := addItem + "Content-Length: 2\r\n\r\n{}" + addItem + "Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n" + smuggled
+		if got := rawExchangeAll(t, addr, raw); !slices.Equal(got, []int{200, 200, 200}) {
+			t.Errorf("statuses = %v, want three 200s", got)
+		}
+	})
+}
+
+// rawExchangeAll writes raw, half-closes, and returns the status of every
+// response until the server hangs up.
+func rawExchangeAll(tb testing.TB, addr, raw string) []int {
+	tb.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer conn.Close()
+	if err := conn.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := io.WriteString(conn, raw); err != nil {
+		tb.Fatal(err)
+	}
+	if err := conn.(*net.TCPConn).CloseWrite(); err != nil {
+		tb.Fatal(err)
+	}
+	r := bufio.NewReader(conn)
+	var statuses []int
+	for {
+		res, err := http.ReadResponse(r, nil)
+		if err != nil {
+			return statuses
+		}
+		_, _ = io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		statuses = append(statuses, res.StatusCode)
+	}
 }

@@ -80,8 +80,10 @@ func Listen(addr string, h http.Handler, logger *slog.Logger, opts ...ListenOpti
 	if err != nil {
 		return nil, fmt.Errorf("httpserver: listen %s: %w", addr, err)
 	}
+	ln = framingListener{ln}
 	srv := &http.Server{
-		Handler:           h,
+		Handler:           guardFraming(h),
+		ConnContext:       connContext,
 		ReadHeaderTimeout: DefaultTimeouts.ReadHeader,
 		ReadTimeout:       DefaultTimeouts.Read,
 		WriteTimeout:      DefaultTimeouts.Write,
