@@ -169,7 +169,10 @@ func (c *framingConn) headers(b []byte) []byte {
 	var lengths, encodings int
 	var length int64
 	var chunked bool
-	for _, l := range bytes.Split(block, []byte("\n"))[1:] {
+	_, lines, _ := bytes.Cut(block, []byte("\n")) // past the request line
+	for len(lines) > 0 {
+		var l []byte
+		l, lines, _ = bytes.Cut(lines, []byte("\n"))
 		name, value, ok := bytes.Cut(bytes.TrimRight(l, "\r"), []byte(":"))
 		if !ok {
 			continue

@@ -18,10 +18,12 @@ import (
 type methods struct {
 	e    *echo.Echo
 	once sync.Once
-	// served holds "METHOD path-template" of every real route.
-	served    map[string]bool
+	// served holds every real route (not a group's catch-all).
+	served    map[route]bool
 	templates []routeTemplate
 }
+
+type route struct{ method, path string }
 
 type routeTemplate struct {
 	segments []string // ":x" matches one segment, "*" the rest
@@ -29,13 +31,13 @@ type routeTemplate struct {
 }
 
 func (m *methods) build() {
-	m.served = map[string]bool{}
+	m.served = map[route]bool{}
 	byPath := map[string][]string{}
 	for _, r := range m.e.Routes() {
 		if r.Method == echo.RouteNotFound {
 			continue
 		}
-		m.served[r.Method+" "+r.Path] = true
+		m.served[route{r.Method, r.Path}] = true
 		byPath[r.Path] = append(byPath[r.Path], r.Method)
 	}
 	for p, ms := range byPath {
@@ -49,7 +51,7 @@ func (m *methods) build() {
 func (m *methods) resolve(c echo.Context, next echo.HandlerFunc) (echo.HandlerFunc, error) {
 	m.once.Do(m.build)
 	req := c.Request()
-	if m.served[req.Method+" "+c.Path()] {
+	if m.served[route{req.Method, c.Path()}] {
 		return next, nil
 	}
 	path := req.URL.EscapedPath()
