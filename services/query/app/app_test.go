@@ -74,6 +74,17 @@ func TestApp(t *testing.T) {
 		if code, body := fetch(t, base+"/v1/carts/"+id, tok); code != http.StatusOK || body != string(doc) {
 			t.Errorf("GET cart = %d: %s", code, body)
 		}
+		// HEAD answers like GET, without the body; another method is 405.
+		get, _ := do(t, http.MethodGet, base+"/v1/carts/"+id, tok)
+		head, headBody := do(t, http.MethodHead, base+"/v1/carts/"+id, tok)
+		if head.StatusCode != http.StatusOK || headBody != "" || head.Header.Get("ETag") == "" || head.Header.Get("ETag") != get.Header.Get("ETag") {
+			t.Errorf("HEAD cart = %d %q ETag %q; GET ETag %q", head.StatusCode, headBody, head.Header.Get("ETag"), get.Header.Get("ETag"))
+		}
+		for _, path := range []string{"/v1/carts/" + id, "/v1/carts/" + id + "/history", "/v1/customers/me/cart"} {
+			if res, _ := do(t, http.MethodPost, base+path, tok); res.StatusCode != http.StatusMethodNotAllowed || res.Header.Get("Allow") != "GET, HEAD" {
+				t.Errorf("POST %s = %d Allow %q, want 405 Allow GET, HEAD", path, res.StatusCode, res.Header.Get("Allow"))
+			}
+		}
 		// The projector's next write, announced: a waiting read sees it.
 		done := make(chan string, 1)
 		go func() {
@@ -188,7 +199,13 @@ func TestConfigFromEnv(t *testing.T) {
 
 func fetch(t *testing.T, url, token string) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, url, nil)
+	res, body := do(t, http.MethodGet, url, token)
+	return res.StatusCode, body
+}
+
+func do(t *testing.T, method, url, token string) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,5 +221,5 @@ func fetch(t *testing.T, url, token string) (int, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return res.StatusCode, string(body)
+	return res, string(body)
 }
