@@ -1,7 +1,9 @@
 // Package httpserver is the HTTP plumbing the three services share: an echo
 // instance with the shared problem handler, request ids, access logs, a body
-// limit and Prometheus metrics; the health endpoints; and a server that
-// listens first and shuts down gracefully.
+// limit, Prometheus metrics and a strict edge (broken framing, ambiguous
+// headers and wrong methods are the client's 4xx); the health endpoints; the
+// management listener for /metrics; and a server that listens first and
+// shuts down gracefully.
 package httpserver
 
 import (
