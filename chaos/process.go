@@ -22,8 +22,9 @@ import (
 // keep their URL. Output goes to a log file that a failing test prints.
 type Process struct {
 	Name string
-	// Addr is host:port of the service's HTTP server.
-	Addr string
+	// Addr is host:port of the service's HTTP server, MetricsAddr that of
+	// its management listener (/metrics).
+	Addr, MetricsAddr string
 	// Args are the command-line arguments of every start.
 	Args []string
 
@@ -203,7 +204,7 @@ func (p *Process) Ready(ctx context.Context) error {
 
 // Metric returns the value of an unlabelled metric from /metrics.
 func (p *Process) Metric(ctx context.Context, name string) (float64, error) {
-	body, status, err := get(ctx, p.URL()+"/metrics")
+	body, status, err := get(ctx, "http://"+p.MetricsAddr+"/metrics")
 	if err != nil {
 		return 0, err
 	}

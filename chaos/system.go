@@ -164,8 +164,14 @@ func Start(tb testing.TB, bin Binaries, mode Mode, opts Options) *System {
 		if err != nil {
 			tb.Fatal(err)
 		}
-		e := append(append(append([]string{}, env...), addrVar+"="+addr), extra...)
-		return NewProcess(name, path, addr, filepath.Join(logs, name+".log"), e)
+		metrics, err := FreeAddr()
+		if err != nil {
+			tb.Fatal(err)
+		}
+		e := append(append(append([]string{}, env...), addrVar+"="+addr, "METRICS_ADDR="+metrics), extra...)
+		p := NewProcess(name, path, addr, filepath.Join(logs, name+".log"), e)
+		p.MetricsAddr = metrics
+		return p
 	}
 
 	var all []*Process
@@ -176,7 +182,11 @@ func Start(tb testing.TB, bin Binaries, mode Mode, opts Options) *System {
 			tb.Fatal(err)
 		}
 		s.CommandURL = "http://" + addr
-		s.runInProcessCommand(tb, append(append(append([]string{}, env...), "COMMAND_ADDR="+addr), opts.CommandEnv...), opts.InProcessCommand)
+		metrics, err := FreeAddr()
+		if err != nil {
+			tb.Fatal(err)
+		}
+		s.runInProcessCommand(tb, append(append(append([]string{}, env...), "COMMAND_ADDR="+addr, "METRICS_ADDR="+metrics), opts.CommandEnv...), opts.InProcessCommand)
 	} else {
 		s.Command = newProc("command", bin.Command, "COMMAND_ADDR", opts.CommandEnv)
 		s.CommandURL = s.Command.URL()

@@ -27,16 +27,16 @@ func TestMetricsMoveUnderLoad(t *testing.T) {
 			url, sample string
 			min, max    float64
 		}{
-			{s.commandURL, `cart_commands_total{command="add-item",outcome="ok"}`, 9, 9},
-			{s.commandURL, `cart_commit_group_commands_sum{result="committed"}`, 10, 10},
-			{s.commandURL, `cart_relay_leader`, 1, 1},
-			{s.commandURL, `cart_relay_published_events_total`, 10, 10},
-			{s.commandURL, `cart_outbox_backlog_events`, 0, 0},
-			{s.projectorURL, `cart_projector_events_applied_total`, 10, 10},
-			{s.projectorURL, `cart_projector_lag_seconds_count`, 10, 10},
-			{s.projectorURL, `cart_projector_consumer_pending_messages`, 0, 0},
-			{s.projectorURL, `cart_projector_consumer_ack_pending_messages`, 0, 0},
-			{s.queryURL, `http_requests_total{code="200",method="GET",route="/v1/carts/:cartId",service="query"}`, 1, 1e9},
+			{s.commandMetrics, `cart_commands_total{command="add-item",outcome="ok"}`, 9, 9},
+			{s.commandMetrics, `cart_commit_group_commands_sum{result="committed"}`, 10, 10},
+			{s.commandMetrics, `cart_relay_leader`, 1, 1},
+			{s.commandMetrics, `cart_relay_published_events_total`, 10, 10},
+			{s.commandMetrics, `cart_outbox_backlog_events`, 0, 0},
+			{s.projectorMetrics, `cart_projector_events_applied_total`, 10, 10},
+			{s.projectorMetrics, `cart_projector_lag_seconds_count`, 10, 10},
+			{s.projectorMetrics, `cart_projector_consumer_pending_messages`, 0, 0},
+			{s.projectorMetrics, `cart_projector_consumer_ack_pending_messages`, 0, 0},
+			{s.queryMetrics, `http_requests_total{code="200",method="GET",route="/v1/carts/:cartId",service="query"}`, 1, 1e9},
 		} {
 			got, err := scrape(want.url, want.sample)
 			if err != nil {

@@ -101,7 +101,7 @@ const readModelVersionHeader = "X-Read-Model-Version"
 // reads found their version at once, how many waited, how many gave up.
 func waitMetrics(t *testing.T, s *system) string {
 	t.Helper()
-	resp, err := http.Get(s.queryURL + "/metrics")
+	resp, err := http.Get(s.queryMetrics + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -46,10 +46,12 @@ var testAuth = auth.Config{HS256Secret: []byte(testSecret), Issuer: "cart-cqrs-e
 // PostgreSQL database, NATS stream and Redis key prefix.
 type system struct {
 	commandURL, queryURL, projectorURL string
-	pool                               *pgxpool.Pool
-	stream                             jetstream.Stream
-	nats                               natstest.Env
-	redis                              redistest.Env
+	// The services' /metrics, on their management addresses.
+	commandMetrics, queryMetrics, projectorMetrics string
+	pool                                           *pgxpool.Pool
+	stream                                         jetstream.Stream
+	nats                                           natstest.Env
+	redis                                          redistest.Env
 }
 
 type options struct {
@@ -157,6 +159,7 @@ func mustStart(tb testing.TB, opts options) *system {
 
 	s := &system{
 		commandURL: "http://" + cmd.Addr(), queryURL: "http://" + qry.Addr(), projectorURL: "http://" + proj.Addr(),
+		commandMetrics: "http://" + cmd.MetricsAddr(), queryMetrics: "http://" + qry.MetricsAddr(), projectorMetrics: "http://" + proj.MetricsAddr(),
 		pool: pool, nats: *n, redis: *r,
 	}
 	// Every answer the tests get from the two APIs must match its OpenAPI
