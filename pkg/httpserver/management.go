@@ -5,18 +5,12 @@ import (
 	"net"
 	"net/http"
 
-	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/cart-cqrs/cart/pkg/envconf"
 )
-
-// MetricsRoute lists GET /metrics among a service's routes, which its
-// OpenAPI document describes, though ListenMetrics serves it on the
-// management address rather than the API's port.
-var MetricsRoute = &echo.Route{Method: http.MethodGet, Path: "/metrics", Name: "metrics"}
 
 // ListenMetrics binds addr, the management address, for GET /metrics: reg
 // plus the Go and process collectors. It is a listener of its own so that

@@ -144,7 +144,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err erro
 		c.Response().Header().Set("Cache-Control", "public, max-age=300")
 		return c.Blob(http.StatusOK, "application/yaml", api.AsyncAPI)
 	})
-	a.routes = append(e.Routes(), httpserver.MetricsRoute)
+	a.routes = e.Routes()
 	if a.server, err = httpserver.Listen(cfg.HTTPAddr, e, logger, httpserver.WithTimeouts(cfg.Timeouts)); err != nil {
 		return nil, fmt.Errorf("command: %w", err)
 	}

@@ -151,7 +151,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err erro
 		"auth": a.verifier.Ready,
 	})
 	httpapi.Register(e, a.verifier, a.proj, a.rebuilds)
-	a.routes = append(e.Routes(), httpserver.MetricsRoute)
+	a.routes = e.Routes()
 	if a.server, err = httpserver.Listen(cfg.HTTPAddr, e, logger, httpserver.WithTimeouts(cfg.Timeouts)); err != nil {
 		return nil, fmt.Errorf("app: %w", err)
 	}

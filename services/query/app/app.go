@@ -124,7 +124,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) {
 		return nil, err
 	}
 	return &App{logger: logger, rdb: rdb, store: store, updates: updates, server: server, debug: debug, metrics: metricsServer,
-		verifier: verifier, routes: append(e.Routes(), httpserver.MetricsRoute)}, nil
+		verifier: verifier, routes: e.Routes()}, nil
 }
 
 // Routes are the HTTP routes the service serves; its OpenAPI document must
