@@ -41,23 +41,33 @@ func MustServeCommands(tb testing.TB, opts ...httpserver.ListenOption) (addr str
 	return MustRun(tb, e, logger, opts...), decided
 }
 
-// rawExchange writes raw to addr, half-closes, and reads one response.
-func rawExchange(tb testing.TB, addr, raw string) (*http.Response, []byte) {
+// sendRaw writes raw to addr and half-closes; the caller reads the answers
+// (within 10 s) and closes the connection.
+func sendRaw(tb testing.TB, addr, raw string) net.Conn {
 	tb.Helper()
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		tb.Fatal(err)
 	}
+	err = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if err == nil {
+		_, err = io.WriteString(conn, raw)
+	}
+	if err == nil {
+		err = conn.(*net.TCPConn).CloseWrite()
+	}
+	if err != nil {
+		_ = conn.Close()
+		tb.Fatal(err)
+	}
+	return conn
+}
+
+// rawExchange writes raw to addr, half-closes, and reads one response.
+func rawExchange(tb testing.TB, addr, raw string) (*http.Response, []byte) {
+	tb.Helper()
+	conn := sendRaw(tb, addr, raw)
 	defer conn.Close()
-	if err := conn.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
-		tb.Fatal(err)
-	}
-	if _, err := io.WriteString(conn, raw); err != nil {
-		tb.Fatal(err)
-	}
-	if err := conn.(*net.TCPConn).CloseWrite(); err != nil {
-		tb.Fatal(err)
-	}
 	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	if err != nil {
 		tb.Fatalf("no response to %q: %v", raw, err)
@@ -237,20 +247,8 @@ func TestContentLengthWithTransferEncoding(t *testing.T) {
 // response until the server hangs up.
 func rawExchangeAll(tb testing.TB, addr, raw string) []int {
 	tb.Helper()
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		tb.Fatal(err)
-	}
+	conn := sendRaw(tb, addr, raw)
 	defer conn.Close()
-	if err := conn.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
-		tb.Fatal(err)
-	}
-	if _, err := io.WriteString(conn, raw); err != nil {
-		tb.Fatal(err)
-	}
-	if err := conn.(*net.TCPConn).CloseWrite(); err != nil {
-		tb.Fatal(err)
-	}
 	r := bufio.NewReader(conn)
 	var statuses []int
 	for {
