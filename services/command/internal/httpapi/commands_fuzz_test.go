@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cart-cqrs/cart/pkg/auth"
+	"github.com/cart-cqrs/cart/pkg/cart"
 	"github.com/cart-cqrs/cart/pkg/httpserver"
 	"github.com/cart-cqrs/cart/pkg/problem"
 	"github.com/cart-cqrs/cart/services/command/internal/httpapi"
@@ -180,7 +181,7 @@ func (fz *commandFuzzer) check(t *testing.T, req *http.Request, body []byte) *ht
 		if err := dec.Decode(&res); err != nil {
 			t.Fatalf("2xx body is not a Result (%v): %s", err, what)
 		}
-		if _, ok := canonicalID(res.CartID); !ok || res.CartID != strings.ToLower(res.CartID) || res.Version < 1 {
+		if _, ok := cart.CanonicalID(res.CartID); !ok || res.CartID != strings.ToLower(res.CartID) || res.Version < 1 {
 			t.Fatalf("2xx result %+v: %s", res, what)
 		}
 		if et := rec.Header().Get("ETag"); et != `"`+strconv.Itoa(res.Version)+`"` {

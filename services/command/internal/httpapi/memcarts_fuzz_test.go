@@ -93,18 +93,6 @@ func (m *memCarts) record(format string, args ...any) {
 	m.calls = append(m.calls, fmt.Sprintf(format, args...))
 }
 
-// canonicalID is the repository's: only a UUID's canonical text, any case.
-func canonicalID(s string) (string, bool) {
-	if len(s) != 36 {
-		return "", false
-	}
-	u, err := uuid.Parse(s)
-	if err != nil {
-		return "", false
-	}
-	return u.String(), true
-}
-
 // pgText fails like PostgreSQL on text it cannot store: a NUL byte or
 // invalid UTF-8 in a text parameter, a \u0000 escape in jsonb.
 func pgText(what, s string) error {
@@ -218,7 +206,7 @@ func (m *memCarts) Update(ctx context.Context, cartID string, by cart.Actor, md 
 }
 
 func (m *memCarts) updateLocked(cartID string, md envelope.Metadata, decide func(cart.State) ([]cart.Event, error)) (cart.State, error) {
-	id, ok := canonicalID(cartID)
+	id, ok := cart.CanonicalID(cartID)
 	if !ok {
 		return cart.State{}, cart.ErrNotFound
 	}
@@ -243,7 +231,7 @@ func (m *memCarts) UpdateIdempotent(ctx context.Context, req idempotency.Request
 	m.record("UpdateIdempotent(%q, %q, %q)", cartID, by.ID, req.Key)
 	// The repository loads the cart, and refuses one the caller may not
 	// see, before it reads the key.
-	if id, ok := canonicalID(cartID); !ok || !m.carts[id].VisibleTo(by) {
+	if id, ok := cart.CanonicalID(cartID); !ok || !m.carts[id].VisibleTo(by) {
 		return idempotency.Response{}, cart.ErrNotFound
 	}
 	k := [2]string{req.Caller, req.Key}

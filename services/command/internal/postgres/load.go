@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
@@ -33,7 +32,7 @@ const SnapshotSchemaVersion = 1
 // snapshot read first — then, and when the snapshot is unusable, the events
 // are read again after the snapshot in hand.
 func (r *Repository) Load(ctx context.Context, cartID string) (_ cart.State, err error) {
-	id, ok := canonicalID(cartID)
+	id, ok := cart.CanonicalID(cartID)
 	if !ok {
 		return cart.State{}, cart.ErrNotFound
 	}
@@ -121,18 +120,4 @@ func scanSnapshot(row pgx.Row, id string) (cart.State, bool, error) {
 		return cart.State{}, false, nil
 	}
 	return s, true, nil
-}
-
-// canonicalID accepts only the canonical textual form of a UUID (what the
-// service hands out) and returns it in lower case, the form PostgreSQL
-// returns, so that ids compare equal everywhere.
-func canonicalID(s string) (string, bool) {
-	if len(s) != 36 {
-		return "", false
-	}
-	u, err := uuid.Parse(s)
-	if err != nil {
-		return "", false
-	}
-	return u.String(), true
 }

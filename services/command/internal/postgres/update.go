@@ -52,7 +52,7 @@ func (r *Repository) UpdateIdempotent(ctx context.Context, req idempotency.Reque
 
 func (r *Repository) update(ctx context.Context, req *idempotency.Request, cartID string, by cart.Actor, md envelope.Metadata,
 	decide func(cart.State) ([]cart.Event, error)) (idempotency.Response, error) {
-	id, ok := canonicalID(cartID)
+	id, ok := cart.CanonicalID(cartID)
 	if !ok {
 		return idempotency.Response{}, cart.ErrNotFound
 	}

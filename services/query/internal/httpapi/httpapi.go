@@ -15,7 +15,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 
 	"github.com/cart-cqrs/cart/pkg/auth"
@@ -156,21 +155,6 @@ func principal(c echo.Context) (auth.Principal, error) {
 		return auth.Principal{}, errors.New("httpapi: no principal: route is not behind auth.Middleware")
 	}
 	return p, nil
-}
-
-// canonicalCartID returns a cart id as the projector stores it and the
-// command API answers it — a UUID in lower case — for an id in the
-// 36-character form in any case (UUIDs are case-insensitive, RFC 9562 §4:
-// the command API accepts the same spellings). Other forms are not ids.
-func canonicalCartID(id string) (string, bool) {
-	if len(id) != 36 {
-		return "", false
-	}
-	u, err := uuid.Parse(id)
-	if err != nil {
-		return "", false
-	}
-	return u.String(), true
 }
 
 // serve writes the document with its ETag, or 304 when If-None-Match

@@ -8,6 +8,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/cart-cqrs/cart/pkg/auth"
+	"github.com/cart-cqrs/cart/pkg/cart"
 	"github.com/cart-cqrs/cart/pkg/problem"
 )
 
@@ -74,7 +75,7 @@ func cartRequest(c echo.Context) (p auth.Principal, cartID string, minVersion in
 	if p, err = principal(c); err != nil {
 		return auth.Principal{}, "", 0, err
 	}
-	cartID, ok := canonicalCartID(c.Param("cartId"))
+	cartID, ok := cart.CanonicalID(c.Param("cartId"))
 	if !ok {
 		return auth.Principal{}, "", 0, errCartNotFound()
 	}
