@@ -22,6 +22,7 @@ import (
 	"github.com/cart-cqrs/cart/pkg/httpserver"
 	"github.com/cart-cqrs/cart/pkg/service"
 	"github.com/cart-cqrs/cart/pkg/telemetry"
+	"github.com/cart-cqrs/cart/pkg/telemetry/redistrace"
 	"github.com/cart-cqrs/cart/services/projector/internal/analytics"
 	"github.com/cart-cqrs/cart/services/projector/internal/httpapi"
 	"github.com/cart-cqrs/cart/services/projector/internal/postgres"
@@ -82,7 +83,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err erro
 	// installs it before New): otherwise the hook formats every pipeline
 	// for spans that record nothing.
 	if telemetry.Active() {
-		if err := telemetry.InstrumentRedis(a.rdb); err != nil {
+		if err := redistrace.Instrument(a.rdb); err != nil {
 			return nil, fmt.Errorf("app: %w", err)
 		}
 	}

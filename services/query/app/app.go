@@ -20,6 +20,7 @@ import (
 	"github.com/cart-cqrs/cart/pkg/openapi"
 	"github.com/cart-cqrs/cart/pkg/service"
 	"github.com/cart-cqrs/cart/pkg/telemetry"
+	"github.com/cart-cqrs/cart/pkg/telemetry/redistrace"
 	"github.com/cart-cqrs/cart/services/query/api"
 	"github.com/cart-cqrs/cart/services/query/internal/httpapi"
 	"github.com/cart-cqrs/cart/services/query/internal/redisstore"
@@ -75,7 +76,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) {
 	// installs it before New): otherwise the hook would build attributes
 	// for spans that record nothing, on every command.
 	if telemetry.Active() {
-		if err := telemetry.InstrumentRedis(rdb); err != nil {
+		if err := redistrace.Instrument(rdb); err != nil {
 			return nil, errors.Join(fmt.Errorf("query: %w", err), rdb.Close())
 		}
 	}
