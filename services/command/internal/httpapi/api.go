@@ -2,8 +2,9 @@
 // per cart command under /v1, each turning a request into a cart command,
 // running it through the repository and answering with the cart's new
 // version. A command sent with an Idempotency-Key is answered, on a retry,
-// with its first response. Errors are returned as they are; the shared
-// problem handler maps them to RFC 9457 bodies.
+// with its first response. The write side's errors become problems in one
+// table (errors.go); the shared problem handler writes them as RFC 9457
+// bodies.
 package httpapi
 
 import (
@@ -30,9 +31,10 @@ type Carts interface {
 	Update(ctx context.Context, cartID string, by cart.Actor, md envelope.Metadata,
 		decide func(cart.State) ([]cart.Event, error)) (version int, err error)
 	// OpenIdempotent and UpdateIdempotent are Open and Update under an
-	// idempotency key: the first request with the key runs and stores the
-	// response req.Respond renders, with its events; a retry gets that
-	// response back (Replayed) and runs nothing.
+	// idempotency key: the first request with the key runs and stores its
+	// response (idempotency.Succeeded), with its events; a retry gets that
+	// response back (Replayed) and runs nothing, and another request with
+	// the key an *idempotency.KeyReusedError.
 	OpenIdempotent(ctx context.Context, req idempotency.Request, by cart.Actor, md envelope.Metadata) (idempotency.Response, error)
 	UpdateIdempotent(ctx context.Context, req idempotency.Request, cartID string, by cart.Actor, md envelope.Metadata,
 		decide func(cart.State) ([]cart.Event, error)) (idempotency.Response, error)
@@ -55,20 +57,19 @@ func Mount(e *echo.Echo, carts Carts, verifier *auth.Verifier, reg prometheus.Re
 	}
 	h := &Handler{carts: carts}
 	v1 := e.Group("/v1", append([]echo.MiddlewareFunc{auth.Middleware(verifier)}, mw...)...)
-	v1.POST("/carts", m.count("open", h.open))
-	v1.POST("/carts/:cartId/add-item", m.count("add-item", h.addItem))
-	v1.POST("/carts/:cartId/remove-item", m.count("remove-item", h.removeItem))
-	v1.POST("/carts/:cartId/change-quantity", m.count("change-quantity", h.changeQuantity))
-	v1.POST("/carts/:cartId/checkout", m.count("checkout", h.checkout))
+	route := func(command string, h echo.HandlerFunc) echo.HandlerFunc { return m.count(command, answer(h)) }
+	v1.POST("/carts", route("open", h.open))
+	v1.POST("/carts/:cartId/add-item", route("add-item", h.addItem))
+	v1.POST("/carts/:cartId/remove-item", route("remove-item", h.removeItem))
+	v1.POST("/carts/:cartId/change-quantity", route("change-quantity", h.changeQuantity))
+	v1.POST("/carts/:cartId/checkout", route("checkout", h.checkout))
 	return nil
 }
 
 // Result is the body of every successful command: the cart and its stream
-// version after the command (also sent as the ETag).
-type Result struct {
-	CartID  string `json:"cartId"`
-	Version int    `json:"version"`
-}
+// version after the command (also sent as the ETag). It is the body an
+// idempotency key stores, so that a replay reads the same.
+type Result = idempotency.Result
 
 func respond(c echo.Context, status int, cartID string, version int) error {
 	c.Response().Header().Set("ETag", etag(version))

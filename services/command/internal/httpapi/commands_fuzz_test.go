@@ -167,7 +167,7 @@ func (fz *commandFuzzer) check(t *testing.T, req *http.Request, body []byte) *ht
 			t.Fatalf("a refused request appended %d events: %s", eventsAfter-eventsBefore, what)
 		}
 		switch b.Code {
-		case "malformed-body", "unsupported-media-type", "body-too-large", idempotency.CodeInvalidKey, "malformed-if-match":
+		case "malformed-body", "unsupported-media-type", "body-too-large", httpapi.CodeInvalidKey, "malformed-if-match":
 			for _, c := range calls {
 				if strings.HasPrefix(c, "Open") || strings.HasPrefix(c, "Update") {
 					t.Fatalf("a request refused as %s reached the repository: %s", b.Code, what)

@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -23,7 +22,7 @@ func idempotencyRequest(c echo.Context, caller string, body any) (*idempotency.R
 		return nil, nil
 	}
 	if len(values) > 1 || !idempotency.ValidKey(values[0]) {
-		return nil, problem.New(problem.Malformed, idempotency.CodeInvalidKey,
+		return nil, problem.New(problem.Malformed, CodeInvalidKey,
 			"Idempotency-Key must be sent once, as 1 to 255 printable ASCII characters")
 	}
 	method, path := c.Request().Method, c.Path()
@@ -34,25 +33,7 @@ func idempotencyRequest(c echo.Context, caller string, body any) (*idempotency.R
 	if err != nil {
 		return nil, fmt.Errorf("httpapi: %w", err)
 	}
-	return &idempotency.Request{
-		Caller: caller, Key: values[0], Method: method, Path: path, Hash: hash,
-		Respond: render,
-	}, nil
-}
-
-// render is the response to a successful command, as stored under its
-// idempotency key: 201 when it opened the cart, else 200, with the cart and
-// its version. The bytes are those respond writes.
-func render(cartID string, version int, created bool) (idempotency.Response, error) {
-	body, err := json.Marshal(Result{CartID: cartID, Version: version})
-	if err != nil {
-		return idempotency.Response{}, fmt.Errorf("httpapi: render result: %w", err)
-	}
-	status := http.StatusOK
-	if created {
-		status = http.StatusCreated
-	}
-	return idempotency.Response{Status: status, Body: append(body, '\n'), CartID: cartID, Version: version}, nil
+	return &idempotency.Request{Caller: caller, Key: values[0], Method: method, Path: path, Hash: hash}, nil
 }
 
 // send writes a response stored under an idempotency key — this request's or,

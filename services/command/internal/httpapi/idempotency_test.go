@@ -8,6 +8,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/cart-cqrs/cart/services/command/internal/httpapi"
 	"github.com/cart-cqrs/cart/services/command/internal/idempotency"
 )
 
@@ -89,11 +90,11 @@ func TestIdempotencyKey(t *testing.T) {
 	})
 	t.Run("ReusedWithAnotherBody", func(t *testing.T) {
 		mustProblem(t, a.post(t, req{path: path, as: "alice", body: `{"productId": "123", "quantity": 3}`, header: withKey("add-1")}),
-			http.StatusUnprocessableEntity, idempotency.CodeKeyReused)
+			http.StatusUnprocessableEntity, httpapi.CodeKeyReused)
 	})
 	t.Run("ReusedOnAnotherRoute", func(t *testing.T) {
 		mustProblem(t, a.post(t, req{path: "/v1/carts/" + id + "/checkout", as: "alice", header: withKey("add-1")}),
-			http.StatusUnprocessableEntity, idempotency.CodeKeyReused)
+			http.StatusUnprocessableEntity, httpapi.CodeKeyReused)
 	})
 	t.Run("CustomersDoNotCollide", func(t *testing.T) {
 		bob := a.post(t, req{path: "/v1/carts", as: "bob", header: withKey("open-1")})
@@ -120,7 +121,7 @@ func TestIdempotencyKey(t *testing.T) {
 		} {
 			t.Run(name, func(t *testing.T) {
 				mustProblem(t, a.post(t, req{path: path, as: "alice", body: `{"productId": "123", "quantity": 1}`, header: withKey(key)}),
-					http.StatusBadRequest, idempotency.CodeInvalidKey)
+					http.StatusBadRequest, httpapi.CodeInvalidKey)
 			})
 		}
 		t.Run("SentTwice", func(t *testing.T) {
@@ -130,7 +131,7 @@ func TestIdempotencyKey(t *testing.T) {
 			hr.Header.Add(idempotency.Header, "two")
 			rec := httptest.NewRecorder()
 			a.e.ServeHTTP(rec, hr)
-			mustProblem(t, rec, http.StatusBadRequest, idempotency.CodeInvalidKey)
+			mustProblem(t, rec, http.StatusBadRequest, httpapi.CodeInvalidKey)
 		})
 		t.Run("LongestAccepted", func(t *testing.T) {
 			mustOK(t, a.post(t, req{path: "/v1/carts", as: "alice", header: withKey(strings.Repeat("~", 255))}), http.StatusOK)

@@ -14,7 +14,6 @@ import (
 
 	"github.com/cart-cqrs/cart/pkg/cart"
 	"github.com/cart-cqrs/cart/pkg/envelope"
-	"github.com/cart-cqrs/cart/pkg/problem"
 	"github.com/cart-cqrs/cart/services/command/internal/httpapi"
 	"github.com/cart-cqrs/cart/services/command/internal/idempotency"
 )
@@ -140,8 +139,8 @@ func (m *memCarts) appendEvents(s cart.State, evs []cart.Event, md envelope.Meta
 // replay answers a key seen before: its response, or 422 for another request.
 func (m *memKey) replay(req *idempotency.Request) (idempotency.Response, error) {
 	if m.method != req.Method || m.path != req.Path || !bytes.Equal(m.hash, req.Hash) {
-		return idempotency.Response{}, problem.New(problem.Invalid, idempotency.CodeKeyReused,
-			"this Idempotency-Key was used for another request")
+		return idempotency.Response{}, &idempotency.KeyReusedError{Method: m.method, Path: m.path,
+			OtherBody: m.method == req.Method && m.path == req.Path}
 	}
 	r := m.resp
 	r.Replayed = true
@@ -187,11 +186,10 @@ func (m *memCarts) OpenIdempotent(ctx context.Context, req idempotency.Request, 
 }
 
 func (m *memCarts) store(k [2]string, req *idempotency.Request, cartID string, version int, created bool) (idempotency.Response, error) {
-	resp, err := req.Respond(cartID, version, created)
+	resp, err := idempotency.Succeeded(cartID, version, created)
 	if err != nil {
-		return idempotency.Response{}, fmt.Errorf("mem: respond: %w", err)
+		return idempotency.Response{}, fmt.Errorf("mem: %w", err)
 	}
-	resp.CartID, resp.Version = cartID, version
 	m.keys[k] = memKey{method: req.Method, path: req.Path, hash: req.Hash, resp: resp}
 	return resp, nil
 }

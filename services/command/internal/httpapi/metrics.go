@@ -8,7 +8,6 @@ import (
 
 	"github.com/cart-cqrs/cart/pkg/problem"
 	"github.com/cart-cqrs/cart/services/command/internal/idempotency"
-	"github.com/cart-cqrs/cart/services/command/internal/postgres"
 )
 
 // Command outcomes, the values of cart_commands_total's outcome label.
@@ -57,7 +56,7 @@ func outcome(c echo.Context, err error) string {
 	}
 	status, code := problem.Describe(c, err)
 	switch {
-	case code == postgres.CodeConcurrentModification:
+	case code == CodeConcurrentModification:
 		return OutcomeConflict
 	case status == http.StatusPreconditionFailed:
 		return OutcomePrecondFail

@@ -14,7 +14,9 @@ package idempotency
 import (
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net/http"
 	"regexp"
 	"time"
 )
@@ -26,15 +28,6 @@ const (
 	// ReplayedHeader is "true" on a response that was stored for an earlier
 	// request with the same key.
 	ReplayedHeader = "Idempotent-Replayed"
-)
-
-// Problem codes of the contract.
-const (
-	// CodeInvalidKey (400): the header is not 1 to 255 printable ASCII
-	// characters, or was sent twice.
-	CodeInvalidKey = "invalid-idempotency-key"
-	// CodeKeyReused (422): the key was used for another request.
-	CodeKeyReused = "idempotency-key-reused"
 )
 
 // DefaultTTL is how long a key is remembered by default.
@@ -57,11 +50,28 @@ type Request struct {
 	Method, Path string
 	// Hash fingerprints the request (Fingerprint of Method, Path and body).
 	Hash []byte
-	// Respond renders the response to the command from what it did; it is
-	// stored with the key. It may run several times (once per attempt) and
-	// must have no side effects.
-	Respond func(cartID string, version int, created bool) (Response, error)
 }
+
+// ErrKeyReused is what a key sent with another request than the one it was
+// first used for gets (as a *KeyReusedError).
+var ErrKeyReused = errors.New("idempotency: key already used for another request")
+
+// KeyReusedError refuses a key used before for another request: another
+// route (Method and Path are the first one's), or the same route with
+// another body (OtherBody).
+type KeyReusedError struct {
+	Method, Path string
+	OtherBody    bool
+}
+
+func (e *KeyReusedError) Error() string {
+	if e.OtherBody {
+		return ErrKeyReused.Error() + ": another body"
+	}
+	return ErrKeyReused.Error() + ": " + e.Method + " " + e.Path
+}
+
+func (e *KeyReusedError) Is(target error) bool { return target == ErrKeyReused }
 
 // Response is a successful command's response as it is stored.
 type Response struct {
@@ -76,6 +86,29 @@ type Response struct {
 	// Replayed is true when the response was stored for an earlier request
 	// with the same key and nothing ran this time.
 	Replayed bool
+}
+
+// Result is the body of every successful command: the cart and its stream
+// version after the command (also sent as the ETag).
+type Result struct {
+	CartID  string `json:"cartId"`
+	Version int    `json:"version"`
+}
+
+// Succeeded is the response to a command that left the cart at version: 201
+// when it opened the cart, else 200, with the Result. A key stores it before
+// the command commits, so that a retry is answered byte for byte as the
+// first request was.
+func Succeeded(cartID string, version int, created bool) (Response, error) {
+	body, err := json.Marshal(Result{CartID: cartID, Version: version})
+	if err != nil {
+		return Response{}, fmt.Errorf("idempotency: response for cart %s: %w", cartID, err)
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	}
+	return Response{Status: status, Body: append(body, '\n'), CartID: cartID, Version: version}, nil
 }
 
 // Fingerprint is the SHA-256 of a request: its method, its path and its body

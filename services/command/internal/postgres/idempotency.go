@@ -9,7 +9,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/cart-cqrs/cart/pkg/problem"
 	"github.com/cart-cqrs/cart/services/command/internal/idempotency"
 )
 
@@ -40,17 +39,16 @@ type keyRow struct {
 	resp idempotency.Response
 }
 
-// keyFor renders the response to store under req's key for a command that
-// left the cart at version; nil without a key.
+// keyFor is the response to store under req's key for a command that left
+// the cart at version; nil without a key.
 func keyFor(req *idempotency.Request, cartID string, version int, created bool) (*keyRow, error) {
 	if req == nil {
 		return nil, nil
 	}
-	resp, err := req.Respond(cartID, version, created)
+	resp, err := idempotency.Succeeded(cartID, version, created)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: idempotency key for cart %s: response: %w", cartID, err)
+		return nil, fmt.Errorf("postgres: idempotency key for cart %s: %w", cartID, err)
 	}
-	resp.CartID, resp.Version, resp.Replayed = cartID, version, false
 	return &keyRow{req: req, resp: resp}, nil
 }
 
@@ -97,7 +95,7 @@ func (r *Repository) storeKey(ctx context.Context, k *keyRow) error {
 
 // replay returns the response stored under req's key when the key is live
 // (found). The key used for another request — another route, cart or body —
-// is a 422 problem.
+// is an *idempotency.KeyReusedError.
 func (r *Repository) replay(ctx context.Context, req *idempotency.Request) (resp idempotency.Response, found bool, err error) {
 	if req == nil {
 		return idempotency.Response{}, false, nil
@@ -115,13 +113,9 @@ func (r *Repository) replay(ctx context.Context, req *idempotency.Request) (resp
 	if err != nil {
 		return idempotency.Response{}, false, fmt.Errorf("postgres: idempotency key of %q: %w", req.Caller, err)
 	}
-	if method != req.Method || path != req.Path {
-		return idempotency.Response{}, false, problem.New(problem.Invalid, idempotency.CodeKeyReused,
-			fmt.Sprintf("this Idempotency-Key was already used for %s %s; send a new key with a new request", method, path))
-	}
-	if !bytes.Equal(hash, req.Hash) {
-		return idempotency.Response{}, false, problem.New(problem.Invalid, idempotency.CodeKeyReused,
-			"this Idempotency-Key was already used with a different request body; send a new key with a new request")
+	if method != req.Method || path != req.Path || !bytes.Equal(hash, req.Hash) {
+		return idempotency.Response{}, false, &idempotency.KeyReusedError{
+			Method: method, Path: path, OtherBody: method == req.Method && path == req.Path}
 	}
 	resp.Body, resp.Replayed = []byte(body), true
 	return resp, true, nil

@@ -53,7 +53,7 @@ func (r *Repository) open(ctx context.Context, req *idempotency.Request, by cart
 		// Lost the race. The winner's cart is normally found on the next
 		// read; it is not only if it was checked out in between.
 		if attempt >= r.maxRetries {
-			return idempotency.Response{}, false, errConcurrentModification()
+			return idempotency.Response{}, false, ErrConcurrentModification
 		}
 		attempt++
 	}

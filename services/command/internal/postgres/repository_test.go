@@ -14,7 +14,6 @@ import (
 	"github.com/cart-cqrs/cart/pkg/envelope"
 	"github.com/cart-cqrs/cart/pkg/eventlog"
 	"github.com/cart-cqrs/cart/pkg/pgtest"
-	"github.com/cart-cqrs/cart/pkg/problem"
 	"github.com/cart-cqrs/cart/services/command/internal/postgres"
 )
 
@@ -311,6 +310,5 @@ func TestSnapshots(t *testing.T) {
 }
 
 func isConflict(err error) bool {
-	var p *problem.Error
-	return errors.As(err, &p) && p.Kind == problem.Conflict && p.Code == "concurrent-modification"
+	return errors.Is(err, postgres.ErrConcurrentModification)
 }

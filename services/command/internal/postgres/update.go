@@ -8,7 +8,6 @@ import (
 
 	"github.com/cart-cqrs/cart/pkg/cart"
 	"github.com/cart-cqrs/cart/pkg/envelope"
-	"github.com/cart-cqrs/cart/pkg/problem"
 	"github.com/cart-cqrs/cart/services/command/internal/idempotency"
 )
 
@@ -21,7 +20,7 @@ const (
 // Update loads the cart, asks decide for the events a command produces and
 // appends them with optimistic concurrency. When another writer appended in
 // between, it reloads and decides again, up to the configured number of
-// retries, then gives up with a 409 problem "concurrent-modification".
+// retries, then gives up with ErrConcurrentModification.
 //
 // decide's error (a refused command) is returned as it is and nothing is
 // written; so is nothing when decide returns no events (a no-op), and the
@@ -34,10 +33,10 @@ func (r *Repository) Update(ctx context.Context, cartID string, by cart.Actor, m
 }
 
 // UpdateIdempotent is Update under an idempotency key. The first request
-// with the key runs the command and stores req.Respond's response with the
+// with the key runs the command and stores its response with the
 // events, in the same transaction; a no-op stores it alone. A later request
 // with the key gets that response back (Replayed) and runs nothing — or, when
-// it is not the same request, a 422 problem "idempotency-key-reused". A
+// it is not the same request, an *idempotency.KeyReusedError. A
 // refused command stores nothing: its retry is decided again. An expired key
 // is no key.
 //
@@ -75,7 +74,7 @@ func (r *Repository) update(ctx context.Context, req *idempotency.Request, cartI
 			continue
 		}
 		if attempt >= r.maxRetries {
-			return idempotency.Response{}, errConcurrentModification()
+			return idempotency.Response{}, ErrConcurrentModification
 		}
 		if err := sleep(ctx, backoff(attempt)); err != nil {
 			return idempotency.Response{}, err
@@ -157,16 +156,9 @@ func (r *Repository) updateOnce(ctx context.Context, req *idempotency.Request, i
 	return key.response(s.CartID, version), cached, nil
 }
 
-// CodeConcurrentModification is the problem code of a command that lost the
-// race to other writers on every attempt.
-const CodeConcurrentModification = "concurrent-modification"
-
-// errConcurrentModification is what a command gets when it lost the race to
-// other writers on every attempt.
-func errConcurrentModification() error {
-	return problem.New(problem.Conflict, CodeConcurrentModification,
-		"the cart was changed by another request at the same time; retry")
-}
+// ErrConcurrentModification is what a command gets when it lost the race to
+// other writers on every attempt: the client may retry.
+var ErrConcurrentModification = errors.New("postgres: cart changed by concurrent writers on every attempt")
 
 // backoff is a random duration in [d/2, d) where d doubles each attempt, so
 // that writers that collided do not collide again in lockstep.
