@@ -28,7 +28,7 @@ import (
 	"github.com/cart-cqrs/cart/services/command/api"
 	"github.com/cart-cqrs/cart/services/command/internal/httpapi"
 	"github.com/cart-cqrs/cart/services/command/internal/postgres"
-	"github.com/cart-cqrs/cart/services/command/relay"
+	"github.com/cart-cqrs/cart/services/command/internal/relay"
 )
 
 var _ httpapi.Carts = (*postgres.Repository)(nil)

@@ -12,7 +12,7 @@ import (
 	"github.com/cart-cqrs/cart/pkg/httpserver"
 	"github.com/cart-cqrs/cart/services/command/internal/idempotency"
 	"github.com/cart-cqrs/cart/services/command/internal/postgres"
-	"github.com/cart-cqrs/cart/services/command/relay"
+	"github.com/cart-cqrs/cart/services/command/internal/relay"
 )
 
 // Config is everything the command service needs to start.

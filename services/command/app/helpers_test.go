@@ -12,7 +12,7 @@ import (
 	"github.com/cart-cqrs/cart/pkg/natstest"
 	"github.com/cart-cqrs/cart/pkg/pgtest"
 	"github.com/cart-cqrs/cart/services/command/app"
-	"github.com/cart-cqrs/cart/services/command/relay"
+	"github.com/cart-cqrs/cart/services/command/internal/relay"
 )
 
 // testConfig is the service's configuration for a fresh database and stream,

@@ -8,7 +8,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/cart-cqrs/cart/services/command/relay"
+	"github.com/cart-cqrs/cart/services/command/internal/relay"
 )
 
 // scrapeTimeout bounds the outbox query a scrape runs.
