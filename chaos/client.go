@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"sync/atomic"
 	"time"
+
+	"github.com/cart-cqrs/cart/pkg/backoff"
 )
 
 // Client sends commands to the command service the way a careful client
@@ -25,7 +27,9 @@ type Client struct {
 	// MaxAttempts bounds the tries of one command (default 10, which with
 	// the backoff spans several seconds: a restart of the service).
 	MaxAttempts int
-	// Backoff is the pause before the first retry; it doubles up to 1s.
+	// Backoff is about the pause before the first retry; it doubles up to
+	// about 1s, jittered so that clients that failed together do not retry
+	// together.
 	Backoff time.Duration
 }
 
@@ -63,7 +67,7 @@ func (c *Client) Send(ctx context.Context, token string, cmd *Command) *Command 
 		cmd.ID = "c-" + randomHex(12)
 	}
 	cmd.Start = time.Now()
-	backoff := c.Backoff
+	wait := backoff.New(c.Backoff, time.Second)
 	sawUnknown := false
 	var last attempt
 	for {
@@ -75,11 +79,7 @@ func (c *Client) Send(ctx context.Context, token string, cmd *Command) *Command 
 		if last.outcome != Unknown || cmd.Attempts >= c.MaxAttempts || ctx.Err() != nil {
 			break
 		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, time.Second)
+		wait.Wait(ctx) // an ended ctx ends the loop above
 	}
 	cmd.End = time.Now()
 	cmd.Status, cmd.Version, cmd.Result = last.status, last.version, last.body

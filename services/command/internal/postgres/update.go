@@ -3,15 +3,16 @@ package postgres
 import (
 	"context"
 	"errors"
-	"math/rand/v2"
 	"time"
 
+	"github.com/cart-cqrs/cart/pkg/backoff"
 	"github.com/cart-cqrs/cart/pkg/cart"
 	"github.com/cart-cqrs/cart/pkg/envelope"
 	"github.com/cart-cqrs/cart/services/command/internal/idempotency"
 )
 
-// Backoff between conflict retries: jittered, doubling from base up to max.
+// Backoff between conflict retries: jittered, growing from about base to
+// about max, so that writers that collided do not collide again in lockstep.
 const (
 	backoffBase = 2 * time.Millisecond
 	backoffMax  = 50 * time.Millisecond
@@ -56,6 +57,7 @@ func (r *Repository) update(ctx context.Context, req *idempotency.Request, cartI
 		return idempotency.Response{}, cart.ErrNotFound
 	}
 	checkKey, refreshed := false, false
+	var wait *backoff.Backoff // made at the first lost race: most commands never lose one
 	for attempt, keyRaces := 0, 0; ; {
 		resp, cached, err := r.updateOnce(ctx, req, id, by, md, decide, checkKey)
 		switch {
@@ -76,8 +78,11 @@ func (r *Repository) update(ctx context.Context, req *idempotency.Request, cartI
 		if attempt >= r.maxRetries {
 			return idempotency.Response{}, ErrConcurrentModification
 		}
-		if err := sleep(ctx, backoff(attempt)); err != nil {
-			return idempotency.Response{}, err
+		if wait == nil {
+			wait = backoff.New(backoffBase, backoffMax)
+		}
+		if !wait.Wait(ctx) {
+			return idempotency.Response{}, context.Cause(ctx)
 		}
 		attempt++
 	}
@@ -159,24 +164,3 @@ func (r *Repository) updateOnce(ctx context.Context, req *idempotency.Request, i
 // ErrConcurrentModification is what a command gets when it lost the race to
 // other writers on every attempt: the client may retry.
 var ErrConcurrentModification = errors.New("postgres: cart changed by concurrent writers on every attempt")
-
-// backoff is a random duration in [d/2, d) where d doubles each attempt, so
-// that writers that collided do not collide again in lockstep.
-func backoff(attempt int) time.Duration {
-	d := backoffMax
-	if attempt < 5 {
-		d = min(backoffBase<<attempt, backoffMax)
-	}
-	return d/2 + rand.N(d/2)
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return context.Cause(ctx)
-	}
-}

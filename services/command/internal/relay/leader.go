@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/cart-cqrs/cart/pkg/backoff"
 )
 
 // statementTimeout bounds each statement on the lock connection. Statements
@@ -15,7 +17,7 @@ import (
 const statementTimeout = 10 * time.Second
 
 // The pause after a round in which every publish failed (NATS unavailable)
-// doubles from minFailureBackoff up to maxFailureBackoff.
+// grows from about minFailureBackoff to about maxFailureBackoff.
 const (
 	minFailureBackoff = 100 * time.Millisecond
 	maxFailureBackoff = 5 * time.Second
@@ -41,7 +43,7 @@ func (r *Relay) contend(ctx context.Context) error {
 		if ok {
 			break
 		}
-		if !sleep(ctx, r.opts.StandbyInterval) {
+		if !backoff.Sleep(ctx, r.opts.StandbyInterval) {
 			return nil
 		}
 	}
@@ -95,8 +97,8 @@ func (r *Relay) lead(ctx context.Context, conn *pgx.Conn) (err error) {
 	}
 
 	var (
-		backoff time.Duration
-		cur     cursor
+		failures = backoff.New(minFailureBackoff, maxFailureBackoff)
+		cur      cursor
 	)
 	// A clean stop removes what the last round published; a failure leaves
 	// it to the next leader, as a crash would.
@@ -115,17 +117,16 @@ func (r *Relay) lead(ctx context.Context, conn *pgx.Conn) (err error) {
 		}
 		switch {
 		case res.read == 0: // drained
-			backoff = 0
+			failures.Reset()
 			if err := r.waitForWork(ctx, conn); err != nil {
 				return err
 			}
 		case res.published == 0: // nothing got through: do not hammer NATS
-			backoff = min(max(2*backoff, minFailureBackoff), maxFailureBackoff)
-			if !sleep(ctx, backoff) {
+			if !failures.Wait(ctx) {
 				return nil
 			}
 		default: // progress: keep draining
-			backoff = 0
+			failures.Reset()
 		}
 	}
 	return nil

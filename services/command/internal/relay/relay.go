@@ -24,6 +24,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/cart-cqrs/cart/pkg/backoff"
 	"github.com/cart-cqrs/cart/pkg/envelope"
 )
 
@@ -156,20 +157,8 @@ func (r *Relay) Run(ctx context.Context) error {
 		if err != nil {
 			r.logger.Warn("relay: failed; contending again", "after", r.opts.StandbyInterval, "error", err)
 		}
-		if !sleep(ctx, r.opts.StandbyInterval) {
+		if !backoff.Sleep(ctx, r.opts.StandbyInterval) {
 			return nil
 		}
-	}
-}
-
-// sleep waits for d or until ctx ends; it reports whether d elapsed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }
