@@ -66,12 +66,10 @@ func (r *Repository) Load(ctx context.Context, cartID string) (_ cart.State, err
 	return s, nil
 }
 
-const (
-	selectSnapshot      = `SELECT version, state FROM snapshots WHERE stream_id = $1 AND schema_version = $2`
-	selectAfterSnapshot = `SELECT ` + eventlog.Columns + ` FROM events
-WHERE stream_id = $1 AND version > COALESCE((SELECT version FROM snapshots WHERE stream_id = $1 AND schema_version = $2), 0)
-ORDER BY version`
-)
+const selectSnapshot = `SELECT version, state FROM snapshots WHERE stream_id = $1 AND schema_version = $2`
+
+var selectAfterSnapshot = eventlog.StreamAfter(
+	`COALESCE((SELECT version FROM snapshots WHERE stream_id = $1 AND schema_version = $2), 0)`)
 
 // loadOnce reads the cart's snapshot (the zero State when there is none;
 // usable false when the stored one cannot be used) and the events after the

@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/cart-cqrs/cart/pkg/envelope"
+	"github.com/cart-cqrs/cart/pkg/eventlog"
 	"github.com/cart-cqrs/cart/pkg/telemetry"
 )
 
@@ -130,20 +131,13 @@ func (r *Relay) removeAndRead(ctx context.Context, conn *pgx.Conn, cur *cursor) 
 		return row.Scan(&h.seq, &h.xmin, &h.xid)
 	})
 	var evs []envelope.Envelope
+	// Inside the lateral subquery the bare column names are the events'.
 	b.Queue(`
-		SELECT e.position, e.event_id::text, e.stream_id::text, e.stream_type, e.version, e.type,
-		       e.schema_version, e.data, e.metadata, e.occurred_at
-		FROM (SELECT position FROM outbox WHERE position > $2 ORDER BY position LIMIT $1) o
-		CROSS JOIN LATERAL (SELECT * FROM events WHERE events.position = o.position LIMIT 1) e
+		SELECT e.* FROM (SELECT position FROM outbox WHERE position > $2 ORDER BY position LIMIT $1) o
+		CROSS JOIN LATERAL (SELECT `+eventlog.Columns+` FROM events WHERE events.position = o.position LIMIT 1) e
 		ORDER BY o.position`, r.opts.BatchSize, cur.floor).Query(func(rows pgx.Rows) error {
 		var err error
-		evs, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (envelope.Envelope, error) {
-			var e envelope.Envelope
-			err := row.Scan(&e.Position, &e.EventID, &e.StreamID, &e.StreamType, &e.Version, &e.Type,
-				&e.SchemaVersion, &e.Data, &e.Metadata, &e.OccurredAt)
-			e.OccurredAt = e.OccurredAt.UTC()
-			return e, err
-		})
+		evs, err = eventlog.Collect(rows)
 		return err
 	})
 	if err := conn.SendBatch(sctx, b).Close(); err != nil {
