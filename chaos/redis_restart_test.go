@@ -90,7 +90,7 @@ func TestRedisRestartedEmpty(t *testing.T) {
 }
 
 // summaryLine is the last line `projector rebuild` prints.
-var summaryLine = regexp.MustCompile(`^rebuilt (\d+) events of (\d+) carts in \S+ \(\S+ events/s\) into generation (\d+)$`)
+var summaryLine = regexp.MustCompile(`^documents: rebuilt (\d+) events of (\d+) carts in \S+ \(\S+ events/s\) into generation (\d+)$`)
 
 // rebuild runs `projector rebuild -progress=false` and returns its last line.
 func rebuild(t *testing.T, s *chaos.System) string {

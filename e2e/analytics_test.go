@@ -236,8 +236,8 @@ func (s *system) startLateReaders(t *testing.T) string {
 }
 
 // TestProductAnalyticsNATSPermissions: under the shipped NATS permissions
-// the projector's user may run the analytics consumer, and another
-// microservice may not touch it.
+// the projector's user may run the consumer that feeds the analytics, and
+// another microservice may not touch it.
 func TestProductAnalyticsNATSPermissions(t *testing.T) {
 	srv := mustConfiguredNATS(t)
 	js, violations := mustConnectAs(t, srv, "subscriber")
@@ -253,12 +253,12 @@ func TestProductAnalyticsNATSPermissions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mustBeDenied(t, violations, "the subscriber looks up the analytics consumer", func(ctx context.Context) error {
-		_, err := st.Consumer(ctx, "cart-analytics")
+	mustBeDenied(t, violations, "the subscriber looks up the projector's consumer", func(ctx context.Context) error {
+		_, err := st.Consumer(ctx, "cart-projector")
 		return err
 	})
-	mustBeDenied(t, violations, "the subscriber changes the analytics consumer", func(ctx context.Context) error {
-		_, err := st.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: "cart-analytics", AckPolicy: jetstream.AckNonePolicy})
+	mustBeDenied(t, violations, "the subscriber changes the projector's consumer", func(ctx context.Context) error {
+		_, err := st.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: "cart-projector", AckPolicy: jetstream.AckNonePolicy})
 		return err
 	})
 }

@@ -5,6 +5,7 @@
 package envelope
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -73,4 +74,15 @@ func Subject(prefix, cartID, eventType string) string {
 // EventName is an event type without its "cart." namespace.
 func EventName(eventType string) string {
 	return strings.TrimPrefix(eventType, StreamTypeCart+".")
+}
+
+// Clone returns a copy of e that shares no memory with it: for an envelope
+// read into a buffer that is used again.
+func (e Envelope) Clone() Envelope {
+	e.EventID, e.StreamID, e.StreamType, e.Type = strings.Clone(e.EventID), strings.Clone(e.StreamID), strings.Clone(e.StreamType), strings.Clone(e.Type)
+	e.Data = bytes.Clone(e.Data)
+	m := &e.Metadata
+	m.Actor, m.CorrelationID, m.CausationID = strings.Clone(m.Actor), strings.Clone(m.CorrelationID), strings.Clone(m.CausationID)
+	m.TraceParent, m.TraceState = strings.Clone(m.TraceParent), strings.Clone(m.TraceState)
+	return e
 }

@@ -15,42 +15,40 @@ import (
 // touches (the products of a cart, the cart's state, the generation's
 // marker) lies in one slot of a Redis Cluster.
 
-// AnalyticsKeys names the keys of one generation of the product analytics.
+// AnalyticsKeys names the keys of one generation of the product analytics,
+// the counting projection "analytics" of products.
 type AnalyticsKeys struct {
 	Prefix     string
 	Generation int
 }
 
-func (k AnalyticsKeys) base() string {
-	return k.Prefix + "analytics:{g" + strconv.Itoa(k.Generation) + "}:"
+// Counter is the same keys as a counting projection's.
+func (k AnalyticsKeys) Counter() CounterKeys {
+	return CounterKeys{Prefix: k.Prefix, Projection: "analytics", Counted: "product", Generation: k.Generation}
 }
 
-// Meta is a hash describing the generation (AnalyticsFieldBuiltAt, …). It
-// exists exactly while the generation is listed in the generations record:
-// a write into a generation without it is refused.
-func (k AnalyticsKeys) Meta() string { return k.base() + "meta" }
+// Meta is the generation's meta hash (CounterKeys.Meta).
+func (k AnalyticsKeys) Meta() string { return k.Counter().Meta() }
 
 // Products is the set of the product ids the generation has a hash for.
-func (k AnalyticsKeys) Products() string { return k.base() + "products" }
+func (k AnalyticsKeys) Products() string { return k.Counter().Members() }
 
 // Product is the hash of one product's counters and dwell histograms
 // (the Field… constants).
-func (k AnalyticsKeys) Product(productID string) string { return k.base() + "product:" + productID }
+func (k AnalyticsKeys) Product(productID string) string { return k.Counter().Member(productID) }
 
 // Cart is the projection's own state of one cart (its version, its open
 // lines, the products ever added to it); only the projector reads it.
-func (k AnalyticsKeys) Cart(cartID string) string { return k.base() + "cart:" + cartID }
+func (k AnalyticsKeys) Cart(cartID string) string { return k.Counter().Cart(cartID) }
 
 // Pattern is the SCAN MATCH pattern of every key of the generation.
-func (k AnalyticsKeys) Pattern() string {
-	return EscapeGlob(k.base()) + "*"
-}
+func (k AnalyticsKeys) Pattern() string { return k.Counter().Pattern() }
 
 // AnalyticsGenerations is the hash saying which analytics generations
 // exist: AnalyticsCurrent (the one readers use; absent until the first
 // build finished), AnalyticsBuilding, AnalyticsPrevious (kept up to date
 // while readers drain off it) and AnalyticsDropping.
-func AnalyticsGenerations(prefix string) string { return prefix + "analytics:generations" }
+func AnalyticsGenerations(prefix string) string { return Generations(prefix, "analytics") }
 
 // Fields of the AnalyticsGenerations hash.
 const (

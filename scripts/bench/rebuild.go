@@ -84,7 +84,7 @@ func probeRebuild(ctx context.Context, bin string, env []string) (bool, string) 
 
 // rebuiltLine is the rebuild's contract for its last line:
 // rebuilt <events> events of <carts> carts in <duration> (<events/s> events/s) into generation <g>
-var rebuiltLine = regexp.MustCompile(`^rebuilt (\d+) events of (\d+) carts in (\S+) \(([0-9.]+) events/s\) into generation (\d+)$`)
+var rebuiltLine = regexp.MustCompile(`^documents: rebuilt (\d+) events of (\d+) carts in (\S+) \(([0-9.]+) events/s\) into generation (\d+)$`)
 
 // parseRebuilt reads the rebuild's last line.
 func parseRebuilt(line string) (*report.Rebuild, error) {

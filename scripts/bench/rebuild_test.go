@@ -6,7 +6,7 @@ import (
 )
 
 func TestParseRebuilt(t *testing.T) {
-	rb, err := parseRebuilt("rebuilt 150000 events of 15000 carts in 1.234s (121555.9 events/s) into generation 2")
+	rb, err := parseRebuilt("documents: rebuilt 150000 events of 15000 carts in 1.234s (121555.9 events/s) into generation 2")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -15,7 +15,7 @@ func TestParseRebuilt(t *testing.T) {
 	}
 	for name, line := range map[string]string{
 		"ErrProgressLine": "rebuilding: 40000/150000 events",
-		"ErrDuration":     "rebuilt 1 events of 1 carts in soon (1 events/s) into generation 2",
+		"ErrDuration":     "documents: rebuilt 1 events of 1 carts in soon (1 events/s) into generation 2",
 		"ErrEmpty":        "",
 	} {
 		t.Run(name, func(t *testing.T) {

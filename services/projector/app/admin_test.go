@@ -22,10 +22,10 @@ import (
 )
 
 // analyticsSummary is the line of the product analytics' rebuild.
-var analyticsSummary = regexp.MustCompile(`^built product analytics from (\d+) events of (\d+) carts in \S+ \(\d+ events/s\) into analytics generation (\d+)$`)
+var analyticsSummary = regexp.MustCompile(`(?m)^analytics: rebuilt (\d+) events of (\d+) carts in \S+ \(\d+ events/s\) into generation (\d+)$`)
 
 // summary is the contract of the rebuild's last line.
-var summary = regexp.MustCompile(`^rebuilt (\d+) events of (\d+) carts in \S+ \((\d+) events/s\) into generation (\d+)$`)
+var summary = regexp.MustCompile(`(?m)^documents: rebuilt (\d+) events of (\d+) carts in \S+ \((\d+) events/s\) into generation (\d+)$`)
 
 func TestApp_AdminAPI(t *testing.T) {
 	a := runValidatedApp(t, pgtest.MustDatabase(t), nil)
@@ -87,8 +87,9 @@ func TestApp_AdminAPI(t *testing.T) {
 	})
 	t.Run("Metrics", func(t *testing.T) {
 		_, body := call(t, http.MethodGet, "http://"+a.MetricsAddr()+"/metrics", "")
-		for _, m := range []string{"cart_projector_parked_events ", "cart_projector_rebuild_events_applied_total", "cart_projector_rebuild_events ",
-			`cart_analytics_events_applied_total{path="live"}`, `cart_analytics_build_phase{phase="done"} 1`, "cart_analytics_build_events "} {
+		for _, m := range []string{"cart_projector_parked_events ", `cart_projection_build_events_applied_total{projection="documents"}`,
+			`cart_projection_build_events{projection="documents"}`, `cart_projection_events_applied_total{projection="analytics"}`,
+			`cart_projection_build_phase{phase="done",projection="analytics"} 1`, `cart_projection_build_events{projection="analytics"}`} {
 			if !strings.Contains(body, m) {
 				t.Errorf("/metrics has no %s", m)
 			}

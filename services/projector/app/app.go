@@ -23,12 +23,10 @@ import (
 	"github.com/cart-cqrs/cart/pkg/service"
 	"github.com/cart-cqrs/cart/pkg/telemetry"
 	"github.com/cart-cqrs/cart/pkg/telemetry/redistrace"
-	"github.com/cart-cqrs/cart/services/projector/internal/analytics"
+	"github.com/cart-cqrs/cart/services/projector/internal/engine"
 	"github.com/cart-cqrs/cart/services/projector/internal/httpapi"
 	"github.com/cart-cqrs/cart/services/projector/internal/postgres"
 	"github.com/cart-cqrs/cart/services/projector/internal/projector"
-	"github.com/cart-cqrs/cart/services/projector/internal/rebuild"
-	"github.com/cart-cqrs/cart/services/projector/internal/redis"
 )
 
 // App is a running projector.
@@ -37,17 +35,14 @@ type App struct {
 	pool     *pgxpool.Pool
 	nc       *nats.Conn
 	rdb      *goredis.Client
-	proj     *projector.Projector
+	proj     *projections
+	engine   *engine.Engine
 	rebuilds *rebuilds
-	// analytics is the product analytics: its live consumer and the
-	// builder of its generations.
-	analytics *analytics.Consumer
-	builder   *analytics.Builder
-	verifier  *auth.Verifier
-	server    *httpserver.Server
-	debug     *httpserver.Server // nil unless DEBUG_ADDR is set
-	metrics   *httpserver.Server // nil when METRICS_ADDR is off
-	routes    []*echo.Route
+	verifier *auth.Verifier
+	server   *httpserver.Server
+	debug    *httpserver.Server // nil unless DEBUG_ADDR is set
+	metrics  *httpserver.Server // nil when METRICS_ADDR is off
+	routes   []*echo.Route
 }
 
 // New connects to PostgreSQL, NATS and Redis and binds the HTTP address.
@@ -105,35 +100,27 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err erro
 	}
 
 	reg := prometheus.NewRegistry()
-	metrics, err := projector.NewMetrics(reg)
+	metrics, err := engine.NewMetrics(reg)
 	if err != nil {
 		return nil, fmt.Errorf("app: %w", err)
 	}
-	store := redis.New(a.rdb, cfg.RedisPrefix)
-	a.proj = projector.New(projector.Config{
+	docMetrics, err := projector.NewMetrics(reg)
+	if err != nil {
+		return nil, fmt.Errorf("app: %w", err)
+	}
+	a.proj = newProjections(cfg, a.rdb, a.pool, metrics, docMetrics, logger)
+	a.engine = engine.New(engine.Config{
 		Stream: cfg.Stream, SubjectPrefix: cfg.SubjectPrefix, Durable: cfg.Durable,
-		BatchSize: cfg.BatchSize, AckWait: cfg.AckWait, MaxAckPending: cfg.MaxAckPending, MaxDeliver: cfg.MaxDeliver,
-	}, js, store, a.pool, metrics, logger)
-	ametrics, err := analytics.NewMetrics(reg)
-	if err != nil {
-		return nil, fmt.Errorf("app: %w", err)
-	}
-	astore := analytics.NewStore(a.rdb, cfg.RedisPrefix)
-	a.analytics = analytics.NewConsumer(analytics.ConsumerConfig{
-		Stream: cfg.Stream, SubjectPrefix: cfg.SubjectPrefix, Durable: cfg.AnalyticsDurable,
 		BatchSize: cfg.BatchSize, AckWait: cfg.AckWait, MaxAckPending: cfg.MaxAckPending,
-	}, js, astore, a.pool, ametrics, logger)
-	a.builder = analytics.NewBuilder(analyticsBuildConfig(cfg), astore, a.pool, ametrics, logger)
-	a.rebuilds = newRebuilds(rebuild.New(rebuildConfig(cfg), store, a.pool, metrics, logger), a.builder, logger)
-	if err := reg.Register(a.proj.ConsumerCollector()); err != nil {
+	}, js, metrics, logger, a.proj.all...)
+	a.rebuilds = newRebuilds(a.proj.builders, logger)
+	if err := reg.Register(a.engine.ConsumerCollector()); err != nil {
 		return nil, fmt.Errorf("app: %w", err)
 	}
 
 	e := httpserver.NewEcho(logger, reg, "projector")
-	// The product analytics are no readiness check: the cart documents are
-	// what the projector is ready for, and a build of the analytics (which
-	// may take minutes) must not take it out of service. Their metrics say
-	// how they fare.
+	// A build (which may take minutes) is no readiness check: it must not
+	// take the projector out of service. Its metrics say how it fares.
 	httpserver.Health(e, map[string]func(context.Context) error{
 		"postgres": a.pool.Ping,
 		"redis":    func(ctx context.Context) error { return a.rdb.Ping(ctx).Err() },
@@ -144,14 +131,14 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err erro
 			return nil
 		},
 		"consumer": func(context.Context) error {
-			if !a.proj.Attached() {
+			if !a.engine.Attached() {
 				return errors.New("projector: consumer not attached")
 			}
 			return nil
 		},
 		"auth": a.verifier.Ready,
 	})
-	httpapi.Register(e, a.verifier, a.proj, a.rebuilds)
+	httpapi.Register(e, a.verifier, a.proj.documents, a.rebuilds)
 	a.routes = e.Routes()
 	if a.server, err = httpserver.Listen(cfg.HTTPAddr, e, logger, httpserver.WithTimeouts(cfg.Timeouts)); err != nil {
 		return nil, fmt.Errorf("app: %w", err)
@@ -188,11 +175,9 @@ func (a *App) MetricsAddr() string {
 // and the in-flight requests. It returns the errors that stopped it.
 func (a *App) Run(ctx context.Context) error {
 	parts := []service.Part{
-		{Name: "projector", Run: a.proj.Run},
-		{Name: "parked events gauge", Run: a.proj.RunParkedGauge},
+		{Name: "projections", Run: a.engine.Run},
+		{Name: "parked events gauge", Run: a.proj.documents.RunParkedGauge},
 		{Name: "rebuilds", Run: a.rebuilds.Run},
-		{Name: "analytics", Run: a.analytics.Run},
-		{Name: "analytics builds", Run: a.builder.Run},
 		{Name: "http server", Run: a.server.Run},
 		{Name: "signing keys", Run: a.verifier.Run},
 	}
@@ -201,6 +186,9 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	if a.metrics != nil {
 		parts = append(parts, service.Part{Name: "metrics server", Run: a.metrics.Run})
+	}
+	for _, b := range a.proj.builders {
+		parts = append(parts, service.Part{Name: b.Name() + " builds", Run: b.Run})
 	}
 	err := service.RunAll(ctx, parts...)
 	if err != nil {

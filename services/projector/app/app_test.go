@@ -28,7 +28,7 @@ func TestConfigFromEnv(t *testing.T) {
 	}
 	if cfg.HTTPAddr != ":8082" || cfg.BatchSize != 64 || cfg.Durable != "p2" || cfg.AckWait != 30*time.Second || cfg.Stream != "CART_EVENTS" ||
 		cfg.MaxDeliver != 5 || cfg.RebuildPageSize != 20000 || cfg.RebuildDrainWait != 2*time.Second || cfg.Auth.Issuer != "i" ||
-		cfg.AnalyticsDurable != "cart-analytics" || cfg.AnalyticsBuildPage != 10000 || cfg.AnalyticsCheckEvery != 30*time.Second ||
+		cfg.AnalyticsBuildPage != 10000 || cfg.AnalyticsCheckEvery != 30*time.Second ||
 		cfg.MetricsAddr != "127.0.0.1:9082" {
 		t.Fatalf("config = %+v", cfg)
 	}
@@ -40,8 +40,6 @@ func TestConfigFromEnv(t *testing.T) {
 	}
 	valid := map[string]string{"AUTH_HS256_SECRET": string(authCfg.HS256Secret), "AUTH_ISSUER": "i", "AUTH_AUDIENCE": "a"}
 	for name, vars := range map[string]map[string]string{
-		// Two consumers of one name would take each other's messages.
-		"SharedDurable":  {"ANALYTICS_DURABLE": "cart-projector"},
 		"NoPage":         {"ANALYTICS_BUILD_PAGE": "-1"},
 		"TightChecks":    {"ANALYTICS_CHECK_INTERVAL": "10ms"},
 		"MalformedCheck": {"ANALYTICS_CHECK_INTERVAL": "often"},

@@ -12,16 +12,13 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/schollz/progressbar/v3"
 
-	"github.com/cart-cqrs/cart/services/projector/internal/analytics"
+	"github.com/cart-cqrs/cart/services/projector/internal/engine"
 	"github.com/cart-cqrs/cart/services/projector/internal/postgres"
 	"github.com/cart-cqrs/cart/services/projector/internal/projector"
-	"github.com/cart-cqrs/cart/services/projector/internal/rebuild"
-	"github.com/cart-cqrs/cart/services/projector/internal/redis"
 )
 
 // Rebuild is the `projector rebuild` command: it rebuilds every read model
@@ -83,87 +80,81 @@ func Rebuild(ctx context.Context, lookup func(string) (string, bool), args []str
 			err = fmt.Errorf("redis close: %w", cerr)
 		}
 	}()
-	store := redis.New(rdb, cfg.RedisPrefix)
-	metrics, err := projector.NewMetrics(prometheus.NewRegistry())
+	reg := prometheus.NewRegistry()
+	metrics, err := engine.NewMetrics(reg)
 	if err != nil {
 		return err
 	}
+	docMetrics, err := projector.NewMetrics(reg)
+	if err != nil {
+		return err
+	}
+	proj := newProjections(cfg, rdb, pool, metrics, docMetrics, logger)
 
 	if *cartID != "" {
 		id, err := uuid.Parse(*cartID)
 		if err != nil {
 			return fmt.Errorf("-cart %q: not a cart id: %w", *cartID, err)
 		}
-		return rebuildCart(ctx, cfg, store, pool, metrics, logger, id.String(), stdout)
+		return rebuildCart(ctx, proj, id.String(), stdout)
 	}
 
 	// A rebuild allocates a page of events after another and keeps little:
 	// collecting garbage less often buys throughput with memory, which a
 	// one-off command can spare.
 	debug.SetGCPercent(400)
-	rb := rebuild.New(rebuildConfig(cfg), store, pool, metrics, logger)
-	stop := func() {}
-	if *progress {
-		stop = showProgress(stderr, func() (string, int64, int64) {
-			p := rb.Progress()
-			return fmt.Sprintf("rebuild g%d %s", p.Generation, p.Phase), p.Events, p.Total
-		})
+	builders := proj.builders
+	if !*withAnalytics {
+		builders = builders[:1]
 	}
-	res, err := rb.Run(ctx)
-	stop()
-	if err != nil {
-		return err
+	var results []engine.Result
+	for i, b := range builders {
+		stop := func() {}
+		if *progress {
+			stop = showProgress(stderr, func() (string, int64, int64) {
+				p := b.Progress()
+				if p.Phase == engine.PhaseIdle {
+					return b.Name() + ": waiting for a running build", 0, 0
+				}
+				return fmt.Sprintf("%s g%d %s", b.Name(), p.Generation, p.Phase), p.Events, p.Total
+			})
+		}
+		build := b.Rebuild // the others' builds may run in a projector: wait for them
+		if i == 0 {
+			build = b.Build
+		}
+		res, err := build(ctx)
+		stop()
+		if err != nil {
+			if i > 0 {
+				return fmt.Errorf("%s, but: %w", results[0], err)
+			}
+			return err
+		}
+		results = append(results, res)
 	}
-	if *withAnalytics {
-		if err := rebuildAnalytics(ctx, cfg, rdb, pool, logger, *progress, stdout, stderr); err != nil {
-			return fmt.Errorf("%s, but: %w", res, err)
+	// The first projection's line comes last: the command's contract.
+	for _, res := range append(results[1:], results[0]) {
+		if _, err := fmt.Fprintln(stdout, res); err != nil {
+			return err
 		}
 	}
-	_, err = fmt.Fprintln(stdout, res)
-	return err
+	return nil
 }
 
-// rebuildAnalytics builds the next generation of the product analytics,
-// after a build that runs (a projector's) is done, and prints its summary.
-func rebuildAnalytics(ctx context.Context, cfg Config, rdb *goredis.Client, pool *pgxpool.Pool, logger *slog.Logger,
-	progress bool, stdout, stderr io.Writer) error {
-	metrics, err := analytics.NewMetrics(prometheus.NewRegistry())
-	if err != nil {
-		return err
-	}
-	b := analytics.NewBuilder(analyticsBuildConfig(cfg), analytics.NewStore(rdb, cfg.RedisPrefix), pool, metrics, logger)
-	stop := func() {}
-	if progress {
-		stop = showProgress(stderr, func() (string, int64, int64) {
-			p := b.Progress()
-			if p.Phase == analytics.PhaseIdle {
-				return "analytics: waiting for a running build", 0, 0
-			}
-			return fmt.Sprintf("analytics g%d %s", p.Generation, p.Phase), p.Events, p.Total
-		})
-	}
-	res, err := b.Rebuild(ctx)
-	stop()
-	if err != nil {
-		return err
-	}
-	_, err = fmt.Fprintln(stdout, res)
-	return err
-}
-
-func rebuildCart(ctx context.Context, cfg Config, store *redis.Store, pool *pgxpool.Pool, metrics *projector.Metrics,
-	logger *slog.Logger, cartID string, stdout io.Writer) error {
+// rebuildCart replaces one cart's documents in place.
+func rebuildCart(ctx context.Context, proj *projections, cartID string, stdout io.Writer) error {
 	start := time.Now()
-	p := projector.New(projector.Config{MaxDeliver: cfg.MaxDeliver}, nil, store, pool, metrics, logger)
-	n, err := p.RebuildCart(ctx, cartID)
+	n, err := proj.documents.RebuildCart(ctx, cartID)
 	if err != nil {
 		return err
 	}
-	gens, err := store.Generations(ctx)
+	gens, err := proj.store.Generations(ctx)
 	if err != nil {
 		return err
 	}
-	res := rebuild.Result{Events: int64(n), Carts: 1, Duration: time.Since(start), Generation: gens.Current}
+	res := engine.Result{Projection: projector.Name, Generation: gens.Current, Duration: time.Since(start),
+		Filled: engine.Filled{Events: int64(n), Carts: 1}}
 	_, err = fmt.Fprintln(stdout, res)
 	return err
 }

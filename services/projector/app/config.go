@@ -60,10 +60,6 @@ type Config struct {
 	// to date after switching readers, before dropping it; longer than the
 	// query service caches the generation (PROJECTOR_REBUILD_DRAIN, 2s).
 	RebuildDrainWait time.Duration
-	// AnalyticsDurable names the consumer of the product analytics, which
-	// every projector instance shares; it must not be Durable
-	// (ANALYTICS_DURABLE, "cart-analytics"; empty means the default).
-	AnalyticsDurable string
 	// AnalyticsBuildPage is how many events a build of the product
 	// analytics reads at once (ANALYTICS_BUILD_PAGE, 10000; 0 means the
 	// default). The builds drain the previous generation for
@@ -117,7 +113,6 @@ func readConfig(lookup func(string) (string, bool)) (Config, error) {
 		RebuildPageSize:  r.Int("PROJECTOR_REBUILD_PAGE", 20000),
 		RebuildDrainWait: r.Duration("PROJECTOR_REBUILD_DRAIN", 2*time.Second),
 
-		AnalyticsDurable:    r.String("ANALYTICS_DURABLE", defaultAnalyticsDurable),
 		AnalyticsBuildPage:  r.Int("ANALYTICS_BUILD_PAGE", defaultAnalyticsBuildPage),
 		AnalyticsCheckEvery: r.Duration("ANALYTICS_CHECK_INTERVAL", defaultAnalyticsCheckEvery),
 
@@ -165,16 +160,12 @@ func (c Config) validateProjection() error {
 // Defaults of the product analytics' settings, which a Config's zero
 // values stand for.
 const (
-	defaultAnalyticsDurable    = "cart-analytics"
 	defaultAnalyticsBuildPage  = 10000
 	defaultAnalyticsCheckEvery = 30 * time.Second
 )
 
 // withDefaults fills in the settings left zero.
 func (c Config) withDefaults() Config {
-	if c.AnalyticsDurable == "" {
-		c.AnalyticsDurable = defaultAnalyticsDurable
-	}
 	if c.AnalyticsBuildPage == 0 {
 		c.AnalyticsBuildPage = defaultAnalyticsBuildPage
 	}
@@ -188,9 +179,6 @@ func (c Config) withDefaults() Config {
 func (c Config) validateAnalytics() error {
 	c = c.withDefaults()
 	var errs []error
-	if c.AnalyticsDurable == c.Durable {
-		errs = append(errs, fmt.Errorf("app: analytics durable %q must differ from the projector's", c.AnalyticsDurable))
-	}
 	if c.AnalyticsBuildPage < 1 {
 		errs = append(errs, fmt.Errorf("app: analytics build page %d must be at least 1", c.AnalyticsBuildPage))
 	}

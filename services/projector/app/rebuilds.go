@@ -5,46 +5,37 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
-	"github.com/cart-cqrs/cart/services/projector/internal/analytics"
+	"github.com/cart-cqrs/cart/services/projector/internal/engine"
 	"github.com/cart-cqrs/cart/services/projector/internal/httpapi"
-	"github.com/cart-cqrs/cart/services/projector/internal/rebuild"
 )
 
-func rebuildConfig(cfg Config) rebuild.Config {
-	return rebuild.Config{PageSize: cfg.RebuildPageSize, DrainWait: cfg.RebuildDrainWait}
-}
-
-func analyticsBuildConfig(cfg Config) analytics.BuildConfig {
-	return analytics.BuildConfig{PageSize: cfg.AnalyticsBuildPage, DrainWait: cfg.RebuildDrainWait, CheckEvery: cfg.AnalyticsCheckEvery}
-}
-
 // rebuilds runs the full rebuilds the admin API starts, one at a time, in
-// the background of the app: the read models, then the product analytics.
-// Run owns them and waits for the one running when the app stops (it is
-// abandoned: the current generations stay).
+// the background of the app: every projection's, in order. Run owns them
+// and waits for the one running when the app stops (it is abandoned: the
+// current generations stay).
 type rebuilds struct {
-	rb     *rebuild.Rebuilder
-	an     *analytics.Builder
-	logger *slog.Logger
+	builders []*engine.Builder
+	logger   *slog.Logger
 
 	mu  sync.Mutex
 	ctx context.Context // Run's; nil before Run and after it ended
 	wg  sync.WaitGroup
-	// running lasts until the analytics are rebuilt too: meanwhile Status
-	// shows the read models' rebuild done and the analytics' progress.
+	// running lasts until every projection is rebuilt.
 	running  bool
+	started  time.Time
 	finished time.Time
 	err      error
-	result   *rebuild.Result
+	results  []engine.Result
 }
 
 var _ httpapi.Rebuilds = (*rebuilds)(nil)
 
-func newRebuilds(rb *rebuild.Rebuilder, an *analytics.Builder, logger *slog.Logger) *rebuilds {
-	return &rebuilds{rb: rb, an: an, logger: logger}
+func newRebuilds(builders []*engine.Builder, logger *slog.Logger) *rebuilds {
+	return &rebuilds{builders: builders, logger: logger}
 }
 
 var errNotRunning = errors.New("app: the projector is not running")
@@ -63,7 +54,7 @@ func (r *rebuilds) Run(ctx context.Context) error {
 }
 
 // Start starts a rebuild unless one runs in this process (another
-// process's is refused by the rebuild's lock, reported by Status).
+// process's is refused by the build's lock, reported by Status).
 func (r *rebuilds) Start() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -71,54 +62,61 @@ func (r *rebuilds) Start() error {
 	case r.ctx == nil:
 		return errNotRunning
 	case r.running:
-		return rebuild.ErrRunning
+		return engine.ErrBuilding
 	}
-	r.running, r.err, r.result, r.finished = true, nil, nil, time.Time{}
+	r.running, r.err, r.results, r.started, r.finished = true, nil, nil, time.Now(), time.Time{}
 	ctx := r.ctx
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		res, err := r.rb.Run(ctx)
-		if err != nil {
-			r.logger.ErrorContext(ctx, "rebuild failed", "err", err)
-		} else {
-			r.logger.InfoContext(ctx, res.String())
-			err = r.rebuildAnalytics(ctx)
-		}
+	r.wg.Go(func() {
+		err := rebuildAll(ctx, r.builders, r.logger, func(res engine.Result) {
+			r.mu.Lock()
+			r.results = append(r.results, res)
+			r.mu.Unlock()
+		})
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		r.running, r.finished, r.err = false, time.Now().UTC(), err
-		if err == nil || errors.Is(err, errAnalytics) {
-			r.result = &res
+	})
+	return nil
+}
+
+// rebuildAll rebuilds every projection in order — the first at once, the
+// others after a build that runs elsewhere is done — and stops at the
+// first that fails.
+func rebuildAll(ctx context.Context, builders []*engine.Builder, logger *slog.Logger, done func(engine.Result)) error {
+	for i, b := range builders {
+		build := b.Rebuild
+		if i == 0 {
+			build = b.Build
 		}
-	}()
+		res, err := build(ctx)
+		if err != nil {
+			logger.ErrorContext(ctx, "rebuild failed", "projection", b.Name(), "err", err)
+			if i > 0 {
+				return fmt.Errorf("rebuilt %s, but not %s: %w", builders[i-1].Name(), b.Name(), err)
+			}
+			return err
+		}
+		logger.InfoContext(ctx, res.String())
+		done(res)
+	}
 	return nil
 }
 
-var errAnalytics = errors.New("the read models were rebuilt, but not the product analytics")
-
-// rebuildAnalytics rebuilds the product analytics after the read models,
-// once a build that runs (another process's, or this one's first) is done.
-func (r *rebuilds) rebuildAnalytics(ctx context.Context) error {
-	if r.an == nil {
-		return nil
-	}
-	res, err := r.an.Rebuild(ctx)
-	if err != nil {
-		r.logger.ErrorContext(ctx, "rebuild of the product analytics failed", "err", err)
-		return fmt.Errorf("%w: %w", errAnalytics, err)
-	}
-	r.logger.InfoContext(ctx, res.String())
-	return nil
-}
-
-// Status reports the running or last rebuild of this process.
+// Status reports the running or last rebuild of this process: the first
+// projection's build at the top, the second's as the analytics.
 func (r *rebuilds) Status() httpapi.RebuildStatus {
-	p := r.rb.Progress()
+	p := r.builders[0].Progress()
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.running && p.Started.Before(r.started) {
+		// Started, and not in the builder yet.
+		p = engine.Progress{Phase: engine.PhasePreparing, Started: r.started}
+	}
 	s := httpapi.RebuildStatus{
-		Running: r.running, Phase: p.Phase, Generation: p.Generation, Events: p.Events, Total: p.Total, Carts: p.Carts,
+		Running: r.running, Generation: p.Generation, Events: p.Events, Total: p.Total, Carts: p.Carts,
+	}
+	if p.Phase != engine.PhaseIdle {
+		s.Phase = p.Phase
 	}
 	if !p.Started.IsZero() {
 		at := p.Started.UTC()
@@ -131,11 +129,15 @@ func (r *rebuilds) Status() httpapi.RebuildStatus {
 	if r.err != nil {
 		s.Error = r.err.Error()
 	}
-	if r.result != nil {
-		s.Summary = r.result.String()
+	if len(r.results) > 0 {
+		lines := make([]string, len(r.results))
+		for i, res := range r.results {
+			lines[i] = res.String()
+		}
+		s.Summary = strings.Join(lines, "\n")
 	}
-	if r.an != nil {
-		if ap := r.an.Progress(); ap.Phase != analytics.PhaseIdle {
+	if len(r.builders) > 1 {
+		if ap := r.builders[1].Progress(); ap.Phase != engine.PhaseIdle {
 			s.Analytics = &httpapi.AnalyticsBuildStatus{
 				Phase: string(ap.Phase), Generation: ap.Generation, Events: ap.Events, Total: ap.Total, Carts: ap.Carts,
 			}

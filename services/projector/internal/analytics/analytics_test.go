@@ -15,6 +15,7 @@ import (
 	"github.com/cart-cqrs/cart/pkg/polltest"
 	"github.com/cart-cqrs/cart/pkg/readmodel"
 	"github.com/cart-cqrs/cart/services/projector/internal/analytics"
+	"github.com/cart-cqrs/cart/services/projector/internal/engine"
 )
 
 // writer writes a history to the event log and publishes it the way a
@@ -81,7 +82,7 @@ func (w *writer) write(tb testing.TB, n int) bool {
 // equal an independent computation from the event log.
 func TestLiveEqualsBuiltFromHistory(t *testing.T) {
 	f := mustFixture(t)
-	live := f.start(t, "live", true, analytics.BuildConfig{})
+	live := f.start(t, "live", true, buildConfig{})
 	polltest.Until(t, 10*time.Second, "a first generation, of the empty log", func() error {
 		_, _, err := live.products(context.Background())
 		return err
@@ -91,10 +92,10 @@ func TestLiveEqualsBuiltFromHistory(t *testing.T) {
 	h.poison = true
 	w := newWriter(f, h, 1)
 	w.write(t, 1500)
-	during := f.start(t, "during", true, analytics.BuildConfig{PageSize: 97})
+	during := f.start(t, "during", true, buildConfig{PageSize: 97})
 	w.write(t, -1)
 	// Only a build from history: no consumer.
-	fromHistory := f.start(t, "history", false, analytics.BuildConfig{})
+	fromHistory := f.start(t, "history", false, buildConfig{})
 
 	log := f.log(t)
 	want := expected(log)
@@ -139,7 +140,7 @@ func TestLiveEqualsBuiltFromHistory(t *testing.T) {
 
 func metric(t *testing.T, p *projection, path string) prometheus.Collector {
 	t.Helper()
-	return p.metrics.Undecodable.WithLabelValues(path)
+	return p.metrics.Undecodable.WithLabelValues(analytics.Name, path)
 }
 
 // TestRebuildUnderLiveWrites: a rebuild into a new generation while events
@@ -147,7 +148,7 @@ func metric(t *testing.T, p *projection, path string) prometheus.Collector {
 // the old generation's keys are gone.
 func TestRebuildUnderLiveWrites(t *testing.T) {
 	f := mustFixture(t)
-	p := f.start(t, "live", true, analytics.BuildConfig{PageSize: 150})
+	p := f.start(t, "live", true, buildConfig{PageSize: 150})
 	h := newHistory(2, 400)
 	w := newWriter(f, h, 2)
 	w.write(t, 1500)
@@ -159,14 +160,14 @@ func TestRebuildUnderLiveWrites(t *testing.T) {
 
 	var (
 		wg   sync.WaitGroup
-		res  analytics.BuildResult
+		res  engine.Result
 		rerr error
 	)
 	wg.Go(func() { res, rerr = p.builder.Rebuild(context.WithoutCancel(t.Context())) })
 	during := 0
 	for more := true; more; {
 		more = w.write(t, 30)
-		if p.builder.Progress().Phase == analytics.PhaseFilling {
+		if p.builder.Progress().Phase == engine.PhaseFilling {
 			during++
 		}
 	}
@@ -179,11 +180,11 @@ func TestRebuildUnderLiveWrites(t *testing.T) {
 	}
 	t.Logf("%s", res)
 	p.awaitEqual(t, expected(f.log(t)))
-	gens, err := p.store.Generations(t.Context())
+	gens, err := p.counts.Read(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if gens != (analytics.Generations{Current: res.Generation}) || res.Generation <= old {
+	if gens != (engine.Record{Current: res.Generation}) || res.Generation <= old {
 		t.Errorf("generations after the rebuild = %+v, rebuilt %d, old %d", gens, res.Generation, old)
 	}
 	keys, _, err := p.redis.Client.Scan(t.Context(), 0, readmodel.AnalyticsKeys{Prefix: p.redis.Prefix, Generation: old}.Pattern(), 100000).Result()
@@ -196,7 +197,7 @@ func TestRebuildUnderLiveWrites(t *testing.T) {
 // check builds them again from the event log.
 func TestRedisWipedHeals(t *testing.T) {
 	f := mustFixture(t)
-	p := f.start(t, "live", true, analytics.BuildConfig{CheckEvery: 50 * time.Millisecond})
+	p := f.start(t, "live", true, buildConfig{BuildConfig: engine.BuildConfig{CheckEvery: 50 * time.Millisecond}})
 	w := newWriter(f, newHistory(3, 60), 3)
 	w.write(t, -1)
 	want := expected(f.log(t))
@@ -222,7 +223,7 @@ func TestRedisWipedHeals(t *testing.T) {
 		t.Fatal(err)
 	}
 	polltest.Until(t, 30*time.Second, "a new generation, and the old one dropped", func() error {
-		gens, err := p.store.Generations(t.Context())
+		gens, err := p.counts.Read(t.Context())
 		if err != nil {
 			return err
 		}
@@ -230,7 +231,7 @@ func TestRedisWipedHeals(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if gens != (analytics.Generations{Current: gens.Current}) || gens.Current == gen || len(left) > 0 {
+		if gens != (engine.Record{Current: gens.Current}) || gens.Current == gen || len(left) > 0 {
 			return fmt.Errorf("generations %+v, %d keys left of generation %d", gens, len(left), gen)
 		}
 		return nil

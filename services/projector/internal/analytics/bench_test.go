@@ -14,7 +14,9 @@ import (
 	"github.com/cart-cqrs/cart/pkg/pgtest"
 	"github.com/cart-cqrs/cart/pkg/redistest"
 	"github.com/cart-cqrs/cart/services/projector/internal/analytics"
+	"github.com/cart-cqrs/cart/services/projector/internal/engine"
 	"github.com/cart-cqrs/cart/services/projector/internal/postgres"
+	"github.com/cart-cqrs/cart/services/projector/internal/redisstore"
 )
 
 // BenchmarkBuild measures a build from history: ANALYTICS_BENCH_CARTS carts
@@ -52,12 +54,14 @@ func BenchmarkBuild(b *testing.B) {
 		b.Fatal(err)
 	}
 	r := redistest.MustRedis(b)
-	metrics, err := analytics.NewMetrics(prometheus.NewRegistry())
+	metrics, err := engine.NewMetrics(prometheus.NewRegistry())
 	if err != nil {
 		b.Fatal(err)
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	builder := analytics.NewBuilder(analytics.BuildConfig{DrainWait: time.Millisecond}, analytics.NewStore(r.Client, r.Prefix), pool, metrics, logger)
+	counts := redisstore.NewCounting(r.Client, r.Prefix, analytics.Name, analytics.Counted)
+	counting := engine.NewCounting(analytics.Name, analytics.Rules{}, counts, postgres.NewLog(pool), 0, metrics, logger)
+	builder := engine.NewBuilder(analytics.Name, engine.BuildConfig{DrainWait: time.Millisecond, AutoBuild: true}, counts, counting, metrics, logger)
 	b.ResetTimer()
 	var elapsed time.Duration
 	for b.Loop() {

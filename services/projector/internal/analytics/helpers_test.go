@@ -26,6 +26,9 @@ import (
 	"github.com/cart-cqrs/cart/pkg/readmodel"
 	"github.com/cart-cqrs/cart/pkg/redistest"
 	"github.com/cart-cqrs/cart/services/projector/internal/analytics"
+	"github.com/cart-cqrs/cart/services/projector/internal/engine"
+	"github.com/cart-cqrs/cart/services/projector/internal/postgres"
+	"github.com/cart-cqrs/cart/services/projector/internal/redisstore"
 )
 
 const source = "urn:cart-cqrs:test"
@@ -96,21 +99,28 @@ func (f *fixture) log(tb testing.TB) []envelope.Envelope {
 	}
 }
 
-// projection is one running analytics projection (consumer and builder)
-// under a Redis prefix of its own.
+// projection is one running analytics projection (the engine's consumer
+// and builder) under a Redis prefix of its own.
 type projection struct {
 	name    string
 	redis   redistest.Env
-	store   *analytics.Store
-	builder *analytics.Builder
-	metrics *analytics.Metrics
+	counts  *redisstore.Counting
+	builder *engine.Builder
+	metrics *engine.Metrics
 	stop    func()
+}
+
+// buildConfig is how a test's projection builds: the engine's build
+// settings and the page size of its reads of the log.
+type buildConfig struct {
+	engine.BuildConfig
+	PageSize int
 }
 
 // start runs a projection until stop or the test's end: its builder builds
 // a first generation from the event log at once, and its consumer (unless
 // live is false) applies the stream.
-func (f *fixture) start(tb testing.TB, name string, live bool, build analytics.BuildConfig) *projection {
+func (f *fixture) start(tb testing.TB, name string, live bool, build buildConfig) *projection {
 	tb.Helper()
 	r := redistest.MustRedis(tb)
 	nc, err := nats.Connect(f.nats.URL, nats.Name("analytics "+name))
@@ -122,16 +132,11 @@ func (f *fixture) start(tb testing.TB, name string, live bool, build analytics.B
 		tb.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	metrics, err := analytics.NewMetrics(reg)
+	metrics, err := engine.NewMetrics(reg)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	logger := slog.New(slog.NewTextHandler(tb.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})).With("projection", name)
-	store := analytics.NewStore(r.Client, r.Prefix)
-	cons := analytics.NewConsumer(analytics.ConsumerConfig{
-		Stream: f.nats.Stream, SubjectPrefix: f.nats.SubjectPrefix, Durable: "analytics-" + name,
-		BatchSize: 64, IdleWait: 100 * time.Millisecond, RetryDelay: 50 * time.Millisecond,
-	}, js, store, f.pool, metrics, logger)
 	if build.PageSize == 0 {
 		build.PageSize = 500
 	}
@@ -141,12 +146,19 @@ func (f *fixture) start(tb testing.TB, name string, live bool, build analytics.B
 	if build.CheckEvery == 0 {
 		build.CheckEvery = 200 * time.Millisecond
 	}
-	builder := analytics.NewBuilder(build, store, f.pool, metrics, logger)
+	build.AutoBuild = true
+	counts := redisstore.NewCounting(r.Client, r.Prefix, analytics.Name, analytics.Counted)
+	counting := engine.NewCounting(analytics.Name, analytics.Rules{}, counts, postgres.NewLog(f.pool), build.PageSize, metrics, logger)
+	eng := engine.New(engine.Config{
+		Stream: f.nats.Stream, SubjectPrefix: f.nats.SubjectPrefix, Durable: "analytics-" + name,
+		BatchSize: 64, IdleWait: 100 * time.Millisecond, RetryDelay: 50 * time.Millisecond,
+	}, js, metrics, logger, counting)
+	builder := engine.NewBuilder(analytics.Name, build.BuildConfig, counts, counting, metrics, logger)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	runs := []func(context.Context) error{builder.Run}
 	if live {
-		runs = append(runs, cons.Run)
+		runs = append(runs, eng.Run)
 	}
 	for _, run := range runs {
 		wg.Go(func() {
@@ -156,7 +168,7 @@ func (f *fixture) start(tb testing.TB, name string, live bool, build analytics.B
 		})
 	}
 	var once sync.Once
-	p := &projection{name: name, redis: r, store: store, builder: builder, metrics: metrics}
+	p := &projection{name: name, redis: r, counts: counts, builder: builder, metrics: metrics}
 	p.stop = func() {
 		once.Do(func() {
 			cancel()
@@ -170,22 +182,27 @@ func (f *fixture) start(tb testing.TB, name string, live bool, build analytics.B
 
 // products are the products of the generation readers use.
 func (p *projection) products(ctx context.Context) (map[string]readmodel.ProductAnalytics, int, error) {
-	gens, err := p.store.Generations(ctx)
+	rec, err := p.counts.Read(ctx)
 	if err != nil {
 		return nil, 0, err
 	}
-	if gens.Current == 0 {
+	if rec.Current == 0 {
 		return nil, 0, errors.New("no current generation yet")
 	}
-	ps, err := p.store.Products(ctx, gens.Current)
+	members, err := p.counts.Members(ctx, rec.Current)
 	if err != nil {
 		return nil, 0, err
 	}
-	for id, pa := range ps {
+	ps := make(map[string]readmodel.ProductAnalytics, len(members))
+	for id, fields := range members {
+		pa, err := readmodel.ParseProductAnalytics(id, fields)
+		if err != nil {
+			return nil, 0, err
+		}
 		pa.NameAt = ""
 		ps[id] = pa
 	}
-	return ps, gens.Current, nil
+	return ps, rec.Current, nil
 }
 
 // awaitEqual polls until the projection serves want.

@@ -17,8 +17,8 @@ import (
 	"github.com/cart-cqrs/cart/pkg/openapi"
 	"github.com/cart-cqrs/cart/pkg/problem"
 	"github.com/cart-cqrs/cart/services/projector/api"
+	"github.com/cart-cqrs/cart/services/projector/internal/engine"
 	"github.com/cart-cqrs/cart/services/projector/internal/projector"
-	"github.com/cart-cqrs/cart/services/projector/internal/rebuild"
 )
 
 // Parking is what the parked-events routes need.
@@ -31,23 +31,23 @@ type Parking interface {
 
 // Rebuilds starts full rebuilds in the background and reports on them.
 type Rebuilds interface {
-	// Start starts a rebuild; rebuild.ErrRunning when one runs.
+	// Start starts a rebuild; engine.ErrBuilding when one runs.
 	Start() error
 	Status() RebuildStatus
 }
 
 // RebuildStatus is the answer of GET /admin/rebuild.
 type RebuildStatus struct {
-	Running    bool          `json:"running"`
-	Phase      rebuild.Phase `json:"phase,omitempty"`
-	Generation int           `json:"generation,omitempty"`
-	Events     int64         `json:"events"`
-	Total      int64         `json:"total"`
-	Carts      int64         `json:"carts"`
-	StartedAt  *time.Time    `json:"startedAt,omitempty"`
-	FinishedAt *time.Time    `json:"finishedAt,omitempty"`
-	Error      string        `json:"error,omitempty"`
-	// Summary is the finished rebuild's summary line.
+	Running    bool         `json:"running"`
+	Phase      engine.Phase `json:"phase,omitempty"`
+	Generation int          `json:"generation,omitempty"`
+	Events     int64        `json:"events"`
+	Total      int64        `json:"total"`
+	Carts      int64        `json:"carts"`
+	StartedAt  *time.Time   `json:"startedAt,omitempty"`
+	FinishedAt *time.Time   `json:"finishedAt,omitempty"`
+	Error      string       `json:"error,omitempty"`
+	// Summary is the finished rebuild's summary: a line per projection.
 	Summary string `json:"summary,omitempty"`
 	// Analytics is this process's build of the product analytics: the
 	// second step of a full rebuild, or one it started on its own (first
@@ -203,7 +203,7 @@ func (h *handler) startRebuild(c echo.Context) error {
 		return c.JSON(http.StatusOK, CartRebuilt{CartID: id, Events: n})
 	}
 	switch err := h.rebuilds.Start(); {
-	case errors.Is(err, rebuild.ErrRunning):
+	case errors.Is(err, engine.ErrBuilding):
 		return problem.New(problem.Conflict, CodeRebuildRunning, "a rebuild is running: GET /admin/rebuild for its progress")
 	case err != nil:
 		return failed(err)

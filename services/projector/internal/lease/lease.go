@@ -3,8 +3,8 @@
 // every third of it while the job runs, released by its owner when the job
 // ends. A lock that outlives its holder (the process died) frees itself
 // when the time runs out; a holder that finds its lock gone (it stalled
-// past the time to live, and another took it) has its job cancelled. The
-// read-model rebuild and the analytics build each run under one.
+// past the time to live, and another took it) has its job cancelled. Every
+// build of a projection's generation runs under one.
 package lease
 
 import (
@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	goredis "github.com/redis/go-redis/v9"
 )
 
 // Locker takes, renews and releases a lock for an owner.
@@ -91,58 +90,4 @@ func hold(ctx context.Context, cancel context.CancelCauseFunc, l Locker, owner s
 			return
 		}
 	}
-}
-
-// Redis is a Locker on one Redis key, whose value is the owner.
-type Redis struct {
-	client goredis.UniversalClient
-	key    string
-	what   string // for error messages, e.g. "rebuild lock"
-}
-
-// NewRedis returns the lock on key; what names it in errors.
-func NewRedis(client goredis.UniversalClient, key, what string) Redis {
-	return Redis{client: client, key: key, what: what}
-}
-
-var _ Locker = Redis{}
-
-// Lock takes the lock for owner (SET NX PX).
-func (r Redis) Lock(ctx context.Context, owner string, ttl time.Duration) (bool, error) {
-	ok, err := r.client.SetNX(ctx, r.key, owner, ttl).Result()
-	if err != nil {
-		return false, fmt.Errorf("redis: take %s: %w", r.what, err)
-	}
-	return ok, nil
-}
-
-var renew = goredis.NewScript(`
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
-`)
-
-var release = goredis.NewScript(`
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-`)
-
-// RenewLock extends the lock while owner holds it.
-func (r Redis) RenewLock(ctx context.Context, owner string, ttl time.Duration) (bool, error) {
-	n, err := renew.Run(ctx, r.client, []string{r.key}, owner, ttl.Milliseconds()).Int()
-	if err != nil {
-		return false, fmt.Errorf("redis: renew %s: %w", r.what, err)
-	}
-	return n == 1, nil
-}
-
-// Unlock releases the lock if owner holds it.
-func (r Redis) Unlock(ctx context.Context, owner string) error {
-	if err := release.Run(ctx, r.client, []string{r.key}, owner).Err(); err != nil {
-		return fmt.Errorf("redis: release %s: %w", r.what, err)
-	}
-	return nil
 }

@@ -9,12 +9,13 @@ import (
 
 	"github.com/cart-cqrs/cart/pkg/redistest"
 	"github.com/cart-cqrs/cart/services/projector/internal/lease"
+	"github.com/cart-cqrs/cart/services/projector/internal/redisstore"
 )
 
-func mustLock(t *testing.T) (lease.Redis, redistest.Env) {
+func mustLock(t *testing.T) (redisstore.Lease, redistest.Env) {
 	t.Helper()
 	r := redistest.MustRedis(t)
-	return lease.NewRedis(r.Client, r.Prefix+"lock", "test lock"), r
+	return redisstore.NewLease(r.Client, r.Prefix+"lock", "test lock"), r
 }
 
 var quiet = slog.New(slog.DiscardHandler)

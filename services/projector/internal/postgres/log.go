@@ -17,23 +17,49 @@ import (
 	"github.com/cart-cqrs/cart/pkg/cart"
 	"github.com/cart-cqrs/cart/pkg/envelope"
 	"github.com/cart-cqrs/cart/pkg/eventlog"
+	"github.com/cart-cqrs/cart/services/projector/internal/engine"
 )
 
-// logQuery reads a page of the log by its primary key: an index range
-// scan in position order, no sort.
-const logQuery = `SELECT position, event_id, stream_id, stream_type, version, type, schema_version, data, metadata, occurred_at
-FROM events WHERE position > $1 AND position <= $2 ORDER BY position LIMIT $3`
+// Log is the event log as the projections read it (engine.Log).
+type Log struct{ q eventlog.RowQuerier }
 
-// ReadLog calls fn for each event with after < position <= upTo, in
+// NewLog reads the log through q, a pool.
+func NewLog(q eventlog.RowQuerier) Log { return Log{q: q} }
+
+var _ engine.Log = Log{}
+
+// ReadStream implements engine.Log.
+func (l Log) ReadStream(ctx context.Context, cartID string, after, upTo int) ([]envelope.Envelope, error) {
+	return eventlog.ReadStream(ctx, l.q, cartID, after, upTo)
+}
+
+// ReadSpans implements engine.Log.
+func (l Log) ReadSpans(ctx context.Context, spans []engine.Span) (map[string][]envelope.Envelope, error) {
+	in := make([]eventlog.Span, len(spans))
+	for i, s := range spans {
+		in[i] = eventlog.Span(s)
+	}
+	return eventlog.ReadSpans(ctx, l.q, in)
+}
+
+// ReadPage implements engine.Log.
+func (l Log) ReadPage(ctx context.Context, after engine.Key, limit int) ([]envelope.Envelope, error) {
+	return eventlog.ReadCartPage(ctx, l.q, eventlog.Key(after), limit)
+}
+
+// End implements engine.Log.
+func (l Log) End(ctx context.Context) (count, last int64, err error) { return eventlog.End(ctx, l.q) }
+
+// Scan calls fn for each event with after < position <= upTo, in
 // position order, at most limit of them, and returns how many it read and
 // the position of the last.
 //
-// A rebuild reads the whole log through it, so it reads the rows as they
+// A build reads the whole log through it, so it reads the rows as they
 // arrive instead of scanning them into values: the envelope's strings and
 // Data share the connection's read buffer, and are valid only until fn
-// returns. What fn keeps must be copied (CloneEnvelope).
-func ReadLog(ctx context.Context, q eventlog.Querier, after, upTo int64, limit int, fn func(*envelope.Envelope) error) (n int, last int64, err error) {
-	rows, err := q.Query(ctx, logQuery, after, upTo, limit)
+// returns. What fn keeps must be copied (Envelope.Clone).
+func (l Log) Scan(ctx context.Context, after, upTo int64, limit int, fn func(*envelope.Envelope) error) (n int, last int64, err error) {
+	rows, err := l.q.Query(ctx, eventlog.RangeSQL, after, upTo, limit)
 	if err != nil {
 		return 0, 0, fmt.Errorf("postgres: read the log after %d: %w", after, err)
 	}
@@ -66,25 +92,6 @@ func ReadLog(ctx context.Context, q eventlog.Querier, after, upTo int64, limit i
 		return n, last, fmt.Errorf("postgres: read the log after %d: %w", last, err)
 	}
 	return n, last, nil
-}
-
-// CloneEnvelope copies an envelope ReadLog passed, to keep it.
-func CloneEnvelope(e envelope.Envelope) envelope.Envelope {
-	e.EventID, e.StreamID, e.StreamType, e.Type = clone(e.EventID), clone(e.StreamID), clone(e.StreamType), clone(e.Type)
-	e.Data = append(json.RawMessage(nil), e.Data...)
-	m := &e.Metadata
-	m.Actor, m.CorrelationID, m.CausationID = clone(m.Actor), clone(m.CorrelationID), clone(m.CausationID)
-	m.TraceParent, m.TraceState = clone(m.TraceParent), clone(m.TraceState)
-	return e
-}
-
-// clone copies s unless it is one of the constants ReadLog names types
-// with.
-func clone(s string) string {
-	if known(s) != "" {
-		return known(s)
-	}
-	return string([]byte(s))
 }
 
 // rawLayout reports whether the columns arrive in the formats decodeRow

@@ -17,9 +17,9 @@ import (
 	"github.com/cart-cqrs/cart/services/projector/internal/postgres"
 )
 
-// ReadLog reads what eventlog.ReadAll reads, whatever protocol the
+// Log.Scan reads what eventlog.ReadAll reads, whatever protocol the
 // connection speaks.
-func TestReadLog_ReadsWhatReadAllReads(t *testing.T) {
+func TestLogScan_ReadsWhatReadAllReads(t *testing.T) {
 	ctx := context.Background()
 	seed, dbURL := pgtest.MustPool(t)
 	at := time.Date(2026, 11, 2, 9, 0, 0, 123456000, time.UTC)
@@ -65,14 +65,15 @@ func TestReadLog_ReadsWhatReadAllReads(t *testing.T) {
 			defer pool.Close()
 			var got []envelope.Envelope
 			keep := func(e *envelope.Envelope) error {
-				got = append(got, postgres.CloneEnvelope(*e))
+				got = append(got, e.Clone())
 				return nil
 			}
-			n, last, err := postgres.ReadLog(ctx, pool, 0, want[3].Position, 3, keep)
+			log := postgres.NewLog(pool)
+			n, last, err := log.Scan(ctx, 0, want[3].Position, 3, keep)
 			if err != nil || n != 3 || last != want[2].Position {
 				t.Fatalf("first page: %d events up to %d, %v", n, last, err)
 			}
-			if n, _, err = postgres.ReadLog(ctx, pool, last, want[3].Position, 3, keep); err != nil || n != 1 {
+			if n, _, err = log.Scan(ctx, last, want[3].Position, 3, keep); err != nil || n != 1 {
 				t.Fatalf("second page: %d events, %v", n, err)
 			}
 			if len(got) != len(want) {

@@ -13,6 +13,7 @@ import (
 	"github.com/cart-cqrs/cart/pkg/envelope"
 	"github.com/cart-cqrs/cart/pkg/pgtest"
 	"github.com/cart-cqrs/cart/pkg/readmodel"
+	"github.com/cart-cqrs/cart/services/projector/internal/engine"
 	"github.com/cart-cqrs/cart/services/projector/internal/postgres"
 	"github.com/cart-cqrs/cart/services/projector/internal/projector"
 	"github.com/cart-cqrs/cart/services/projector/internal/rebuild"
@@ -38,11 +39,11 @@ func BenchmarkProject_20k(b *testing.B) {
 		f.keys = readmodel.Keys{Prefix: fmt.Sprintf("%sbench%d:", f.redis.Prefix, n), Generation: 1}
 		name := fmt.Sprintf("bench-%d", n)
 		start := time.Now()
-		p := f.startProjector(b, projector.Config{Durable: name, BatchSize: 256, MaxAckPending: 1024})
+		p := f.startProjector(b, projector.Config{}, engine.Config{Durable: name, BatchSize: 256, MaxAckPending: 1024})
 		f.waitSettled(b, name)
 		elapsed := time.Since(start)
 		p.stop()
-		if got := counter(p.metrics.Applied); got != len(all) {
+		if got := p.applied(); got != len(all) {
 			b.Fatalf("applied %d, want %d", got, len(all))
 		}
 		b.ReportMetric(float64(len(all))/elapsed.Seconds(), "events/s")
@@ -97,7 +98,7 @@ func BenchmarkRebuild(b *testing.B) {
 				i++
 				f.keys.Prefix = fmt.Sprintf("%sbench%d:", prefix, i)
 				cpu := cpuTime(b)
-				res, err := f.rebuilder(b, rebuild.Config{DrainWait: time.Millisecond}).Run(context.Background())
+				res, err := f.rebuilder(b, rebuild.Config{}, engine.BuildConfig{DrainWait: time.Millisecond}).Build(context.Background())
 				if err != nil {
 					b.Fatal(err)
 				}

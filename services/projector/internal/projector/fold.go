@@ -8,8 +8,8 @@ import (
 
 	"github.com/cart-cqrs/cart/pkg/cart"
 	"github.com/cart-cqrs/cart/pkg/envelope"
-	"github.com/cart-cqrs/cart/pkg/eventlog"
 	"github.com/cart-cqrs/cart/pkg/readmodel"
+	"github.com/cart-cqrs/cart/services/projector/internal/engine"
 )
 
 // fold brings one cart's documents in every written generation forward,
@@ -87,7 +87,7 @@ func (f *fold) step(e envelope.Envelope) (bool, error) {
 		case f.cur[i] >= e.Version:
 			continue
 		case f.cur[i] != e.Version-1:
-			return false, fmt.Errorf("cart %s: version %d on version %d: %w", f.cartID, e.Version, f.cur[i], errGapOpen)
+			return false, fmt.Errorf("cart %s: version %d on version %d: %w", f.cartID, e.Version, f.cur[i], engine.ErrGapOpen)
 		}
 		ns, h, err := Step(f.apply, s, e, skipped)
 		if err != nil {
@@ -116,23 +116,8 @@ func (f *fold) writes() []Write {
 	return out
 }
 
-// errGapOpen means the event log does not have the missing events either.
-var errGapOpen = errors.New("events missing from the event log")
-
 // readLog reads a cart's events after..upTo (upTo > after) from PostgreSQL,
 // the source of truth, and insists they are all there.
 func (p *Projector) readLog(ctx context.Context, cartID string, after, upTo int) ([]envelope.Envelope, error) {
-	envs, err := eventlog.ReadStream(ctx, p.events, cartID, after, upTo)
-	if err != nil {
-		return nil, err
-	}
-	if len(envs) != upTo-after {
-		return nil, fmt.Errorf("postgres: cart %s versions %d..%d: found %d: %w", cartID, after+1, upTo, len(envs), errGapOpen)
-	}
-	for i, e := range envs {
-		if e.Version != after+1+i {
-			return nil, fmt.Errorf("postgres: cart %s: version %d at %d: %w", cartID, e.Version, after+1+i, errGapOpen)
-		}
-	}
-	return envs, nil
+	return engine.ReadGap(ctx, p.log, cartID, after, upTo)
 }

@@ -29,8 +29,10 @@ import (
 	"github.com/cart-cqrs/cart/pkg/pgtest"
 	"github.com/cart-cqrs/cart/pkg/readmodel"
 	"github.com/cart-cqrs/cart/pkg/redistest"
+	"github.com/cart-cqrs/cart/services/projector/internal/engine"
+	"github.com/cart-cqrs/cart/services/projector/internal/postgres"
 	"github.com/cart-cqrs/cart/services/projector/internal/projector"
-	"github.com/cart-cqrs/cart/services/projector/internal/redis"
+	"github.com/cart-cqrs/cart/services/projector/internal/redisstore"
 )
 
 const (
@@ -59,26 +61,32 @@ func mustFixture(tb testing.TB) *fixture {
 	return f
 }
 
-// instance is a running projector.
+// instance is a running projector: the documents projection fed by an
+// engine of its own, on its own NATS connection.
 type instance struct {
 	metrics *projector.Metrics
+	engine  *engine.Metrics
 	proj    *projector.Projector
 	stop    func()
 }
 
-// startProjector runs a projector on its own NATS connection until stop is
-// called or the test ends.
-func (f *fixture) startProjector(tb testing.TB, cfg projector.Config) *instance {
+// applied is how many events the instance applied to the documents.
+func (i *instance) applied() int { return counter(i.engine.Applied.WithLabelValues(projector.Name)) }
+
+// startProjector runs a projector until stop is called or the test ends:
+// the documents projection of cfg, fed by an engine of ecfg (on the
+// fixture's stream, the shared durable consumer unless ecfg names another).
+func (f *fixture) startProjector(tb testing.TB, cfg projector.Config, ecfg engine.Config) *instance {
 	tb.Helper()
-	cfg.Stream, cfg.SubjectPrefix = f.nats.Stream, f.nats.SubjectPrefix
-	if cfg.Durable == "" {
-		cfg.Durable = durable
+	ecfg.Stream, ecfg.SubjectPrefix = f.nats.Stream, f.nats.SubjectPrefix
+	if ecfg.Durable == "" {
+		ecfg.Durable = durable
 	}
-	if cfg.RetryDelay == 0 {
-		cfg.RetryDelay = 50 * time.Millisecond
+	if ecfg.RetryDelay == 0 {
+		ecfg.RetryDelay = 50 * time.Millisecond
 	}
-	if cfg.IdleWait == 0 {
-		cfg.IdleWait = 200 * time.Millisecond
+	if ecfg.IdleWait == 0 {
+		ecfg.IdleWait = 200 * time.Millisecond
 	}
 	nc, err := nats.Connect(f.nats.URL, nats.Name("projector "+tb.Name()))
 	if err != nil {
@@ -88,27 +96,33 @@ func (f *fixture) startProjector(tb testing.TB, cfg projector.Config) *instance 
 	if err != nil {
 		tb.Fatalf("jetstream: %v", err)
 	}
-	metrics, err := projector.NewMetrics(prometheus.NewRegistry())
+	reg := prometheus.NewRegistry()
+	metrics, err := projector.NewMetrics(reg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	engMetrics, err := engine.NewMetrics(reg)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	logger := slog.New(slog.NewTextHandler(tb.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-	p := projector.New(cfg, js, redis.New(f.redis.Client, f.keys.Prefix), f.pool, metrics, logger)
+	p := projector.New(cfg, redisstore.New(f.redis.Client, f.keys.Prefix), postgres.NewLog(f.pool), metrics, logger)
+	eng := engine.New(ecfg, js, engMetrics, logger, p)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
+	go func() { done <- eng.Run(ctx) }()
 	var once sync.Once
 	stop := func() {
 		once.Do(func() {
 			cancel()
 			if err := <-done; err != nil {
-				tb.Errorf("projector Run: %v", err)
+				tb.Errorf("engine Run: %v", err)
 			}
 			nc.Close()
 		})
 	}
 	tb.Cleanup(stop)
-	return &instance{metrics: metrics, proj: p, stop: stop}
+	return &instance{metrics: metrics, engine: engMetrics, proj: p, stop: stop}
 }
 
 // record appends events to a cart's stream in PostgreSQL, with the next

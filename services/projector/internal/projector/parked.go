@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/cart-cqrs/cart/pkg/cart"
-	"github.com/cart-cqrs/cart/pkg/eventlog"
 	"github.com/cart-cqrs/cart/pkg/readmodel"
+	"github.com/cart-cqrs/cart/services/projector/internal/engine"
 )
 
 // ErrNotParked is returned for a cart that has no parked events.
@@ -171,7 +171,7 @@ func (p *Projector) RebuildCart(ctx context.Context, cartID string) (int, error)
 			return 0, err
 		}
 		rec := recs[cartID]
-		envs, err := eventlog.ReadStream(ctx, p.events, cartID, 0, 0)
+		envs, err := p.log.ReadStream(ctx, cartID, 0, 0)
 		if err != nil {
 			return 0, err
 		}
@@ -180,7 +180,7 @@ func (p *Projector) RebuildCart(ctx context.Context, cartID string) (int, error)
 		}
 		for i, e := range envs {
 			if e.Version != i+1 {
-				return 0, fmt.Errorf("postgres: cart %s: version %d at %d: %w", cartID, e.Version, i+1, errGapOpen)
+				return 0, fmt.Errorf("postgres: cart %s: version %d at %d: %w", cartID, e.Version, i+1, engine.ErrGapOpen)
 			}
 		}
 		skipped := SkippedVersions(rec.Docs)
@@ -237,7 +237,7 @@ func (p *Projector) RebuildCart(ctx context.Context, cartID string) (int, error)
 		if len(change.Park) > 0 {
 			p.parkedChanged()
 		}
-		later, err := eventlog.ReadStream(ctx, p.events, cartID, len(envs), 0)
+		later, err := p.log.ReadStream(ctx, cartID, len(envs), 0)
 		if err != nil {
 			return 0, err
 		}

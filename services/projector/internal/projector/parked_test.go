@@ -12,6 +12,7 @@ import (
 
 	"github.com/cart-cqrs/cart/pkg/cart"
 	"github.com/cart-cqrs/cart/pkg/envelope"
+	"github.com/cart-cqrs/cart/services/projector/internal/engine"
 	"github.com/cart-cqrs/cart/services/projector/internal/projector"
 )
 
@@ -58,7 +59,7 @@ func versions(ps []projector.Parked) []int {
 func TestProjector_ParksPoisonAfterMaxDeliverWhileOtherCartsFlow(t *testing.T) {
 	f := mustFixture(t)
 	const maxDeliver = 3
-	p := f.startProjector(t, projector.Config{MaxDeliver: maxDeliver})
+	p := f.startProjector(t, projector.Config{MaxDeliver: maxDeliver}, engine.Config{})
 	poisoned, healthy := newID(), newID()
 
 	f.publish(t, f.record(t, poisoned, script("pat", 3, false)...), "")
@@ -165,7 +166,7 @@ func TestProjector_RetryAppliesParkedEventsOnceTheyApply(t *testing.T) {
 	envs := f.build(t, id, script("ria", 6, false)...)
 	a := &failing{eventID: envs[3].EventID}
 	a.broken.Store(true)
-	p := f.startProjector(t, projector.Config{MaxDeliver: 2, Applier: a.apply})
+	p := f.startProjector(t, projector.Config{MaxDeliver: 2, Applier: a.apply}, engine.Config{})
 
 	f.insert(t, envs)
 	f.publish(t, envs, "")

@@ -7,33 +7,14 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/cart-cqrs/cart/pkg/eventlog"
-	"github.com/cart-cqrs/cart/services/projector/internal/pull"
+	"github.com/cart-cqrs/cart/services/projector/internal/engine"
 )
 
-// Config is how a projector consumes the stream.
+// Name is the projection's name in metrics and logs.
+const Name = "documents"
+
+// Config tunes the cart documents projection.
 type Config struct {
-	// Stream is the JetStream stream holding the cart events.
-	Stream string
-	// SubjectPrefix is the subjects' prefix; the consumer takes <prefix>.>.
-	SubjectPrefix string
-	// Durable names the consumer that every projector instance shares.
-	Durable string
-	// BatchSize is the most messages projected in one batch.
-	BatchSize int
-	// AckWait is how long the server waits for an ack before redelivering;
-	// it also bounds the time spent on one batch.
-	AckWait time.Duration
-	// MaxAckPending is the most unacknowledged messages across all instances.
-	MaxAckPending int
-	// IdleWait is how long one pull request lives at the server before it is
-	// renewed (default 1s, at least 1s).
-	IdleWait time.Duration
-	// RetryDelay is how long a message that cannot be applied yet waits
-	// before it is redelivered (default 1s).
-	RetryDelay time.Duration
 	// MaxDeliver is how many deliveries an event that cannot be applied
 	// gets before it is parked, and its cart's later events behind it
 	// (default 5).
@@ -46,21 +27,6 @@ type Config struct {
 }
 
 func (c Config) withDefaults() Config {
-	if c.BatchSize <= 0 {
-		c.BatchSize = 256
-	}
-	if c.AckWait <= 0 {
-		c.AckWait = 30 * time.Second
-	}
-	if c.MaxAckPending <= 0 {
-		c.MaxAckPending = 1024
-	}
-	if c.IdleWait <= 0 {
-		c.IdleWait = time.Second
-	}
-	if c.RetryDelay <= 0 {
-		c.RetryDelay = time.Second
-	}
 	if c.MaxDeliver <= 0 {
 		c.MaxDeliver = 5
 	}
@@ -73,16 +39,14 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// Projector is one instance of the projection: a pull loop on the shared
-// durable consumer and the code that applies what it pulls.
+// Projector is the cart documents projection (engine.Projection): it folds
+// a batch's events onto the stored documents of every generation written.
 type Projector struct {
 	cfg     Config
-	js      jetstream.JetStream
 	store   Store
-	events  eventlog.Querier
+	log     engine.Log
 	metrics *Metrics
 	logger  *slog.Logger
-	loop    *pull.Loop
 
 	mu   sync.Mutex
 	gens *Generations // nil until read
@@ -90,19 +54,16 @@ type Projector struct {
 	parked chan struct{}
 }
 
-// New returns a projector. events is read only to repair gaps.
-func New(cfg Config, js jetstream.JetStream, store Store, events eventlog.Querier, metrics *Metrics, logger *slog.Logger) *Projector {
-	p := &Projector{
-		cfg: cfg.withDefaults(), js: js, store: store, events: events, metrics: metrics, logger: logger,
+// New returns the projection; log is read to repair gaps and histories.
+func New(cfg Config, store Store, log engine.Log, metrics *Metrics, logger *slog.Logger) *Projector {
+	return &Projector{
+		cfg: cfg.withDefaults(), store: store, log: log, metrics: metrics, logger: logger,
 		parked: make(chan struct{}, 1),
 	}
-	p.loop = pull.New(pull.Config{
-		Stream: p.cfg.Stream, SubjectPrefix: p.cfg.SubjectPrefix, Durable: p.cfg.Durable,
-		Description: "cart read models in Redis", BatchSize: p.cfg.BatchSize, AckWait: p.cfg.AckWait,
-		MaxAckPending: p.cfg.MaxAckPending, IdleWait: p.cfg.IdleWait,
-	}, js, "projector", p.Process, logger)
-	return p
 }
+
+// Name implements engine.Projection.
+func (p *Projector) Name() string { return Name }
 
 // generations returns the generations to write, read from the store the
 // first time and when refresh is set (a save found them stale).
@@ -154,10 +115,3 @@ func (p *Projector) parkedChanged() {
 	default:
 	}
 }
-
-// Attached reports whether the projector has its consumer and is pulling.
-func (p *Projector) Attached() bool { return p.loop.Attached() }
-
-// Run pulls and projects batches until ctx ends. A batch already pulled is
-// finished and acknowledged before Run returns; Run then returns nil.
-func (p *Projector) Run(ctx context.Context) error { return p.loop.Run(ctx) }

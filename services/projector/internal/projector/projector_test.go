@@ -8,12 +8,13 @@ import (
 
 	"github.com/cart-cqrs/cart/pkg/cart"
 	"github.com/cart-cqrs/cart/pkg/envelope"
+	"github.com/cart-cqrs/cart/services/projector/internal/engine"
 	"github.com/cart-cqrs/cart/services/projector/internal/projector"
 )
 
 func TestProjector_AppliesInOrderAndIndexesOpenCart(t *testing.T) {
 	f := mustFixture(t)
-	f.startProjector(t, projector.Config{})
+	f.startProjector(t, projector.Config{}, engine.Config{})
 	first, second := newID(), newID()
 
 	f.publish(t, f.record(t, first, script("alice", 6, false)...), "")
@@ -36,14 +37,14 @@ func TestProjector_DuplicatesChangeNothing(t *testing.T) {
 	for i, id := range carts {
 		all = append(all, f.record(t, id, script("customer-"+id, 6, i == 0)...)...)
 	}
-	p := f.startProjector(t, projector.Config{})
+	p := f.startProjector(t, projector.Config{}, engine.Config{})
 	// Each event twice: the second copy has another Nats-Msg-Id, as a relay
 	// that lost its publish ack after the dedup window would send it.
 	f.publish(t, all, "")
 	f.publish(t, all, "-again")
 	f.waitSettled(t, durable)
 	f.waitDocs(t, carts...)
-	if got := counter(p.metrics.Applied); got != len(all) {
+	if got := p.applied(); got != len(all) {
 		t.Errorf("applied %d events, want %d (each once)", got, len(all))
 	}
 	if got := counter(p.metrics.Duplicates); got != len(all) {
@@ -61,7 +62,7 @@ func TestProjector_DuplicatesChangeNothing(t *testing.T) {
 	if err := f.nats.JS.DeleteConsumer(ctx, f.nats.Stream, durable); err != nil {
 		t.Fatal(err)
 	}
-	again := f.startProjector(t, projector.Config{BatchSize: 4})
+	again := f.startProjector(t, projector.Config{}, engine.Config{BatchSize: 4})
 	eventually(t, func(context.Context) error {
 		if counter(again.metrics.Duplicates) < 2*len(all) {
 			return context.DeadlineExceeded
@@ -69,7 +70,7 @@ func TestProjector_DuplicatesChangeNothing(t *testing.T) {
 		return nil
 	})
 	f.waitSettled(t, durable)
-	if got := counter(again.metrics.Applied); got != 0 {
+	if got := again.applied(); got != 0 {
 		t.Errorf("redelivery applied %d events, want 0", got)
 	}
 	for _, id := range carts {
@@ -86,7 +87,7 @@ func TestProjector_DuplicatesChangeNothing(t *testing.T) {
 
 func TestProjector_RepairsGapFromPostgres(t *testing.T) {
 	f := mustFixture(t)
-	p := f.startProjector(t, projector.Config{})
+	p := f.startProjector(t, projector.Config{}, engine.Config{})
 	id := newID()
 	envs := f.record(t, id, script("bob", 3, false)...)
 
@@ -135,8 +136,8 @@ func TestProjector_TwoInstancesShareTheConsumer(t *testing.T) {
 	for i := range ids {
 		f.publish(t, perCart[i], "")
 	}
-	a := f.startProjector(t, projector.Config{BatchSize: 7})
-	b := f.startProjector(t, projector.Config{BatchSize: 7})
+	a := f.startProjector(t, projector.Config{}, engine.Config{BatchSize: 7})
+	b := f.startProjector(t, projector.Config{}, engine.Config{BatchSize: 7})
 	f.waitDocs(t, ids...)
 	f.waitSettled(t, durable)
 	for i, id := range ids {
@@ -147,13 +148,13 @@ func TestProjector_TwoInstancesShareTheConsumer(t *testing.T) {
 		f.waitOpenCart(t, "customer-"+id, want)
 	}
 	t.Logf("applied a=%d b=%d, duplicates a=%d b=%d, gaps repaired a=%d b=%d",
-		counter(a.metrics.Applied), counter(b.metrics.Applied), counter(a.metrics.Duplicates),
+		a.applied(), b.applied(), counter(a.metrics.Duplicates),
 		counter(b.metrics.Duplicates), counter(a.metrics.GapsRepaired), counter(b.metrics.GapsRepaired))
 }
 
 func TestProjector_TerminatesWhatIsNotACartEvent(t *testing.T) {
 	f := mustFixture(t)
-	p := f.startProjector(t, projector.Config{})
+	p := f.startProjector(t, projector.Config{}, engine.Config{})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if _, err := f.nats.JS.Publish(ctx, f.nats.SubjectPrefix+".junk.item-added", []byte("not a cloudevent")); err != nil {
@@ -169,7 +170,7 @@ func TestProjector_TerminatesWhatIsNotACartEvent(t *testing.T) {
 	}
 	f.waitDocs(t, ids...)
 	f.waitSettled(t, durable)
-	if got := counter(p.metrics.Terminated); got != 2 {
+	if got := counter(p.engine.Terminated); got != 2 {
 		t.Errorf("terminated %d messages, want 2", got)
 	}
 }

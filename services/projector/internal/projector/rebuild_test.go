@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/cart-cqrs/cart/pkg/cart"
@@ -23,19 +24,29 @@ import (
 	"github.com/cart-cqrs/cart/pkg/eventlog"
 	"github.com/cart-cqrs/cart/pkg/pgtest"
 	"github.com/cart-cqrs/cart/pkg/readmodel"
+	"github.com/cart-cqrs/cart/services/projector/internal/engine"
+	"github.com/cart-cqrs/cart/services/projector/internal/postgres"
 	"github.com/cart-cqrs/cart/services/projector/internal/projector"
 	"github.com/cart-cqrs/cart/services/projector/internal/rebuild"
-	"github.com/cart-cqrs/cart/services/projector/internal/redis"
+	"github.com/cart-cqrs/cart/services/projector/internal/redisstore"
 )
 
-func (f *fixture) rebuilder(tb testing.TB, cfg rebuild.Config) *rebuild.Rebuilder {
+// rebuilder returns a builder of the documents' generations (bcfg) whose
+// fills are a Rebuilder's (cfg).
+func (f *fixture) rebuilder(tb testing.TB, cfg rebuild.Config, bcfg engine.BuildConfig) *engine.Builder {
 	tb.Helper()
 	level := slog.LevelWarn
 	if _, ok := tb.(*testing.B); ok {
 		level = slog.LevelInfo // the time each stage took
 	}
 	logger := slog.New(slog.NewTextHandler(tb.Output(), &slog.HandlerOptions{Level: level}))
-	return rebuild.New(cfg, redis.New(f.redis.Client, f.keys.Prefix), f.pool, nil, logger)
+	metrics, err := engine.NewMetrics(prometheus.NewRegistry())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	store := redisstore.New(f.redis.Client, f.keys.Prefix)
+	return engine.NewBuilder(projector.Name, bcfg, rebuild.Generations{Store: store},
+		rebuild.New(cfg, store, postgres.NewLog(f.pool), logger), metrics, logger)
 }
 
 // readCurrent reads a cart's document from the generation readers use now,
@@ -56,8 +67,8 @@ func TestRebuild_UnderConcurrentWritesSwitchesAtomically(t *testing.T) {
 		f.publish(t, f.record(t, id, script("customer-"+id, 3+i%9, i%3 == 0)...), "")
 	}
 	// Two live instances share the consumer, as in production.
-	f.startProjector(t, projector.Config{BatchSize: 32})
-	f.startProjector(t, projector.Config{BatchSize: 32})
+	f.startProjector(t, projector.Config{}, engine.Config{BatchSize: 32})
+	f.startProjector(t, projector.Config{}, engine.Config{BatchSize: 32})
 	f.waitDocs(t, ids...)
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -122,8 +133,8 @@ func TestRebuild_UnderConcurrentWritesSwitchesAtomically(t *testing.T) {
 		}
 	}()
 
-	rb := f.rebuilder(t, rebuild.Config{PageSize: 97, WriteBatch: 150, DrainWait: 300 * time.Millisecond})
-	res, err := rb.Run(context.Background())
+	rb := f.rebuilder(t, rebuild.Config{PageSize: 97, WriteBatch: 150}, engine.BuildConfig{DrainWait: 300 * time.Millisecond})
+	res, err := rb.Build(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +165,7 @@ func TestRebuild_UnderConcurrentWritesSwitchesAtomically(t *testing.T) {
 
 	t.Run("Again", func(t *testing.T) {
 		// The next rebuild starts from generation 2; the projectors follow.
-		res, err := f.rebuilder(t, rebuild.Config{DrainWait: time.Millisecond}).Run(context.Background())
+		res, err := f.rebuilder(t, rebuild.Config{}, engine.BuildConfig{DrainWait: time.Millisecond}).Build(context.Background())
 		if err != nil || res.Generation != 3 {
 			t.Fatalf("second rebuild = %+v, %v", res, err)
 		}
@@ -263,19 +274,19 @@ func (f *fixture) checkReplay(ctx context.Context, tb testing.TB) error {
 
 func TestRebuild_OneAtATime(t *testing.T) {
 	f := mustFixture(t)
-	store := redis.New(f.redis.Client, f.keys.Prefix)
+	store := redisstore.New(f.redis.Client, f.keys.Prefix)
 	ok, err := store.Lock(context.Background(), "someone else", time.Minute)
 	if err != nil || !ok {
 		t.Fatalf("Lock = %v, %v", ok, err)
 	}
-	if _, err := f.rebuilder(t, rebuild.Config{}).Run(context.Background()); !errors.Is(err, rebuild.ErrRunning) {
-		t.Fatalf("rebuild while another runs: err = %v, want ErrRunning", err)
+	if _, err := f.rebuilder(t, rebuild.Config{}, engine.BuildConfig{}).Build(context.Background()); !errors.Is(err, engine.ErrBuilding) {
+		t.Fatalf("rebuild while another runs: err = %v, want ErrBuilding", err)
 	}
 }
 
 func TestRebuild_ParksWhatItCannotApplyAndKeepsSkips(t *testing.T) {
 	f := mustFixture(t)
-	p := f.startProjector(t, projector.Config{MaxDeliver: 1})
+	p := f.startProjector(t, projector.Config{MaxDeliver: 1}, engine.Config{})
 	skipped, parkedCart := newID(), newID()
 	for _, id := range []string{skipped, parkedCart} {
 		f.publish(t, f.record(t, id, script("c-"+id, 3, false)...), "")
@@ -290,7 +301,7 @@ func TestRebuild_ParksWhatItCannotApplyAndKeepsSkips(t *testing.T) {
 	}
 	f.waitCart(t, skipped, -1, 4)
 	// Redis loses the parked events: the rebuild finds the poison again.
-	store := redis.New(f.redis.Client, f.keys.Prefix)
+	store := redisstore.New(f.redis.Client, f.keys.Prefix)
 	if ids, err := store.ParkedCarts(context.Background()); err != nil || len(ids) != 1 {
 		t.Fatalf("parked carts = %v, %v", ids, err)
 	}
@@ -298,7 +309,7 @@ func TestRebuild_ParksWhatItCannotApplyAndKeepsSkips(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if _, err := f.rebuilder(t, rebuild.Config{PageSize: 3, WriteBatch: 4, DrainWait: time.Millisecond}).Run(context.Background()); err != nil {
+	if _, err := f.rebuilder(t, rebuild.Config{PageSize: 3, WriteBatch: 4}, engine.BuildConfig{DrainWait: time.Millisecond}).Build(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	f.keys.Generation = 2
@@ -320,7 +331,7 @@ func TestRebuild_ParksWhatItCannotApplyAndKeepsSkips(t *testing.T) {
 
 func TestRebuildCart_RepairsACorruptedDocument(t *testing.T) {
 	f := mustFixture(t)
-	p := f.startProjector(t, projector.Config{})
+	p := f.startProjector(t, projector.Config{}, engine.Config{})
 	id, other := newID(), newID()
 	f.publish(t, f.record(t, id, script("cora", 6, false)...), "")
 	f.waitDocs(t, id)
@@ -355,7 +366,7 @@ func TestRebuildCart_RepairsACorruptedDocument(t *testing.T) {
 
 func TestRebuild_AbandonedWhenCancelled(t *testing.T) {
 	f := mustFixture(t)
-	f.startProjector(t, projector.Config{})
+	f.startProjector(t, projector.Config{}, engine.Config{})
 	var ids []string
 	for i := range 20 {
 		id := newID()
@@ -373,11 +384,11 @@ func TestRebuild_AbandonedWhenCancelled(t *testing.T) {
 		}
 		return projector.Evolve(s, e)
 	}
-	rb := f.rebuilder(t, rebuild.Config{PageSize: 10, WriteBatch: 10, Applier: stopping})
-	if _, err := rb.Run(ctx); !errors.Is(err, context.Canceled) {
+	rb := f.rebuilder(t, rebuild.Config{PageSize: 10, WriteBatch: 10, Applier: stopping}, engine.BuildConfig{})
+	if _, err := rb.Build(ctx); !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled rebuild: err = %v, want context.Canceled", err)
 	}
-	if p := rb.Progress(); p.Phase != rebuild.PhaseFailed || p.Events == 0 || p.Events >= 100 {
+	if p := rb.Progress(); p.Phase != engine.PhaseFailed || p.Events == 0 || p.Events >= 100 {
 		t.Errorf("progress = %+v", p)
 	}
 	c := context.Background()
@@ -392,7 +403,7 @@ func TestRebuild_AbandonedWhenCancelled(t *testing.T) {
 	id := ids[1]
 	f.publish(t, f.record(t, id, cart.CheckedOut{}), "")
 	f.waitDocs(t, id)
-	if _, err := f.rebuilder(t, rebuild.Config{DrainWait: time.Millisecond}).Run(c); err != nil {
+	if _, err := f.rebuilder(t, rebuild.Config{}, engine.BuildConfig{DrainWait: time.Millisecond}).Build(c); err != nil {
 		t.Fatalf("next rebuild: %v", err)
 	}
 }

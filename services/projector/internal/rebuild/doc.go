@@ -1,6 +1,8 @@
-// Package rebuild rebuilds every read model from the event log in
-// PostgreSQL into a new generation while the live projectors keep serving
-// the current one, then switches the readers to it and drops the old one.
+// Package rebuild fills a new generation of the cart documents from the
+// event log in PostgreSQL (Rebuilder, an engine.Filler) while the live
+// projectors keep serving the current one, and maps the documents'
+// generations record onto the engine's (Generations): the engine's Builder
+// runs the build — lock, switch, drain, drop — as for every projection.
 //
 // # The generation handshake
 //
@@ -14,7 +16,7 @@
 // changes, no write computed from the old value lands, whichever
 // instance computed it and however long it took.
 //
-// A rebuild from generation g to n = g+1:
+// A rebuild from generation g to n = g+1 (engine.Builder drives it):
 //
 //  1. Takes the rebuild lock (one rebuild at a time, over all processes).
 //  2. Writes "g,n" as the generations written (call that instant T0). From

@@ -13,9 +13,8 @@ import (
 
 	"github.com/cart-cqrs/cart/pkg/cart"
 	"github.com/cart-cqrs/cart/pkg/envelope"
-	"github.com/cart-cqrs/cart/pkg/eventlog"
 	"github.com/cart-cqrs/cart/pkg/readmodel"
-	"github.com/cart-cqrs/cart/services/projector/internal/postgres"
+	"github.com/cart-cqrs/cart/services/projector/internal/engine"
 	"github.com/cart-cqrs/cart/services/projector/internal/projector"
 )
 
@@ -60,16 +59,19 @@ func (c *folding) finished() bool {
 // goroutine (PostgreSQL works on the rows ahead meanwhile), and writers
 // store what was folded, each cart always by the same writer, in order.
 type filler struct {
-	r     *Rebuilder
-	gens  projector.Generations
-	gen   int
-	apply projector.Applier
-	dec   decoder
-	carts map[string]*folding
+	r   *Rebuilder
+	rep engine.Report
+	// reported is how many carts rep was told of.
+	reported int64
+	gens     projector.Generations
+	gen      int
+	apply    projector.Applier
+	dec      decoder
+	carts    map[string]*folding
 	// parked are the carts with parked events when the rebuild began:
 	// their first parked version.
 	parked map[string]int
-	res    Result
+	res    engine.Filled
 	count  int64
 	// pending are the carts with entries not handed to the writers yet
 	// (and some handed since), pendingEvents how many entries they hold;
@@ -88,48 +90,32 @@ type filler struct {
 	writing atomic.Int64
 }
 
-// block is a buffer history entries are encoded into: the entries of
-// many carts, written at different times; it is used again once they all
-// are.
-type block struct {
-	buf  []byte
-	refs atomic.Int32
-}
-
-// blockSize is the size of the blocks.
-const blockSize = 64 << 10
-
-var blocks = sync.Pool{New: func() any { return &block{buf: make([]byte, 0, blockSize)} }}
-
-func (b *block) release() {
-	if b.refs.Add(-1) == 0 && cap(b.buf) == blockSize {
-		b.buf = b.buf[:0]
-		blocks.Put(b)
+func (r *Rebuilder) Fill(ctx context.Context, gen int, rep engine.Report) (engine.Filled, error) {
+	gens, err := r.store.Generations(ctx)
+	if err != nil {
+		return engine.Filled{}, err
 	}
-}
-
-func (r *Rebuilder) fill(ctx context.Context, gens projector.Generations, gen int) (Result, error) {
-	f := &filler{r: r, gens: gens, gen: gen, carts: map[string]*folding{}, parked: map[string]int{}}
+	if !gens.Has(gen) {
+		return engine.Filled{}, fmt.Errorf("rebuild: generation %d is not written (%v): %w", gen, gens.Writes, engine.ErrStaleRecord)
+	}
+	f := &filler{r: r, rep: rep, gens: gens, gen: gen, carts: map[string]*folding{}, parked: map[string]int{}}
 	f.apply = f.evolve
 	if custom := r.cfg.Applier; custom != nil {
 		f.apply = func(s cart.State, e envelope.Envelope) (cart.State, error) {
-			return custom(s, postgres.CloneEnvelope(e))
+			return custom(s, e.Clone())
 		}
 	}
 	if err := f.loadParked(ctx); err != nil {
-		return Result{}, err
+		return engine.Filled{}, err
 	}
-	// The log's end now, after T0, bounds the reading (see the package
-	// doc); what commits later reaches the generation through the live
-	// projectors.
-	var total, upTo int64
-	if err := r.events.QueryRow(ctx, `SELECT count(*), coalesce(max(position), 0) FROM events`).Scan(&total, &upTo); err != nil {
-		return Result{}, fmt.Errorf("rebuild: count events: %w", err)
+	// The log's end now, after the generation was opened, bounds the
+	// reading (see engine.Builder); what commits later reaches the
+	// generation through the live writes.
+	total, upTo, err := r.log.End(ctx)
+	if err != nil {
+		return engine.Filled{}, fmt.Errorf("rebuild: %w", err)
 	}
-	r.update(func(p *Progress) { p.Phase, p.Generation, p.Total = PhaseFilling, gen, total })
-	if r.metrics != nil {
-		r.metrics.RebuildTotal.Set(float64(total))
-	}
+	rep.Begin(total)
 
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -146,7 +132,7 @@ func (r *Rebuilder) fill(ctx context.Context, gens projector.Generations, gen in
 			}
 		}()
 	}
-	err := f.readAll(ctx, upTo)
+	err = f.readAll(ctx, upTo)
 	if err == nil {
 		err = f.finish(ctx)
 	}
@@ -158,7 +144,7 @@ func (r *Rebuilder) fill(ctx context.Context, gens projector.Generations, gen in
 		cancel(err)
 	}
 	if err := context.Cause(ctx); err != nil {
-		return Result{}, err
+		return engine.Filled{}, err
 	}
 	r.logger.InfoContext(ctx, "rebuild: generation filled", "generation", gen, "events", f.res.Events, "carts", f.res.Carts,
 		"reading_folding", f.folding.Round(time.Millisecond), "writing", time.Duration(f.writing.Load()).Round(time.Millisecond))
@@ -170,16 +156,14 @@ func (f *filler) readAll(ctx context.Context, upTo int64) error {
 	take := func(e *envelope.Envelope) error { return f.take(ctx, e) }
 	for after := int64(0); ; {
 		start := time.Now()
-		n, last, err := postgres.ReadLog(ctx, f.r.events, after, upTo, f.r.cfg.PageSize, take)
+		n, last, err := f.r.log.Scan(ctx, after, upTo, f.r.cfg.PageSize, take)
 		f.folding += time.Since(start)
 		if err != nil {
 			return fmt.Errorf("rebuild: %w", err)
 		}
 		f.res.Events += int64(n)
-		f.r.update(func(p *Progress) { p.Events += int64(n); p.Carts = f.res.Carts })
-		if f.r.metrics != nil {
-			f.r.metrics.RebuildApplied.Add(float64(n))
-		}
+		f.rep.Read(int64(n), f.res.Carts-f.reported)
+		f.reported = f.res.Carts
 		if err := f.endPage(ctx); err != nil {
 			return err
 		}
@@ -209,7 +193,7 @@ func (f *filler) take(ctx context.Context, e *envelope.Envelope) error {
 	if ev.Version > c.seen+1 {
 		// Versions the rebuild has not seen: a transaction that committed
 		// late, behind a later position, or a cart it forgot.
-		gap, err := readStream(ctx, f.r.events, c.id, c.seen, ev.Version-1)
+		gap, err := engine.ReadGap(ctx, f.r.log, c.id, c.seen, ev.Version-1)
 		if err != nil {
 			return err
 		}
@@ -329,7 +313,7 @@ func (f *filler) park(c *folding, e envelope.Envelope, why string) {
 		f.parking = append(f.parking, c)
 	}
 	now := time.Now().UTC()
-	c.park = append(c.park, projector.Parked{Event: postgres.CloneEnvelope(e), Error: why, Attempts: 1, FirstParkedAt: now, LastAttemptAt: now})
+	c.park = append(c.park, projector.Parked{Event: e.Clone(), Error: why, Attempts: 1, FirstParkedAt: now, LastAttemptAt: now})
 }
 
 // placeBatch is how many carts that are done are placed at once.
@@ -419,91 +403,6 @@ func (f *filler) finish(ctx context.Context) error {
 	return f.hand(ctx, all, true)
 }
 
-// hand hands carts over to the writers: their entries to be staged, or
-// the carts to be placed. Carts with nothing new are left out.
-func (f *filler) hand(ctx context.Context, carts []*folding, place bool) error {
-	lanes := make([][]Merge, len(f.writes))
-	for _, c := range carts {
-		if len(c.entries) == 0 && (!place || c.staged == 0) {
-			continue
-		}
-		m := Merge{
-			CartID: c.id, Base: c.stored, State: c.state, Staged: c.staged, Entries: c.entries,
-			Skipped: slices.Clone(c.skipped), Place: place, blocks: c.blocks,
-		}
-		f.pendingEvents -= len(c.entries)
-		c.entries, c.blocks, c.pending = nil, nil, false
-		if place {
-			m.Index = c.stored == 0 || c.state.Status != c.indexed
-			c.stored, c.indexed, c.staged = c.state.Version, c.state.Status, 0
-		} else {
-			c.staged += len(m.Entries)
-		}
-		lane := int(c.id[len(c.id)-1]) % len(lanes)
-		lanes[lane] = append(lanes[lane], m)
-	}
-	for i, merges := range lanes {
-		if len(merges) == 0 {
-			continue
-		}
-		select {
-		case f.writes[i] <- merges:
-		case <-ctx.Done():
-			return context.Cause(ctx)
-		}
-	}
-	return nil
-}
-
-// mergeChunk is how many carts one call of the store carries, and writers
-// how many write at once: a cart's merges always go to the same one, in
-// order (its entries staged before it is placed).
-const (
-	mergeChunk = 500
-	writers    = 2
-)
-
-// writeAll stores the merges handed to one writer, in order.
-func (f *filler) writeAll(ctx context.Context, batches <-chan []Merge) error {
-	for merges := range batches {
-		for chunk := range slices.Chunk(merges, mergeChunk) {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			start := time.Now()
-			err := f.write(ctx, chunk)
-			f.writing.Add(int64(time.Since(start)))
-			if err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-// write stores one chunk; a cart the generation holds out of step with the
-// rebuild is read whole and stored whole.
-func (f *filler) write(ctx context.Context, merges []Merge) error {
-	res, err := f.r.store.WriteMerges(ctx, f.gen, merges)
-	if err != nil {
-		return err
-	}
-	for _, m := range merges {
-		for _, b := range m.blocks {
-			b.release()
-		}
-	}
-	for i, r := range res {
-		if r != Reset {
-			continue
-		}
-		if err := f.whole(ctx, merges[i].CartID); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // loadParked notes the carts with parked events: the rebuild stops each
 // of them where its parked events begin.
 func (f *filler) loadParked(ctx context.Context) error {
@@ -529,70 +428,4 @@ func (f *filler) skippedOf(ctx context.Context, cartID string) ([]int, error) {
 		return nil, err
 	}
 	return projector.SkippedVersions(recs[cartID].Docs), nil
-}
-
-// whole reads a cart's stream and stores its fold as a whole, stopping
-// where it has parked events or an event cannot be applied (the fold of
-// the log parks those).
-func (f *filler) whole(ctx context.Context, cartID string) error {
-	envs, err := eventlog.ReadStream(ctx, f.r.events, cartID, 0, 0)
-	if err != nil {
-		return err
-	}
-	recs, err := f.r.store.Load(ctx, f.gens, []string{cartID})
-	if err != nil {
-		return err
-	}
-	rec := recs[cartID]
-	skipped := projector.SkippedVersions(rec.Docs)
-	apply := f.r.cfg.Applier // not f.apply: its decoder is the reader's
-	if apply == nil {
-		apply = projector.Evolve
-	}
-	var (
-		s       cart.State
-		entries [][]byte
-	)
-	for i, e := range envs {
-		if e.Version != i+1 || (len(rec.Parked) > 0 && e.Version >= rec.Parked[0].Event.Version) {
-			break
-		}
-		next, h, err := projector.Step(apply, s, e, slices.Contains(skipped, e.Version))
-		if err != nil {
-			break
-		}
-		b, err := f.r.store.AppendEntry(nil, h)
-		if err != nil {
-			return fmt.Errorf("rebuild: cart %s v%d history: %w", cartID, e.Version, err)
-		}
-		s, entries = next, append(entries, b)
-	}
-	if len(entries) == 0 {
-		return nil
-	}
-	res, err := f.r.store.WriteMerges(ctx, f.gen, []Merge{{CartID: cartID, State: s, Entries: entries, Skipped: skipped, Place: true, Index: true}})
-	if err != nil {
-		return err
-	}
-	if res[0] == Reset {
-		return fmt.Errorf("rebuild: cart %s: whole write refused", cartID)
-	}
-	return nil
-}
-
-// readStream reads a cart's versions after..upTo and insists on all.
-func readStream(ctx context.Context, q eventlog.Querier, cartID string, after, upTo int) ([]envelope.Envelope, error) {
-	envs, err := eventlog.ReadStream(ctx, q, cartID, after, upTo)
-	if err != nil {
-		return nil, err
-	}
-	for i, e := range envs {
-		if e.Version != after+1+i {
-			return nil, fmt.Errorf("rebuild: cart %s: version %d at %d: events missing from the event log", cartID, e.Version, after+1+i)
-		}
-	}
-	if len(envs) != upTo-after {
-		return nil, fmt.Errorf("rebuild: cart %s versions %d..%d: found %d: events missing from the event log", cartID, after+1, upTo, len(envs))
-	}
-	return envs, nil
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/cart-cqrs/cart/pkg/cart"
@@ -21,9 +22,11 @@ import (
 	"github.com/cart-cqrs/cart/pkg/pgtest"
 	"github.com/cart-cqrs/cart/pkg/readmodel"
 	"github.com/cart-cqrs/cart/pkg/redistest"
+	"github.com/cart-cqrs/cart/services/projector/internal/engine"
 	"github.com/cart-cqrs/cart/services/projector/internal/postgres"
+	"github.com/cart-cqrs/cart/services/projector/internal/projector"
 	"github.com/cart-cqrs/cart/services/projector/internal/rebuild"
-	"github.com/cart-cqrs/cart/services/projector/internal/redis"
+	"github.com/cart-cqrs/cart/services/projector/internal/redisstore"
 )
 
 // env is one test's event log and Redis key prefix.
@@ -31,7 +34,9 @@ type env struct {
 	pool  *pgxpool.Pool
 	log   *logBuilder
 	redis redistest.Env
-	rb    func(cfg rebuild.Config) *rebuild.Rebuilder
+	// rb returns a builder of the documents' generations that fills them
+	// with a Rebuilder of cfg.
+	rb func(cfg rebuild.Config) *engine.Builder
 }
 
 func mustEnv(t testing.TB) *env {
@@ -48,11 +53,14 @@ func mustEnv(t testing.TB) *env {
 		pool:  pool,
 		log:   &logBuilder{pool: pool, at: time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC), versions: map[string]int{}},
 		redis: r,
-		rb: func(cfg rebuild.Config) *rebuild.Rebuilder {
-			if cfg.DrainWait == 0 {
-				cfg.DrainWait = time.Millisecond
+		rb: func(cfg rebuild.Config) *engine.Builder {
+			store := redisstore.New(r.Client, r.Prefix)
+			metrics, err := engine.NewMetrics(prometheus.NewRegistry())
+			if err != nil {
+				t.Fatal(err)
 			}
-			return rebuild.New(cfg, redis.New(r.Client, r.Prefix), pool, nil, logger)
+			return engine.NewBuilder(projector.Name, engine.BuildConfig{DrainWait: time.Millisecond}, rebuild.Generations{Store: store},
+				rebuild.New(cfg, store, postgres.NewLog(pool), logger), metrics, logger)
 		},
 	}
 }
@@ -88,7 +96,7 @@ func TestRebuild_WritesTheOwnerBesideTheDocument(t *testing.T) {
 	e.log.append(t, a, cart.Opened{CustomerID: "alice"}, espresso)
 	e.log.append(t, b, cart.Opened{CustomerID: "bob"})
 	e.log.append(t, a, cart.CheckedOut{})
-	res, err := e.rb(rebuild.Config{}).Run(context.Background())
+	res, err := e.rb(rebuild.Config{}).Build(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +157,7 @@ func TestRebuild_EqualsAReplayOfTheLog(t *testing.T) {
 			}
 		}
 	}
-	res, err := e.rb(rebuild.Config{PageSize: 7, WriteBatch: 5, MaxCarts: 8}).Run(context.Background())
+	res, err := e.rb(rebuild.Config{PageSize: 7, WriteBatch: 5, MaxCarts: 8}).Build(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
