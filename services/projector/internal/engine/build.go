@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cart-cqrs/cart/pkg/backoff"
 	"github.com/cart-cqrs/cart/services/projector/internal/lease"
 )
 
@@ -318,12 +319,8 @@ func (b *Builder) Rebuild(ctx context.Context) (Result, error) {
 		if !errors.Is(err, ErrBuilding) {
 			return res, err
 		}
-		t := time.NewTimer(time.Second)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !backoff.Sleep(ctx, time.Second) {
 			return Result{}, fmt.Errorf("%s: waiting for another build: %w", b.name, ctx.Err())
-		case <-t.C:
 		}
 	}
 }

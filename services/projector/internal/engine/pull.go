@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/cart-cqrs/cart/pkg/backoff"
 )
 
 // loop runs the durable pull consumer: it waits for the stream (the
@@ -49,7 +51,7 @@ func (l *loop) Run(ctx context.Context) error {
 		// The consumer was deleted or NATS went away: attach again.
 		l.attached.Store(false)
 		l.logger.WarnContext(ctx, "projector: pull failed, attaching again", "err", err)
-		if !sleep(ctx, time.Second) {
+		if !backoff.Sleep(ctx, time.Second) {
 			return nil
 		}
 	}
@@ -76,7 +78,7 @@ func (l *loop) attach(ctx context.Context) (jetstream.Consumer, error) {
 		default:
 			l.logger.WarnContext(ctx, "projector: attach", "err", err)
 		}
-		if !sleep(ctx, time.Second) {
+		if !backoff.Sleep(ctx, time.Second) {
 			return nil, ctx.Err()
 		}
 	}
@@ -202,17 +204,5 @@ func (l *loop) gone(ctx context.Context, cons jetstream.Consumer, err error) boo
 func (l *loop) flush() {
 	if err := l.js.Conn().FlushTimeout(5 * time.Second); err != nil {
 		l.logger.Error("projector: flush acks", "err", err)
-	}
-}
-
-// sleep waits d or until ctx ends; it reports whether ctx is still alive.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }
