@@ -27,7 +27,7 @@ func TestLayering(t *testing.T) {
 		{mod + "services/command", []string{goRedis}},
 		{mod + "services/command/internal/postgres", []string{echo, problems, mod + "services/command/internal/httpapi"}},
 		{mod + "services/projector/internal/engine", []string{goRedis, pgx}},
-		{mod + "services/projector/internal/projector", []string{goRedis, pgx}},
+		{mod + "services/projector/internal/documents", []string{goRedis, pgx}},
 		{mod + "services/projector/internal/rebuild", []string{goRedis, pgx}},
 		{mod + "services/projector/internal/analytics", []string{goRedis, pgx}},
 	} {

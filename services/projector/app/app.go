@@ -23,10 +23,10 @@ import (
 	"github.com/cart-cqrs/cart/pkg/service"
 	"github.com/cart-cqrs/cart/pkg/telemetry"
 	"github.com/cart-cqrs/cart/pkg/telemetry/redistrace"
+	"github.com/cart-cqrs/cart/services/projector/internal/documents"
 	"github.com/cart-cqrs/cart/services/projector/internal/engine"
 	"github.com/cart-cqrs/cart/services/projector/internal/httpapi"
 	"github.com/cart-cqrs/cart/services/projector/internal/postgres"
-	"github.com/cart-cqrs/cart/services/projector/internal/projector"
 )
 
 // App is a running projector.
@@ -104,7 +104,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err erro
 	if err != nil {
 		return nil, fmt.Errorf("app: %w", err)
 	}
-	docMetrics, err := projector.NewMetrics(reg)
+	docMetrics, err := documents.NewMetrics(reg)
 	if err != nil {
 		return nil, fmt.Errorf("app: %w", err)
 	}

@@ -16,9 +16,9 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/schollz/progressbar/v3"
 
+	"github.com/cart-cqrs/cart/services/projector/internal/documents"
 	"github.com/cart-cqrs/cart/services/projector/internal/engine"
 	"github.com/cart-cqrs/cart/services/projector/internal/postgres"
-	"github.com/cart-cqrs/cart/services/projector/internal/projector"
 )
 
 // Rebuild is the `projector rebuild` command: it rebuilds every read model
@@ -85,7 +85,7 @@ func Rebuild(ctx context.Context, lookup func(string) (string, bool), args []str
 	if err != nil {
 		return err
 	}
-	docMetrics, err := projector.NewMetrics(reg)
+	docMetrics, err := documents.NewMetrics(reg)
 	if err != nil {
 		return err
 	}
@@ -153,7 +153,7 @@ func rebuildCart(ctx context.Context, proj *projections, cartID string, stdout i
 	if err != nil {
 		return err
 	}
-	res := engine.Result{Projection: projector.Name, Generation: gens.Current, Duration: time.Since(start),
+	res := engine.Result{Projection: documents.Name, Generation: gens.Current, Duration: time.Since(start),
 		Filled: engine.Filled{Events: int64(n), Carts: 1}}
 	_, err = fmt.Fprintln(stdout, res)
 	return err

@@ -7,9 +7,9 @@ import (
 
 	"github.com/cart-cqrs/cart/pkg/eventlog"
 	"github.com/cart-cqrs/cart/services/projector/internal/analytics"
+	"github.com/cart-cqrs/cart/services/projector/internal/documents"
 	"github.com/cart-cqrs/cart/services/projector/internal/engine"
 	"github.com/cart-cqrs/cart/services/projector/internal/postgres"
-	"github.com/cart-cqrs/cart/services/projector/internal/projector"
 	"github.com/cart-cqrs/cart/services/projector/internal/rebuild"
 	"github.com/cart-cqrs/cart/services/projector/internal/redisstore"
 )
@@ -18,17 +18,17 @@ import (
 // feeds them, and the builders of their generations: the cart documents,
 // then the product analytics. Adding one is adding it here.
 type projections struct {
-	documents *projector.Projector
+	documents *documents.Projector
 	store     *redisstore.Store
 	all       []engine.Projection
 	builders  []*engine.Builder
 }
 
 func newProjections(cfg Config, rdb goredis.UniversalClient, pool eventlog.RowQuerier, metrics *engine.Metrics,
-	docMetrics *projector.Metrics, logger *slog.Logger) *projections {
+	docMetrics *documents.Metrics, logger *slog.Logger) *projections {
 	log := postgres.NewLog(pool)
 	store := redisstore.New(rdb, cfg.RedisPrefix)
-	docs := projector.New(projector.Config{MaxDeliver: cfg.MaxDeliver}, store, log, docMetrics, logger)
+	docs := documents.New(documents.Config{MaxDeliver: cfg.MaxDeliver}, store, log, docMetrics, logger)
 	counts := redisstore.NewCounting(rdb, cfg.RedisPrefix, analytics.Name, analytics.Counted)
 	an := engine.NewCounting(analytics.Name, analytics.Rules{}, counts, log, cfg.AnalyticsBuildPage, metrics, logger)
 	return &projections{
@@ -36,7 +36,7 @@ func newProjections(cfg Config, rdb goredis.UniversalClient, pool eventlog.RowQu
 		store:     store,
 		all:       []engine.Projection{docs, an},
 		builders: []*engine.Builder{
-			engine.NewBuilder(projector.Name, engine.BuildConfig{DrainWait: cfg.RebuildDrainWait, CheckEvery: cfg.AnalyticsCheckEvery},
+			engine.NewBuilder(documents.Name, engine.BuildConfig{DrainWait: cfg.RebuildDrainWait, CheckEvery: cfg.AnalyticsCheckEvery},
 				rebuild.Generations{Store: store}, rebuild.New(rebuild.Config{PageSize: cfg.RebuildPageSize}, store, log, logger), metrics, logger),
 			engine.NewBuilder(analytics.Name, engine.BuildConfig{DrainWait: cfg.RebuildDrainWait, CheckEvery: cfg.AnalyticsCheckEvery, AutoBuild: true},
 				counts, an, metrics, logger),

@@ -17,15 +17,15 @@ import (
 	"github.com/cart-cqrs/cart/pkg/openapi"
 	"github.com/cart-cqrs/cart/pkg/problem"
 	"github.com/cart-cqrs/cart/services/projector/api"
+	"github.com/cart-cqrs/cart/services/projector/internal/documents"
 	"github.com/cart-cqrs/cart/services/projector/internal/engine"
-	"github.com/cart-cqrs/cart/services/projector/internal/projector"
 )
 
 // Parking is what the parked-events routes need.
 type Parking interface {
-	ParkedCarts(ctx context.Context) ([]projector.ParkedCart, error)
-	Retry(ctx context.Context, cartID string) (projector.Released, error)
-	Skip(ctx context.Context, cartID string) (projector.Released, error)
+	ParkedCarts(ctx context.Context) ([]documents.ParkedCart, error)
+	Retry(ctx context.Context, cartID string) (documents.Released, error)
+	Skip(ctx context.Context, cartID string) (documents.Released, error)
 	RebuildCart(ctx context.Context, cartID string) (int, error)
 }
 
@@ -160,16 +160,16 @@ type ReleaseResult struct {
 func (h *handler) retry(c echo.Context) error { return h.release(c, h.parking.Retry) }
 func (h *handler) skip(c echo.Context) error  { return h.release(c, h.parking.Skip) }
 
-func (h *handler) release(c echo.Context, do func(context.Context, string) (projector.Released, error)) error {
+func (h *handler) release(c echo.Context, do func(context.Context, string) (documents.Released, error)) error {
 	id, err := cartID(c.Param("cartId"))
 	if err != nil {
 		return err
 	}
 	r, err := do(c.Request().Context(), id)
 	switch {
-	case errors.Is(err, projector.ErrNotParked):
+	case errors.Is(err, documents.ErrNotParked):
 		return problem.New(problem.NotFound, CodeNotParked, "the cart has no parked events")
-	case errors.Is(err, projector.ErrConflict):
+	case errors.Is(err, documents.ErrConflict):
 		return problem.Wrap(problem.Conflict, "", err)
 	case err != nil:
 		return failed(err)
@@ -193,9 +193,9 @@ func (h *handler) startRebuild(c echo.Context) error {
 		}
 		n, err := h.parking.RebuildCart(c.Request().Context(), id)
 		switch {
-		case errors.Is(err, projector.ErrUnknownCart):
+		case errors.Is(err, documents.ErrUnknownCart):
 			return problem.New(problem.NotFound, CodeUnknownCart, "the event log has no events of the cart")
-		case errors.Is(err, projector.ErrConflict):
+		case errors.Is(err, documents.ErrConflict):
 			return problem.Wrap(problem.Conflict, "", err)
 		case err != nil:
 			return failed(err)

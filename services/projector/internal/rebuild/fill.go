@@ -14,8 +14,8 @@ import (
 	"github.com/cart-cqrs/cart/pkg/cart"
 	"github.com/cart-cqrs/cart/pkg/envelope"
 	"github.com/cart-cqrs/cart/pkg/readmodel"
+	"github.com/cart-cqrs/cart/services/projector/internal/documents"
 	"github.com/cart-cqrs/cart/services/projector/internal/engine"
-	"github.com/cart-cqrs/cart/services/projector/internal/projector"
 )
 
 // folding is one cart as the rebuild has folded it so far.
@@ -43,7 +43,7 @@ type folding struct {
 	// done is set once the cart is queued to be placed.
 	done bool
 	// park are events to park.
-	park []projector.Parked
+	park []documents.Parked
 	// last is the rebuild's count of events when it read one of the cart:
 	// the carts unseen for longest are forgotten first.
 	last int64
@@ -63,9 +63,9 @@ type filler struct {
 	rep engine.Report
 	// reported is how many carts rep was told of.
 	reported int64
-	gens     projector.Generations
+	gens     documents.Generations
 	gen      int
-	apply    projector.Applier
+	apply    documents.Applier
 	dec      decoder
 	carts    map[string]*folding
 	// parked are the carts with parked events when the rebuild began:
@@ -233,7 +233,7 @@ func (f *filler) next(ctx context.Context, c *folding, e envelope.Envelope) erro
 	}
 	next, h, err := f.step(ctx, c, e)
 	switch {
-	case errors.Is(err, projector.ErrTransient):
+	case errors.Is(err, documents.ErrTransient):
 		return fmt.Errorf("rebuild: cart %s v%d: %w", c.id, e.Version, err)
 	case err != nil:
 		f.r.logger.ErrorContext(ctx, "rebuild: parking an event that cannot be applied, and the cart's later events",
@@ -250,12 +250,12 @@ func (f *filler) next(ctx context.Context, c *folding, e envelope.Envelope) erro
 	return nil
 }
 
-// evolve is the default Applier: projector.Evolve, decoding the current
+// evolve is the default Applier: documents.Evolve, decoding the current
 // schema versions itself.
 func (f *filler) evolve(s cart.State, e envelope.Envelope) (cart.State, error) {
 	ev, ok := f.dec.decode(e.Type, e.SchemaVersion, e.Data)
 	if !ok {
-		return projector.Evolve(s, e)
+		return documents.Evolve(s, e)
 	}
 	return cart.Evolve(s, cart.Recorded{CartID: e.StreamID, Version: e.Version, OccurredAt: e.OccurredAt, Event: ev}), nil
 }
@@ -264,19 +264,19 @@ func (f *filler) evolve(s cart.State, e envelope.Envelope) (cart.State, error) {
 // operator skipped: the cart's skipped versions are read from the current
 // generation then (rarely, so not for every cart).
 func (f *filler) step(ctx context.Context, c *folding, e envelope.Envelope) (cart.State, readmodel.HistoryEntry, error) {
-	next, h, err := projector.Step(f.apply, c.state, e, slices.Contains(c.skipped, e.Version))
-	if err == nil || errors.Is(err, projector.ErrTransient) {
+	next, h, err := documents.Step(f.apply, c.state, e, slices.Contains(c.skipped, e.Version))
+	if err == nil || errors.Is(err, documents.ErrTransient) {
 		return next, h, err
 	}
 	skipped, serr := f.skippedOf(ctx, c.id)
 	if serr != nil {
-		return next, h, fmt.Errorf("%w: %w", projector.ErrTransient, serr)
+		return next, h, fmt.Errorf("%w: %w", documents.ErrTransient, serr)
 	}
 	if !slices.Contains(skipped, e.Version) {
 		return next, h, err
 	}
 	c.skipped = skipped
-	return projector.Step(f.apply, c.state, e, true)
+	return documents.Step(f.apply, c.state, e, true)
 }
 
 // encode adds a history entry to the cart's, encoded into the current
@@ -313,7 +313,7 @@ func (f *filler) park(c *folding, e envelope.Envelope, why string) {
 		f.parking = append(f.parking, c)
 	}
 	now := time.Now().UTC()
-	c.park = append(c.park, projector.Parked{Event: e.Clone(), Error: why, Attempts: 1, FirstParkedAt: now, LastAttemptAt: now})
+	c.park = append(c.park, documents.Parked{Event: e.Clone(), Error: why, Attempts: 1, FirstParkedAt: now, LastAttemptAt: now})
 }
 
 // placeBatch is how many carts that are done are placed at once.
@@ -322,9 +322,9 @@ const placeBatch = 1000
 // endPage parks what the page parked, and forgets carts beyond MaxCarts.
 func (f *filler) endPage(ctx context.Context) error {
 	if len(f.parking) > 0 {
-		changes := make([]projector.Change, len(f.parking))
+		changes := make([]documents.Change, len(f.parking))
 		for i, c := range f.parking {
-			changes[i] = projector.Change{CartID: c.id, ParkedLen: -1, Park: c.park}
+			changes[i] = documents.Change{CartID: c.id, ParkedLen: -1, Park: c.park}
 			c.park = nil
 		}
 		f.parking = f.parking[:0]
@@ -427,5 +427,5 @@ func (f *filler) skippedOf(ctx context.Context, cartID string) ([]int, error) {
 	if err != nil {
 		return nil, err
 	}
-	return projector.SkippedVersions(recs[cartID].Docs), nil
+	return documents.SkippedVersions(recs[cartID].Docs), nil
 }

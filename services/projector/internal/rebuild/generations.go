@@ -7,13 +7,13 @@ import (
 	"slices"
 	"time"
 
+	"github.com/cart-cqrs/cart/services/projector/internal/documents"
 	"github.com/cart-cqrs/cart/services/projector/internal/engine"
-	"github.com/cart-cqrs/cart/services/projector/internal/projector"
 )
 
 // Generations are the cart documents' generations as the engine's builds
 // see them (engine.Generations). The store records the readers' current
-// generation and the generations written (projector.Generations): a
+// generation and the generations written (documents.Generations): a
 // generation written beside the current one is being built when it is
 // newer, and drained when it is older; a generation with keys that is
 // neither is what a build that died left behind, to be dropped.
@@ -50,7 +50,7 @@ func (g Generations) Read(ctx context.Context) (engine.Record, error) {
 }
 
 // set changes the record with a compare-and-set on the one just read.
-func (g Generations) set(ctx context.Context, change func(gens projector.Generations) (current int, writes []int, err error)) error {
+func (g Generations) set(ctx context.Context, change func(gens documents.Generations) (current int, writes []int, err error)) error {
 	gens, err := g.Generations(ctx)
 	if err != nil {
 		return err
@@ -60,7 +60,7 @@ func (g Generations) set(ctx context.Context, change func(gens projector.Generat
 		return err
 	}
 	if _, err := g.SetGenerations(ctx, gens, current, writes); err != nil {
-		if errors.Is(err, projector.ErrStaleGenerations) {
+		if errors.Is(err, documents.ErrStaleGenerations) {
 			return fmt.Errorf("%w: %w", engine.ErrStaleRecord, err)
 		}
 		return err
@@ -76,7 +76,7 @@ func (g Generations) Open(ctx context.Context, _ time.Time) (int, error) {
 		return 0, err
 	}
 	next := 0
-	err = g.set(ctx, func(gens projector.Generations) (int, []int, error) {
+	err = g.set(ctx, func(gens documents.Generations) (int, []int, error) {
 		if len(gens.Writes) != 1 {
 			return 0, nil, fmt.Errorf("rebuild: open a generation while %v are written: %w", gens.Writes, engine.ErrStaleRecord)
 		}
@@ -91,7 +91,7 @@ func (g Generations) Built(context.Context, int, time.Time) error { return nil }
 
 // Switch implements engine.Generations.
 func (g Generations) Switch(ctx context.Context, gen int) error {
-	return g.set(ctx, func(gens projector.Generations) (int, []int, error) {
+	return g.set(ctx, func(gens documents.Generations) (int, []int, error) {
 		if gens.Current == gen || !gens.Has(gen) {
 			return 0, nil, fmt.Errorf("rebuild: switch to generation %d: not being built (%v): %w", gen, gens.Writes, engine.ErrStaleRecord)
 		}
@@ -101,7 +101,7 @@ func (g Generations) Switch(ctx context.Context, gen int) error {
 
 // Unlist implements engine.Generations.
 func (g Generations) Unlist(ctx context.Context, _ engine.Listing, gen int) (int, error) {
-	err := g.set(ctx, func(gens projector.Generations) (int, []int, error) {
+	err := g.set(ctx, func(gens documents.Generations) (int, []int, error) {
 		if gens.Current == gen {
 			return 0, nil, fmt.Errorf("rebuild: unlist generation %d: readers use it: %w", gen, engine.ErrStaleRecord)
 		}

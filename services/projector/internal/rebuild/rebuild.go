@@ -6,18 +6,18 @@ import (
 
 	"github.com/cart-cqrs/cart/pkg/cart"
 	"github.com/cart-cqrs/cart/pkg/readmodel"
+	"github.com/cart-cqrs/cart/services/projector/internal/documents"
 	"github.com/cart-cqrs/cart/services/projector/internal/engine"
 	"github.com/cart-cqrs/cart/services/projector/internal/lease"
-	"github.com/cart-cqrs/cart/services/projector/internal/projector"
 )
 
 // Store is what a rebuild needs of the read-model store, besides what a
 // projector needs.
 type Store interface {
-	projector.Store
+	documents.Store
 	// SetGenerations sets the current generation and the generations
 	// written, provided they are still from (else ErrStaleGenerations).
-	SetGenerations(ctx context.Context, from projector.Generations, current int, writes []int) (projector.Generations, error)
+	SetGenerations(ctx context.Context, from documents.Generations, current int, writes []int) (documents.Generations, error)
 	// AppendEntry appends a history entry to b as the store keeps it.
 	AppendEntry(b []byte, h readmodel.HistoryEntry) ([]byte, error)
 	// WriteMerges stores what the rebuild folded into generation gen: one
@@ -85,10 +85,10 @@ type Config struct {
 	// forgotten once written, and read again from the log if they come
 	// back. It wants to be more than the carts a shop has open at once.
 	MaxCarts int
-	// Applier folds an event onto a cart (default: projector.Evolve's
+	// Applier folds an event onto a cart (default: documents.Evolve's
 	// fold, with a faster decoding of the current schema versions). The
 	// envelope it is given is valid only during the call.
-	Applier projector.Applier
+	Applier documents.Applier
 }
 
 func (c Config) withDefaults() Config {

@@ -22,9 +22,9 @@ import (
 	"github.com/cart-cqrs/cart/pkg/pgtest"
 	"github.com/cart-cqrs/cart/pkg/readmodel"
 	"github.com/cart-cqrs/cart/pkg/redistest"
+	"github.com/cart-cqrs/cart/services/projector/internal/documents"
 	"github.com/cart-cqrs/cart/services/projector/internal/engine"
 	"github.com/cart-cqrs/cart/services/projector/internal/postgres"
-	"github.com/cart-cqrs/cart/services/projector/internal/projector"
 	"github.com/cart-cqrs/cart/services/projector/internal/rebuild"
 	"github.com/cart-cqrs/cart/services/projector/internal/redisstore"
 )
@@ -59,7 +59,7 @@ func mustEnv(t testing.TB) *env {
 			if err != nil {
 				t.Fatal(err)
 			}
-			return engine.NewBuilder(projector.Name, engine.BuildConfig{DrainWait: time.Millisecond}, rebuild.Generations{Store: store},
+			return engine.NewBuilder(documents.Name, engine.BuildConfig{DrainWait: time.Millisecond}, rebuild.Generations{Store: store},
 				rebuild.New(cfg, store, postgres.NewLog(pool), logger), metrics, logger)
 		},
 	}

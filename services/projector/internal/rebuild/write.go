@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/cart-cqrs/cart/pkg/cart"
-	"github.com/cart-cqrs/cart/services/projector/internal/projector"
+	"github.com/cart-cqrs/cart/services/projector/internal/documents"
 )
 
 // The writing half of a fill: the carts folded are handed to writers, each
@@ -135,10 +135,10 @@ func (f *filler) whole(ctx context.Context, cartID string) error {
 		return err
 	}
 	rec := recs[cartID]
-	skipped := projector.SkippedVersions(rec.Docs)
+	skipped := documents.SkippedVersions(rec.Docs)
 	apply := f.r.cfg.Applier // not f.apply: its decoder is the reader's
 	if apply == nil {
-		apply = projector.Evolve
+		apply = documents.Evolve
 	}
 	var (
 		s       cart.State
@@ -148,7 +148,7 @@ func (f *filler) whole(ctx context.Context, cartID string) error {
 		if e.Version != i+1 || (len(rec.Parked) > 0 && e.Version >= rec.Parked[0].Event.Version) {
 			break
 		}
-		next, h, err := projector.Step(apply, s, e, slices.Contains(skipped, e.Version))
+		next, h, err := documents.Step(apply, s, e, slices.Contains(skipped, e.Version))
 		if err != nil {
 			break
 		}

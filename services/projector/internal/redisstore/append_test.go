@@ -12,7 +12,7 @@ import (
 	"github.com/cart-cqrs/cart/pkg/cart"
 	"github.com/cart-cqrs/cart/pkg/readmodel"
 	"github.com/cart-cqrs/cart/pkg/redistest"
-	"github.com/cart-cqrs/cart/services/projector/internal/projector"
+	"github.com/cart-cqrs/cart/services/projector/internal/documents"
 )
 
 // The append script does what the save script does for the changes it
@@ -35,14 +35,14 @@ func TestAppendScript_IsTheSaveScriptForAppends(t *testing.T) {
 	entry := func(id string, v int) readmodel.HistoryEntry {
 		return readmodel.HistoryEntry{Version: v, EventID: fmt.Sprintf("%s-%d", id, v), Type: "t", SchemaVersion: 1, OccurredAt: at}
 	}
-	write := func(id string, from, hlen int, s cart.State, skipped ...int) projector.Change {
-		w := projector.Write{CartID: id, From: from, State: s, Changed: true, HistoryLen: hlen, Skipped: skipped}
+	write := func(id string, from, hlen int, s cart.State, skipped ...int) documents.Change {
+		w := documents.Write{CartID: id, From: from, State: s, Changed: true, HistoryLen: hlen, Skipped: skipped}
 		for v := from + 1; v <= s.Version; v++ {
 			w.History = append(w.History, entry(id, v))
 		}
-		return projector.Change{CartID: id, Writes: []projector.Write{w}}
+		return documents.Change{CartID: id, Writes: []documents.Write{w}}
 	}
-	steps := []projector.Change{
+	steps := []documents.Change{
 		write("a", 0, 0, state("a", "alice", at, 2, false)),
 		write("a", 2, 2, state("a", "alice", at, 3, false), 3),
 		write("a", 3, 3, state("a", "alice", at, 4, false)),

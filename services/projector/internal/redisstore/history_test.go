@@ -11,7 +11,7 @@ import (
 	"github.com/cart-cqrs/cart/pkg/cart"
 	"github.com/cart-cqrs/cart/pkg/envelope"
 	"github.com/cart-cqrs/cart/pkg/readmodel"
-	"github.com/cart-cqrs/cart/services/projector/internal/projector"
+	"github.com/cart-cqrs/cart/services/projector/internal/documents"
 )
 
 // events are a cart's first n stored events and the state they fold to.
@@ -67,7 +67,7 @@ func TestStore_HistoryIsGuardedWithTheDocument(t *testing.T) {
 	envs, s3 := events(t, "h", "alice", 3)
 	_, s2 := events(t, "h", "alice", 2)
 
-	if err := f.save(t, projector.Write{CartID: "h", From: 0, State: s2, Changed: true, History: entries(envs[:2])}); err != nil {
+	if err := f.save(t, documents.Write{CartID: "h", From: 0, State: s2, Changed: true, History: entries(envs[:2])}); err != nil {
 		t.Fatal(err)
 	}
 	if got := f.history(t, "h"); !equal(got, 1, 2) {
@@ -82,8 +82,8 @@ func TestStore_HistoryIsGuardedWithTheDocument(t *testing.T) {
 	}
 
 	t.Run("DuplicateAppendsNothing", func(t *testing.T) {
-		err := f.save(t, projector.Write{CartID: "h", From: 0, State: s2, Changed: true, History: entries(envs[:2])})
-		if !errors.Is(err, projector.ErrConflict) {
+		err := f.save(t, documents.Write{CartID: "h", From: 0, State: s2, Changed: true, History: entries(envs[:2])})
+		if !errors.Is(err, documents.ErrConflict) {
 			t.Fatalf("err = %v, want ErrConflict", err)
 		}
 		if got := f.history(t, "h"); !equal(got, 1, 2) {
@@ -91,8 +91,8 @@ func TestStore_HistoryIsGuardedWithTheDocument(t *testing.T) {
 		}
 	})
 	t.Run("ErrHistoryLength", func(t *testing.T) {
-		err := f.save(t, projector.Write{CartID: "h", From: 2, State: s3, Changed: true, History: entries(envs[2:]), HistoryLen: 1})
-		if !errors.Is(err, projector.ErrConflict) {
+		err := f.save(t, documents.Write{CartID: "h", From: 2, State: s3, Changed: true, History: entries(envs[2:]), HistoryLen: 1})
+		if !errors.Is(err, documents.ErrConflict) {
 			t.Fatalf("err = %v, want ErrConflict", err)
 		}
 		if got := f.history(t, "h"); !equal(got, 1, 2) {
@@ -100,7 +100,7 @@ func TestStore_HistoryIsGuardedWithTheDocument(t *testing.T) {
 		}
 	})
 	t.Run("Append", func(t *testing.T) {
-		if err := f.save(t, projector.Write{CartID: "h", From: 2, State: s3, Changed: true, History: entries(envs[2:]), HistoryLen: 2}); err != nil {
+		if err := f.save(t, documents.Write{CartID: "h", From: 2, State: s3, Changed: true, History: entries(envs[2:]), HistoryLen: 2}); err != nil {
 			t.Fatal(err)
 		}
 		if got := f.history(t, "h"); !equal(got, 1, 2, 3) {
@@ -119,7 +119,7 @@ func TestStore_HistoryIsGuardedWithTheDocument(t *testing.T) {
 			t.Fatal(err)
 		}
 		// The stored document itself, its history rebuilt: no new version.
-		if err := f.save(t, projector.Write{CartID: "h", From: 3, State: s3, History: entries(envs), HistoryLen: 2, ReplaceHistory: true}); err != nil {
+		if err := f.save(t, documents.Write{CartID: "h", From: 3, State: s3, History: entries(envs), HistoryLen: 2, ReplaceHistory: true}); err != nil {
 			t.Fatal(err)
 		}
 		if got := f.history(t, "h"); !equal(got, 1, 2, 3) {

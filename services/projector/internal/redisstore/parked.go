@@ -12,7 +12,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/cart-cqrs/cart/pkg/envelope"
-	"github.com/cart-cqrs/cart/services/projector/internal/projector"
+	"github.com/cart-cqrs/cart/services/projector/internal/documents"
 )
 
 // parkedEntry is a parked event as the list keeps it: the event as stored
@@ -35,7 +35,7 @@ type parkedEntry struct {
 	LastAttemptAt time.Time         `json:"lastAttemptAt"`
 }
 
-func encodeParked(p projector.Parked) ([]byte, error) {
+func encodeParked(p documents.Parked) ([]byte, error) {
 	e := p.Event
 	pe := parkedEntry{
 		Version: e.Version, EventID: e.EventID, Position: e.Position, Type: e.Type, SchemaVersion: e.SchemaVersion,
@@ -54,16 +54,16 @@ func encodeParked(p projector.Parked) ([]byte, error) {
 	return b, nil
 }
 
-func decodeParked(cartID, raw string) (projector.Parked, error) {
+func decodeParked(cartID, raw string) (documents.Parked, error) {
 	var pe parkedEntry
 	if err := json.Unmarshal([]byte(raw), &pe); err != nil {
-		return projector.Parked{}, fmt.Errorf("parked event: %w", err)
+		return documents.Parked{}, fmt.Errorf("parked event: %w", err)
 	}
 	data := pe.Data
 	if pe.RawData != nil {
 		data = pe.RawData
 	}
-	return projector.Parked{
+	return documents.Parked{
 		Event: envelope.Envelope{
 			Position: pe.Position, EventID: pe.EventID, StreamID: cartID, StreamType: envelope.StreamTypeCart,
 			Version: pe.Version, Type: pe.Type, SchemaVersion: pe.SchemaVersion, Data: data,

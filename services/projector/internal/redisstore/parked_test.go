@@ -7,10 +7,10 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/cart-cqrs/cart/services/projector/internal/projector"
+	"github.com/cart-cqrs/cart/services/projector/internal/documents"
 )
 
-func (f fixture) parked(t *testing.T, cartID string) []projector.Parked {
+func (f fixture) parked(t *testing.T, cartID string) []documents.Parked {
 	t.Helper()
 	ctx := context.Background()
 	gens, err := f.store.Generations(ctx)
@@ -24,7 +24,7 @@ func (f fixture) parked(t *testing.T, cartID string) []projector.Parked {
 	return recs[cartID].Parked
 }
 
-func parkedVersions(ps []projector.Parked) []int {
+func parkedVersions(ps []documents.Parked) []int {
 	out := make([]int, len(ps))
 	for i, p := range ps {
 		out[i] = p.Event.Version
@@ -49,15 +49,15 @@ func TestStore_ParkedEvents(t *testing.T) {
 	f := mustStore(t)
 	envs, _ := events(t, "p", "pat", 6)
 	envs[3].SchemaVersion, envs[3].Data = 99, json.RawMessage("not json")
-	park := func(vs ...int) []projector.Parked {
-		var out []projector.Parked
+	park := func(vs ...int) []documents.Parked {
+		var out []documents.Parked
 		for _, v := range vs {
-			out = append(out, projector.Parked{Event: envs[v-1], Error: "e", Attempts: 5, FirstParkedAt: t0, LastAttemptAt: t0})
+			out = append(out, documents.Parked{Event: envs[v-1], Error: "e", Attempts: 5, FirstParkedAt: t0, LastAttemptAt: t0})
 		}
 		return out
 	}
 
-	if err := f.change(t, projector.Change{CartID: "p", Park: park(4, 5)}); err != nil {
+	if err := f.change(t, documents.Change{CartID: "p", Park: park(4, 5)}); err != nil {
 		t.Fatal(err)
 	}
 	got := f.parked(t, "p")
@@ -73,12 +73,12 @@ func TestStore_ParkedEvents(t *testing.T) {
 	}
 
 	t.Run("Guarded", func(t *testing.T) {
-		if err := f.change(t, projector.Change{CartID: "p", ParkedLen: 1, Park: park(6)}); !errors.Is(err, projector.ErrConflict) {
+		if err := f.change(t, documents.Change{CartID: "p", ParkedLen: 1, Park: park(6)}); !errors.Is(err, documents.ErrConflict) {
 			t.Fatalf("err = %v, want ErrConflict", err)
 		}
 	})
 	t.Run("AppendAfterTheLast", func(t *testing.T) {
-		if err := f.change(t, projector.Change{CartID: "p", ParkedLen: -1, Park: park(5, 6)}); err != nil {
+		if err := f.change(t, documents.Change{CartID: "p", ParkedLen: -1, Park: park(5, 6)}); err != nil {
 			t.Fatal(err)
 		}
 		if got := parkedVersions(f.parked(t, "p")); !slices.Equal(got, []int{4, 5, 6}) {
@@ -88,7 +88,7 @@ func TestStore_ParkedEvents(t *testing.T) {
 	t.Run("UnparkAndReplaceTheHead", func(t *testing.T) {
 		head := park(5)[0]
 		head.Attempts, head.Error = 6, "still failing"
-		if err := f.change(t, projector.Change{CartID: "p", ParkedLen: 3, Unpark: 1, Head: &head}); err != nil {
+		if err := f.change(t, documents.Change{CartID: "p", ParkedLen: 3, Unpark: 1, Head: &head}); err != nil {
 			t.Fatal(err)
 		}
 		got := f.parked(t, "p")
@@ -100,7 +100,7 @@ func TestStore_ParkedEvents(t *testing.T) {
 		}
 	})
 	t.Run("UnparkAll", func(t *testing.T) {
-		if err := f.change(t, projector.Change{CartID: "p", ParkedLen: 2, Unpark: 2}); err != nil {
+		if err := f.change(t, documents.Change{CartID: "p", ParkedLen: 2, Unpark: 2}); err != nil {
 			t.Fatal(err)
 		}
 		if got := f.parked(t, "p"); len(got) != 0 {
@@ -126,16 +126,16 @@ func TestStore_GenerationsGuardEveryWrite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.store.SetGenerations(ctx, before, 1, []int{1, 3}); !errors.Is(err, projector.ErrStaleGenerations) {
+	if _, err := f.store.SetGenerations(ctx, before, 1, []int{1, 3}); !errors.Is(err, documents.ErrStaleGenerations) {
 		t.Fatalf("set from stale generations: err = %v, want ErrStaleGenerations", err)
 	}
 	s := opened("a", "alice", t0, 1)
-	write := projector.Write{CartID: "a", State: s, Changed: true}
-	res, err := f.store.Save(ctx, before, []projector.Change{{CartID: "a", Writes: []projector.Write{write}}})
-	if err != nil || !errors.Is(res[0], projector.ErrStaleGenerations) {
+	write := documents.Write{CartID: "a", State: s, Changed: true}
+	res, err := f.store.Save(ctx, before, []documents.Change{{CartID: "a", Writes: []documents.Write{write}}})
+	if err != nil || !errors.Is(res[0], documents.ErrStaleGenerations) {
 		t.Fatalf("write computed before the switch: %v, %v; want ErrStaleGenerations", res, err)
 	}
-	res, err = f.store.Save(ctx, after, []projector.Change{{CartID: "a", Writes: []projector.Write{write, write}}})
+	res, err = f.store.Save(ctx, after, []documents.Change{{CartID: "a", Writes: []documents.Write{write, write}}})
 	if err != nil || res[0] != nil {
 		t.Fatalf("write to both generations: %v, %v", res, err)
 	}

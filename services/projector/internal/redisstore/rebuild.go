@@ -11,7 +11,7 @@ import (
 
 	"github.com/cart-cqrs/cart/pkg/readmodel"
 	"github.com/cart-cqrs/cart/pkg/rediskeys"
-	"github.com/cart-cqrs/cart/services/projector/internal/projector"
+	"github.com/cart-cqrs/cart/services/projector/internal/documents"
 	"github.com/cart-cqrs/cart/services/projector/internal/rebuild"
 )
 
@@ -36,16 +36,16 @@ return 'ok'
 
 // SetGenerations sets the current generation and the generations written,
 // provided they are still from.
-func (s *Store) SetGenerations(ctx context.Context, from projector.Generations, current int, writes []int) (projector.Generations, error) {
+func (s *Store) SetGenerations(ctx context.Context, from documents.Generations, current int, writes []int) (documents.Generations, error) {
 	cur, w := token(from)
 	newCur, newWrites := strconv.Itoa(current), formatWrites(writes)
 	res, err := setGenerations.Run(ctx, s.client, []string{readmodel.CurrentGeneration(s.prefix), s.writesKey()},
 		cur, w, newCur, newWrites).Text()
 	if err != nil {
-		return projector.Generations{}, fmt.Errorf("redis: set generations %d %v: %w", current, writes, err)
+		return documents.Generations{}, fmt.Errorf("redis: set generations %d %v: %w", current, writes, err)
 	}
 	if res != "ok" {
-		return projector.Generations{}, fmt.Errorf("redis: set generations %d %v: %w", current, writes, projector.ErrStaleGenerations)
+		return documents.Generations{}, fmt.Errorf("redis: set generations %d %v: %w", current, writes, documents.ErrStaleGenerations)
 	}
 	return parseGenerations(newCur, newWrites)
 }

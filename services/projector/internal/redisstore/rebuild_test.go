@@ -9,7 +9,7 @@ import (
 	"github.com/cart-cqrs/cart/pkg/cart"
 	"github.com/cart-cqrs/cart/pkg/envelope"
 	"github.com/cart-cqrs/cart/pkg/readmodel"
-	"github.com/cart-cqrs/cart/services/projector/internal/projector"
+	"github.com/cart-cqrs/cart/services/projector/internal/documents"
 	"github.com/cart-cqrs/cart/services/projector/internal/rebuild"
 )
 
@@ -140,7 +140,7 @@ func TestWriteMerges_LiveWritesFirst(t *testing.T) {
 	_, s2 := events(t, "c", "carol", 2)
 	live := func(s cart.State, n int) {
 		t.Helper()
-		if err := f.save(t, projector.Write{CartID: "c", State: s, Changed: true, History: entries(envs[:n])}); err != nil {
+		if err := f.save(t, documents.Write{CartID: "c", State: s, Changed: true, History: entries(envs[:n])}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -21,7 +21,7 @@ import (
 
 	"github.com/cart-cqrs/cart/pkg/cart"
 	"github.com/cart-cqrs/cart/pkg/readmodel"
-	"github.com/cart-cqrs/cart/services/projector/internal/projector"
+	"github.com/cart-cqrs/cart/services/projector/internal/documents"
 )
 
 // Store reads and writes the read models under one key prefix.
@@ -33,7 +33,7 @@ type Store struct {
 	Lease
 }
 
-var _ projector.Store = (*Store)(nil)
+var _ documents.Store = (*Store)(nil)
 
 // New returns a store of the keys under prefix.
 func New(client goredis.UniversalClient, prefix string) *Store {
@@ -60,22 +60,22 @@ func (s *Store) parkedCountKey() string { return s.prefix + "parked-count" }
 
 // Generations reads the current generation (absent: 1) and the generations
 // written (absent: the current one).
-func (s *Store) Generations(ctx context.Context) (projector.Generations, error) {
+func (s *Store) Generations(ctx context.Context) (documents.Generations, error) {
 	vals, err := s.client.MGet(ctx, readmodel.CurrentGeneration(s.prefix), s.writesKey()).Result()
 	if err != nil {
-		return projector.Generations{}, fmt.Errorf("redis: read generations: %w", err)
+		return documents.Generations{}, fmt.Errorf("redis: read generations: %w", err)
 	}
 	rawCur, _ := vals[0].(string)
 	rawWrites, _ := vals[1].(string)
 	return parseGenerations(rawCur, rawWrites)
 }
 
-func parseGenerations(rawCur, rawWrites string) (projector.Generations, error) {
-	g := projector.Generations{Current: 1, Token: rawCur + "/" + rawWrites}
+func parseGenerations(rawCur, rawWrites string) (documents.Generations, error) {
+	g := documents.Generations{Current: 1, Token: rawCur + "/" + rawWrites}
 	if rawCur != "" {
 		n, err := strconv.Atoi(rawCur)
 		if err != nil || n < 1 {
-			return projector.Generations{}, fmt.Errorf("redis: current generation %q is not a positive integer", rawCur)
+			return documents.Generations{}, fmt.Errorf("redis: current generation %q is not a positive integer", rawCur)
 		}
 		g.Current = n
 	}
@@ -86,7 +86,7 @@ func parseGenerations(rawCur, rawWrites string) (projector.Generations, error) {
 	for part := range strings.SplitSeq(rawWrites, ",") {
 		n, err := strconv.Atoi(part)
 		if err != nil || n < 1 {
-			return projector.Generations{}, fmt.Errorf("redis: generations written %q: not positive integers", rawWrites)
+			return documents.Generations{}, fmt.Errorf("redis: generations written %q: not positive integers", rawWrites)
 		}
 		g.Writes = append(g.Writes, n)
 	}
@@ -102,7 +102,7 @@ func formatWrites(writes []int) string {
 }
 
 // token splits a Generations.Token into what the script compares.
-func token(g projector.Generations) (cur, writes string) {
+func token(g documents.Generations) (cur, writes string) {
 	cur, writes, _ = strings.Cut(g.Token, "/")
 	return cur, writes
 }
@@ -112,9 +112,9 @@ func token(g projector.Generations) (cur, writes string) {
 // events, which the set of such carts tells). A document that cannot be
 // read is returned with Corrupt set, so that one bad cart does not hold up
 // the others.
-func (s *Store) Load(ctx context.Context, gens projector.Generations, cartIDs []string) (map[string]projector.Record, error) {
+func (s *Store) Load(ctx context.Context, gens documents.Generations, cartIDs []string) (map[string]documents.Record, error) {
 	if len(cartIDs) == 0 {
-		return map[string]projector.Record{}, nil
+		return map[string]documents.Record{}, nil
 	}
 	pipe := s.client.Pipeline()
 	n := len(gens.Writes)
@@ -139,9 +139,9 @@ func (s *Store) Load(ctx context.Context, gens projector.Generations, cartIDs []
 	if err != nil {
 		return nil, err
 	}
-	out := make(map[string]projector.Record, len(cartIDs))
+	out := make(map[string]documents.Record, len(cartIDs))
 	for i, id := range cartIDs {
-		rec := projector.Record{Docs: make([]projector.Doc, n), Parked: parked[id]}
+		rec := documents.Record{Docs: make([]documents.Doc, n), Parked: parked[id]}
 		found := false
 		for j := range n {
 			d, ok := decodeDoc(docs[i*n+j].Val(), int(lens[i*n+j].Val()))
@@ -155,7 +155,7 @@ func (s *Store) Load(ctx context.Context, gens projector.Generations, cartIDs []
 }
 
 // loadParked reads the parked events of the carts the set says have some.
-func (s *Store) loadParked(ctx context.Context, cartIDs []string, isParked []bool) (map[string][]projector.Parked, error) {
+func (s *Store) loadParked(ctx context.Context, cartIDs []string, isParked []bool) (map[string][]documents.Parked, error) {
 	var ids []string
 	for i, p := range isParked {
 		if p {
@@ -173,7 +173,7 @@ func (s *Store) loadParked(ctx context.Context, cartIDs []string, isParked []boo
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, fmt.Errorf("redis: load the parked events of %d carts: %w", len(ids), err)
 	}
-	out := make(map[string][]projector.Parked, len(ids))
+	out := make(map[string][]documents.Parked, len(ids))
 	for i, id := range ids {
 		for _, raw := range lists[i].Val() {
 			pe, err := decodeParked(id, raw)
@@ -188,15 +188,15 @@ func (s *Store) loadParked(ctx context.Context, cartIDs []string, isParked []boo
 
 // decodeDoc reads one generation's HMGET (version, doc, skipped) and
 // history length; ok is false when the generation has nothing of the cart.
-func decodeDoc(vals []any, historyLen int) (projector.Doc, bool) {
+func decodeDoc(vals []any, historyLen int) (documents.Doc, bool) {
 	version, _ := vals[0].(string)
 	raw, _ := vals[1].(string)
 	skipped, _ := vals[2].(string)
 	if version == "" && raw == "" {
 		// A history without its document: the write replaces it.
-		return projector.Doc{HistoryLen: historyLen}, historyLen > 0
+		return documents.Doc{HistoryLen: historyLen}, historyLen > 0
 	}
-	d := projector.Doc{HistoryLen: historyLen}
+	d := documents.Doc{HistoryLen: historyLen}
 	v, err := strconv.Atoi(version)
 	if err != nil {
 		d.Corrupt = fmt.Errorf("version %q: %w", version, err)
@@ -229,7 +229,7 @@ func decodeDoc(vals []any, historyLen int) (projector.Doc, bool) {
 }
 
 // Save runs the save script for every change in one pipeline.
-func (s *Store) Save(ctx context.Context, gens projector.Generations, changes []projector.Change) ([]error, error) {
+func (s *Store) Save(ctx context.Context, gens documents.Generations, changes []documents.Change) ([]error, error) {
 	if len(changes) == 0 {
 		return nil, nil
 	}
@@ -267,9 +267,9 @@ func (s *Store) Save(ctx context.Context, gens projector.Generations, changes []
 		case r.err != nil:
 			out[i] = r.err
 		case r.reply == "conflict":
-			out[i] = projector.ErrConflict
+			out[i] = documents.ErrConflict
 		case r.reply == "stale":
-			out[i] = projector.ErrStaleGenerations
+			out[i] = documents.ErrStaleGenerations
 		case r.reply != "ok":
 			out[i] = fmt.Errorf("redis: save cart %s: unexpected reply %q", changes[i].CartID, r.reply)
 		}
@@ -320,7 +320,7 @@ func (s *Store) run(ctx context.Context, calls []call) ([]reply, error) {
 // scriptCall encodes a change as a call of the append script when it is
 // one, of the save script otherwise; documents and history entries are
 // appended to buf and passed as slices of it.
-func (s *Store) scriptCall(gens projector.Generations, c projector.Change, buf []byte) (call, []byte, error) {
+func (s *Store) scriptCall(gens documents.Generations, c documents.Change, buf []byte) (call, []byte, error) {
 	if appending(c) {
 		return s.appendCall(gens, c, buf)
 	}
@@ -330,7 +330,7 @@ func (s *Store) scriptCall(gens projector.Generations, c projector.Change, buf [
 
 // appending reports whether appendScript makes the change: the next
 // versions of a cart in one generation, nothing parked.
-func appending(c projector.Change) bool {
+func appending(c documents.Change) bool {
 	if len(c.Writes) != 1 || c.ParkedLen != 0 || c.Unpark != 0 || c.Head != nil || len(c.Park) != 0 {
 		return false
 	}
@@ -338,7 +338,7 @@ func appending(c projector.Change) bool {
 	return w.Changed && !w.Force && !w.ReplaceHistory
 }
 
-func (s *Store) appendCall(gens projector.Generations, c projector.Change, buf []byte) (call, []byte, error) {
+func (s *Store) appendCall(gens documents.Generations, c documents.Change, buf []byte) (call, []byte, error) {
 	cur, writes := token(gens)
 	w := c.Writes[0]
 	if len(gens.Writes) != 1 {
@@ -368,7 +368,7 @@ func (s *Store) appendCall(gens projector.Generations, c projector.Change, buf [
 }
 
 // saveCall encodes a change as the save script's keys and arguments.
-func (s *Store) saveCall(gens projector.Generations, c projector.Change, buf []byte) ([]string, []any, []byte, error) {
+func (s *Store) saveCall(gens documents.Generations, c documents.Change, buf []byte) ([]string, []any, []byte, error) {
 	cur, writes := token(gens)
 	head := ""
 	if c.Head != nil {

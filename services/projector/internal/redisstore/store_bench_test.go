@@ -8,7 +8,7 @@ import (
 	"github.com/cart-cqrs/cart/pkg/cart"
 	"github.com/cart-cqrs/cart/pkg/envelope"
 	"github.com/cart-cqrs/cart/pkg/redistest"
-	"github.com/cart-cqrs/cart/services/projector/internal/projector"
+	"github.com/cart-cqrs/cart/services/projector/internal/documents"
 	"github.com/cart-cqrs/cart/services/projector/internal/redisstore"
 )
 
@@ -56,7 +56,7 @@ func BenchmarkLoadSave(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		changes := make([]projector.Change, batch)
+		changes := make([]documents.Change, batch)
 		for j, id := range ids[lo : lo+batch] {
 			d := recs[id].Docs
 			from, hl := 0, 0
@@ -64,7 +64,7 @@ func BenchmarkLoadSave(b *testing.B) {
 				from, hl = d[0].Version, d[0].HistoryLen
 			}
 			i := lo + j
-			changes[j] = projector.Change{CartID: id, ParkedLen: len(recs[id].Parked), Writes: []projector.Write{{
+			changes[j] = documents.Change{CartID: id, ParkedLen: len(recs[id].Parked), Writes: []documents.Write{{
 				CartID: id, From: from, State: states[i][v], Changed: true, HistoryLen: hl,
 				History: entries(logs[i][from : v+1]),
 			}}}

@@ -12,7 +12,7 @@ import (
 	"github.com/cart-cqrs/cart/pkg/cart"
 	"github.com/cart-cqrs/cart/pkg/readmodel"
 	"github.com/cart-cqrs/cart/pkg/redistest"
-	"github.com/cart-cqrs/cart/services/projector/internal/projector"
+	"github.com/cart-cqrs/cart/services/projector/internal/documents"
 	"github.com/cart-cqrs/cart/services/projector/internal/redisstore"
 )
 
@@ -44,19 +44,19 @@ func mustStore(t *testing.T) fixture {
 }
 
 // save stores one write into the current generation.
-func (f fixture) save(t *testing.T, w projector.Write) error {
+func (f fixture) save(t *testing.T, w documents.Write) error {
 	t.Helper()
-	return f.change(t, projector.Change{CartID: w.CartID, Writes: []projector.Write{w}})
+	return f.change(t, documents.Change{CartID: w.CartID, Writes: []documents.Write{w}})
 }
 
-func (f fixture) change(t *testing.T, c projector.Change) error {
+func (f fixture) change(t *testing.T, c documents.Change) error {
 	t.Helper()
 	ctx := context.Background()
 	gens, err := f.store.Generations(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := f.store.Save(ctx, gens, []projector.Change{c})
+	res, err := f.store.Save(ctx, gens, []documents.Change{c})
 	if err != nil {
 		t.Fatalf("Save: %v", err)
 	}
@@ -64,7 +64,7 @@ func (f fixture) change(t *testing.T, c projector.Change) error {
 }
 
 // load reads documents of the current generation.
-func (f fixture) load(t *testing.T, ids ...string) map[string]projector.Doc {
+func (f fixture) load(t *testing.T, ids ...string) map[string]documents.Doc {
 	t.Helper()
 	ctx := context.Background()
 	gens, err := f.store.Generations(ctx)
@@ -75,7 +75,7 @@ func (f fixture) load(t *testing.T, ids ...string) map[string]projector.Doc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	docs := map[string]projector.Doc{}
+	docs := map[string]documents.Doc{}
 	for id, r := range recs {
 		docs[id] = r.Docs[0]
 	}
@@ -97,7 +97,7 @@ func (f fixture) openCart(t *testing.T, customer string) string {
 func TestStore_SaveIsGuardedByVersion(t *testing.T) {
 	f := mustStore(t)
 	s := opened("a", "alice", t0, 2)
-	if err := f.save(t, projector.Write{CartID: "a", From: 0, State: s, Changed: true}); err != nil {
+	if err := f.save(t, documents.Write{CartID: "a", From: 0, State: s, Changed: true}); err != nil {
 		t.Fatal(err)
 	}
 	docs := f.load(t, "a", "absent")
@@ -108,10 +108,10 @@ func TestStore_SaveIsGuardedByVersion(t *testing.T) {
 		t.Fatal("Load returned a document for an absent cart")
 	}
 	// Computed from a version that is no longer stored: someone else won.
-	if err := f.save(t, projector.Write{CartID: "a", From: 1, State: opened("a", "alice", t0, 3), Changed: true}); !errors.Is(err, projector.ErrConflict) {
+	if err := f.save(t, documents.Write{CartID: "a", From: 1, State: opened("a", "alice", t0, 3), Changed: true}); !errors.Is(err, documents.ErrConflict) {
 		t.Fatalf("stale write: err = %v, want ErrConflict", err)
 	}
-	if err := f.save(t, projector.Write{CartID: "a", From: 0, State: s}); !errors.Is(err, projector.ErrConflict) {
+	if err := f.save(t, documents.Write{CartID: "a", From: 0, State: s}); !errors.Is(err, documents.ErrConflict) {
 		t.Fatalf("stale index-only write: err = %v, want ErrConflict", err)
 	}
 }
@@ -122,19 +122,19 @@ func TestStore_OpenCartIndex(t *testing.T) {
 	newer := opened("newer", "alice", t0.Add(time.Hour), 1)
 
 	t.Run("OpenSetsCheckoutRemoves", func(t *testing.T) {
-		if err := f.save(t, projector.Write{CartID: "older", From: 0, State: older, Changed: true}); err != nil {
+		if err := f.save(t, documents.Write{CartID: "older", From: 0, State: older, Changed: true}); err != nil {
 			t.Fatal(err)
 		}
 		if got := f.openCart(t, "alice"); got != "older" {
 			t.Fatalf("open cart = %q, want older", got)
 		}
-		if err := f.save(t, projector.Write{CartID: "older", From: 2, State: checkedOut(older), Changed: true}); err != nil {
+		if err := f.save(t, documents.Write{CartID: "older", From: 2, State: checkedOut(older), Changed: true}); err != nil {
 			t.Fatal(err)
 		}
 		if got := f.openCart(t, "alice"); got != "" {
 			t.Fatalf("open cart after checkout = %q, want none", got)
 		}
-		if err := f.save(t, projector.Write{CartID: "newer", From: 0, State: newer, Changed: true}); err != nil {
+		if err := f.save(t, documents.Write{CartID: "newer", From: 0, State: newer, Changed: true}); err != nil {
 			t.Fatal(err)
 		}
 		if got := f.openCart(t, "alice"); got != "newer" {
@@ -145,13 +145,13 @@ func TestStore_OpenCartIndex(t *testing.T) {
 		// Another cart of alice's, opened before "newer", projected late
 		// (e.g. its events were waiting for a redelivery).
 		late := opened("late", "alice", t0.Add(time.Minute), 1)
-		if err := f.save(t, projector.Write{CartID: "late", From: 0, State: late, Changed: true}); err != nil {
+		if err := f.save(t, documents.Write{CartID: "late", From: 0, State: late, Changed: true}); err != nil {
 			t.Fatal(err)
 		}
 		if got := f.openCart(t, "alice"); got != "newer" {
 			t.Fatalf("open cart = %q, want newer", got)
 		}
-		if err := f.save(t, projector.Write{CartID: "late", From: 1, State: checkedOut(late), Changed: true}); err != nil {
+		if err := f.save(t, documents.Write{CartID: "late", From: 1, State: checkedOut(late), Changed: true}); err != nil {
 			t.Fatal(err)
 		}
 		if got := f.openCart(t, "alice"); got != "newer" {
@@ -164,7 +164,7 @@ func TestStore_OpenCartIndex(t *testing.T) {
 		if err := f.env.Client.Del(context.Background(), f.keys.OpenCart("alice")).Err(); err != nil {
 			t.Fatal(err)
 		}
-		if err := f.save(t, projector.Write{CartID: "newer", From: 1, State: newer}); err != nil {
+		if err := f.save(t, documents.Write{CartID: "newer", From: 1, State: newer}); err != nil {
 			t.Fatal(err)
 		}
 		if got := f.openCart(t, "alice"); got != "newer" {

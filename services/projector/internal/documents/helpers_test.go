@@ -1,4 +1,4 @@
-package projector_test
+package documents_test
 
 import (
 	"context"
@@ -29,9 +29,9 @@ import (
 	"github.com/cart-cqrs/cart/pkg/pgtest"
 	"github.com/cart-cqrs/cart/pkg/readmodel"
 	"github.com/cart-cqrs/cart/pkg/redistest"
+	"github.com/cart-cqrs/cart/services/projector/internal/documents"
 	"github.com/cart-cqrs/cart/services/projector/internal/engine"
 	"github.com/cart-cqrs/cart/services/projector/internal/postgres"
-	"github.com/cart-cqrs/cart/services/projector/internal/projector"
 	"github.com/cart-cqrs/cart/services/projector/internal/redisstore"
 )
 
@@ -64,19 +64,19 @@ func mustFixture(tb testing.TB) *fixture {
 // instance is a running projector: the documents projection fed by an
 // engine of its own, on its own NATS connection.
 type instance struct {
-	metrics *projector.Metrics
+	metrics *documents.Metrics
 	engine  *engine.Metrics
-	proj    *projector.Projector
+	proj    *documents.Projector
 	stop    func()
 }
 
 // applied is how many events the instance applied to the documents.
-func (i *instance) applied() int { return counter(i.engine.Applied.WithLabelValues(projector.Name)) }
+func (i *instance) applied() int { return counter(i.engine.Applied.WithLabelValues(documents.Name)) }
 
 // startProjector runs a projector until stop is called or the test ends:
 // the documents projection of cfg, fed by an engine of ecfg (on the
 // fixture's stream, the shared durable consumer unless ecfg names another).
-func (f *fixture) startProjector(tb testing.TB, cfg projector.Config, ecfg engine.Config) *instance {
+func (f *fixture) startProjector(tb testing.TB, cfg documents.Config, ecfg engine.Config) *instance {
 	tb.Helper()
 	ecfg.Stream, ecfg.SubjectPrefix = f.nats.Stream, f.nats.SubjectPrefix
 	if ecfg.Durable == "" {
@@ -97,7 +97,7 @@ func (f *fixture) startProjector(tb testing.TB, cfg projector.Config, ecfg engin
 		tb.Fatalf("jetstream: %v", err)
 	}
 	reg := prometheus.NewRegistry()
-	metrics, err := projector.NewMetrics(reg)
+	metrics, err := documents.NewMetrics(reg)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -106,7 +106,7 @@ func (f *fixture) startProjector(tb testing.TB, cfg projector.Config, ecfg engin
 		tb.Fatal(err)
 	}
 	logger := slog.New(slog.NewTextHandler(tb.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-	p := projector.New(cfg, redisstore.New(f.redis.Client, f.keys.Prefix), postgres.NewLog(f.pool), metrics, logger)
+	p := documents.New(cfg, redisstore.New(f.redis.Client, f.keys.Prefix), postgres.NewLog(f.pool), metrics, logger)
 	eng := engine.New(ecfg, js, engMetrics, logger, p)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -208,7 +208,7 @@ func (f *fixture) expect(tb testing.TB, cartID string, upTo int, skipped ...int)
 		entries []readmodel.HistoryEntry
 	)
 	for _, e := range envs {
-		next, h, err := projector.Step(projector.Evolve, s, e, slices.Contains(skipped, e.Version))
+		next, h, err := documents.Step(documents.Evolve, s, e, slices.Contains(skipped, e.Version))
 		if err != nil {
 			tb.Fatal(err)
 		}

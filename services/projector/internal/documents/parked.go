@@ -1,4 +1,4 @@
-package projector
+package documents
 
 import (
 	"context"
@@ -13,10 +13,10 @@ import (
 )
 
 // ErrNotParked is returned for a cart that has no parked events.
-var ErrNotParked = errors.New("projector: cart has no parked events")
+var ErrNotParked = errors.New("documents: cart has no parked events")
 
 // ErrUnknownCart is returned for a cart the event log has no events of.
-var ErrUnknownCart = errors.New("projector: cart has no events")
+var ErrUnknownCart = errors.New("documents: cart has no events")
 
 // ParkedCart is one cart's parked events, the first being the one that
 // could not be applied.
@@ -137,7 +137,7 @@ func (p *Projector) release(ctx context.Context, cartID string, skip bool) (Rele
 		switch {
 		case res[0] == nil:
 			p.parkedChanged()
-			p.logger.InfoContext(ctx, "projector: released parked events", "cart", cartID, "skip", skip,
+			p.logger.InfoContext(ctx, "documents: released parked events", "cart", cartID, "skip", skip,
 				"applied", out.Applied, "still_parked", out.StillParked, "err", out.Error)
 			return out, nil
 		case (errors.Is(res[0], ErrConflict) || errors.Is(res[0], ErrStaleGenerations)) && attempt < maxConflicts:

@@ -1,4 +1,4 @@
-package projector_test
+package documents_test
 
 import (
 	"context"
@@ -12,8 +12,8 @@ import (
 
 	"github.com/cart-cqrs/cart/pkg/cart"
 	"github.com/cart-cqrs/cart/pkg/envelope"
+	"github.com/cart-cqrs/cart/services/projector/internal/documents"
 	"github.com/cart-cqrs/cart/services/projector/internal/engine"
-	"github.com/cart-cqrs/cart/services/projector/internal/projector"
 )
 
 // poison is a cart's next event as a newer writer could have stored it: a
@@ -34,7 +34,7 @@ func (f *fixture) poison(tb testing.TB, cartID string) envelope.Envelope {
 }
 
 // parked returns a cart's parked events, as the admin API lists them.
-func parked(tb testing.TB, p *projector.Projector, cartID string) []projector.Parked {
+func parked(tb testing.TB, p *documents.Projector, cartID string) []documents.Parked {
 	tb.Helper()
 	carts, err := p.ParkedCarts(context.Background())
 	if err != nil {
@@ -48,7 +48,7 @@ func parked(tb testing.TB, p *projector.Projector, cartID string) []projector.Pa
 	return nil
 }
 
-func versions(ps []projector.Parked) []int {
+func versions(ps []documents.Parked) []int {
 	out := make([]int, len(ps))
 	for i, p := range ps {
 		out[i] = p.Event.Version
@@ -59,7 +59,7 @@ func versions(ps []projector.Parked) []int {
 func TestProjector_ParksPoisonAfterMaxDeliverWhileOtherCartsFlow(t *testing.T) {
 	f := mustFixture(t)
 	const maxDeliver = 3
-	p := f.startProjector(t, projector.Config{MaxDeliver: maxDeliver}, engine.Config{})
+	p := f.startProjector(t, documents.Config{MaxDeliver: maxDeliver}, engine.Config{})
 	poisoned, healthy := newID(), newID()
 
 	f.publish(t, f.record(t, poisoned, script("pat", 3, false)...), "")
@@ -157,7 +157,7 @@ func (a *failing) apply(s cart.State, e envelope.Envelope) (cart.State, error) {
 	if e.EventID == a.eventID && a.broken.Load() {
 		return s, errors.New("price service answered nonsense")
 	}
-	return projector.Evolve(s, e)
+	return documents.Evolve(s, e)
 }
 
 func TestProjector_RetryAppliesParkedEventsOnceTheyApply(t *testing.T) {
@@ -166,7 +166,7 @@ func TestProjector_RetryAppliesParkedEventsOnceTheyApply(t *testing.T) {
 	envs := f.build(t, id, script("ria", 6, false)...)
 	a := &failing{eventID: envs[3].EventID}
 	a.broken.Store(true)
-	p := f.startProjector(t, projector.Config{MaxDeliver: 2, Applier: a.apply}, engine.Config{})
+	p := f.startProjector(t, documents.Config{MaxDeliver: 2, Applier: a.apply}, engine.Config{})
 
 	f.insert(t, envs)
 	f.publish(t, envs, "")
@@ -178,7 +178,7 @@ func TestProjector_RetryAppliesParkedEventsOnceTheyApply(t *testing.T) {
 	}
 	f.waitCart(t, id, 3)
 
-	if _, err := p.proj.Retry(context.Background(), other); !errors.Is(err, projector.ErrNotParked) {
+	if _, err := p.proj.Retry(context.Background(), other); !errors.Is(err, documents.ErrNotParked) {
 		t.Fatalf("Retry of a cart without parked events: err = %v, want ErrNotParked", err)
 	}
 	a.broken.Store(false)
@@ -193,7 +193,7 @@ func TestProjector_RetryAppliesParkedEventsOnceTheyApply(t *testing.T) {
 	if got := parked(t, p.proj, id); len(got) != 0 {
 		t.Fatalf("still parked: %v", versions(got))
 	}
-	if _, err := p.proj.Retry(context.Background(), id); !errors.Is(err, projector.ErrNotParked) {
+	if _, err := p.proj.Retry(context.Background(), id); !errors.Is(err, documents.ErrNotParked) {
 		t.Fatalf("second Retry: err = %v, want ErrNotParked", err)
 	}
 	// The cart flows again.

@@ -1,4 +1,4 @@
-package projector_test
+package documents_test
 
 import (
 	"context"
@@ -13,16 +13,16 @@ import (
 	"github.com/cart-cqrs/cart/pkg/envelope"
 	"github.com/cart-cqrs/cart/pkg/pgtest"
 	"github.com/cart-cqrs/cart/pkg/readmodel"
+	"github.com/cart-cqrs/cart/services/projector/internal/documents"
 	"github.com/cart-cqrs/cart/services/projector/internal/engine"
 	"github.com/cart-cqrs/cart/services/projector/internal/postgres"
-	"github.com/cart-cqrs/cart/services/projector/internal/projector"
 	"github.com/cart-cqrs/cart/services/projector/internal/rebuild"
 )
 
 // BenchmarkProject_20k measures how fast one projector applies 20,000 events
 // (2,000 carts × 10) from a full stream into an empty Redis generation:
 //
-//	go test -run '^$' -bench Project_20k -benchtime 3x ./internal/projector
+//	go test -run '^$' -bench Project_20k -benchtime 3x ./internal/documents
 func BenchmarkProject_20k(b *testing.B) {
 	f := mustFixture(b)
 	const carts, events = 2000, 10
@@ -39,7 +39,7 @@ func BenchmarkProject_20k(b *testing.B) {
 		f.keys = readmodel.Keys{Prefix: fmt.Sprintf("%sbench%d:", f.redis.Prefix, n), Generation: 1}
 		name := fmt.Sprintf("bench-%d", n)
 		start := time.Now()
-		p := f.startProjector(b, projector.Config{}, engine.Config{Durable: name, BatchSize: 256, MaxAckPending: 1024})
+		p := f.startProjector(b, documents.Config{}, engine.Config{Durable: name, BatchSize: 256, MaxAckPending: 1024})
 		f.waitSettled(b, name)
 		elapsed := time.Since(start)
 		p.stop()
@@ -79,7 +79,7 @@ func publishAsync(tb testing.TB, f *fixture, envs []envelope.Envelope) {
 // touches): a shop has a few thousand carts open at a time, the worst case
 // is every cart's events spread over the whole log.
 //
-//	go test -run '^$' -bench Rebuild -benchtime 3x ./internal/projector
+//	go test -run '^$' -bench Rebuild -benchtime 3x ./internal/documents
 func BenchmarkRebuild(b *testing.B) {
 	for _, active := range []int{2000, 20000} {
 		b.Run(fmt.Sprintf("200k/active=%d", active), func(b *testing.B) {

@@ -1,4 +1,4 @@
-package projector_test
+package documents_test
 
 import (
 	"context"
@@ -8,13 +8,13 @@ import (
 
 	"github.com/cart-cqrs/cart/pkg/cart"
 	"github.com/cart-cqrs/cart/pkg/envelope"
+	"github.com/cart-cqrs/cart/services/projector/internal/documents"
 	"github.com/cart-cqrs/cart/services/projector/internal/engine"
-	"github.com/cart-cqrs/cart/services/projector/internal/projector"
 )
 
 func TestProjector_AppliesInOrderAndIndexesOpenCart(t *testing.T) {
 	f := mustFixture(t)
-	f.startProjector(t, projector.Config{}, engine.Config{})
+	f.startProjector(t, documents.Config{}, engine.Config{})
 	first, second := newID(), newID()
 
 	f.publish(t, f.record(t, first, script("alice", 6, false)...), "")
@@ -37,7 +37,7 @@ func TestProjector_DuplicatesChangeNothing(t *testing.T) {
 	for i, id := range carts {
 		all = append(all, f.record(t, id, script("customer-"+id, 6, i == 0)...)...)
 	}
-	p := f.startProjector(t, projector.Config{}, engine.Config{})
+	p := f.startProjector(t, documents.Config{}, engine.Config{})
 	// Each event twice: the second copy has another Nats-Msg-Id, as a relay
 	// that lost its publish ack after the dedup window would send it.
 	f.publish(t, all, "")
@@ -62,7 +62,7 @@ func TestProjector_DuplicatesChangeNothing(t *testing.T) {
 	if err := f.nats.JS.DeleteConsumer(ctx, f.nats.Stream, durable); err != nil {
 		t.Fatal(err)
 	}
-	again := f.startProjector(t, projector.Config{}, engine.Config{BatchSize: 4})
+	again := f.startProjector(t, documents.Config{}, engine.Config{BatchSize: 4})
 	eventually(t, func(context.Context) error {
 		if counter(again.metrics.Duplicates) < 2*len(all) {
 			return context.DeadlineExceeded
@@ -87,7 +87,7 @@ func TestProjector_DuplicatesChangeNothing(t *testing.T) {
 
 func TestProjector_RepairsGapFromPostgres(t *testing.T) {
 	f := mustFixture(t)
-	p := f.startProjector(t, projector.Config{}, engine.Config{})
+	p := f.startProjector(t, documents.Config{}, engine.Config{})
 	id := newID()
 	envs := f.record(t, id, script("bob", 3, false)...)
 
@@ -136,8 +136,8 @@ func TestProjector_TwoInstancesShareTheConsumer(t *testing.T) {
 	for i := range ids {
 		f.publish(t, perCart[i], "")
 	}
-	a := f.startProjector(t, projector.Config{}, engine.Config{BatchSize: 7})
-	b := f.startProjector(t, projector.Config{}, engine.Config{BatchSize: 7})
+	a := f.startProjector(t, documents.Config{}, engine.Config{BatchSize: 7})
+	b := f.startProjector(t, documents.Config{}, engine.Config{BatchSize: 7})
 	f.waitDocs(t, ids...)
 	f.waitSettled(t, durable)
 	for i, id := range ids {
@@ -154,7 +154,7 @@ func TestProjector_TwoInstancesShareTheConsumer(t *testing.T) {
 
 func TestProjector_TerminatesWhatIsNotACartEvent(t *testing.T) {
 	f := mustFixture(t)
-	p := f.startProjector(t, projector.Config{}, engine.Config{})
+	p := f.startProjector(t, documents.Config{}, engine.Config{})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if _, err := f.nats.JS.Publish(ctx, f.nats.SubjectPrefix+".junk.item-added", []byte("not a cloudevent")); err != nil {

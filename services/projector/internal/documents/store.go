@@ -1,4 +1,4 @@
-package projector
+package documents
 
 import (
 	"context"
@@ -133,11 +133,11 @@ type Change struct {
 // ErrConflict is a Change's result when the stored version, history or
 // parked events are no longer what it was computed from: another projector
 // got there first.
-var ErrConflict = errors.New("projector: cart changed concurrently")
+var ErrConflict = errors.New("documents: cart changed concurrently")
 
 // ErrStaleGenerations is a Change's result when the generations written
 // changed since they were read: nothing was written.
-var ErrStaleGenerations = errors.New("projector: read-model generations changed")
+var ErrStaleGenerations = errors.New("documents: read-model generations changed")
 
 // Store holds the cart documents and the parked events.
 type Store interface {

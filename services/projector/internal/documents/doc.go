@@ -1,8 +1,8 @@
-// Package projector keeps the denormalized cart documents up to date from the
-// event stream. It pulls cart events from a durable JetStream consumer in
-// batches, folds them onto the stored documents with the domain's own fold
-// (cart.Evolve), repairs gaps from the event log in PostgreSQL, and acks a
-// message only once its effect is stored.
+// Package documents is the projection of the denormalized cart documents
+// (an engine.Projection): the engine hands it each batch of cart events,
+// grouped by cart; it folds them onto the stored documents with the
+// domain's own fold (cart.Evolve), repairs gaps from the event log in
+// PostgreSQL, and reports an event done only once its effect is stored.
 //
 // Applying is idempotent and ordered per cart: an event at or below the stored
 // version is a duplicate, the next version is applied, and a later one means a
@@ -37,4 +37,4 @@
 // document (and its history entry marked), so the version is not a gap
 // for later events, and a history or gap repair from the event log, where
 // the event still is, passes over it instead of failing on it again.
-package projector
+package documents

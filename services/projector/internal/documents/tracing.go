@@ -1,4 +1,4 @@
-package projector
+package documents
 
 import (
 	"go.opentelemetry.io/otel/trace"

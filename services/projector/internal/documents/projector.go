@@ -1,4 +1,4 @@
-package projector
+package documents
 
 import (
 	"context"
@@ -78,7 +78,7 @@ func (p *Projector) generations(ctx context.Context, refresh bool) (Generations,
 		return Generations{}, err
 	}
 	if p.gens != nil && !slices.Equal(p.gens.Writes, g.Writes) {
-		p.logger.InfoContext(ctx, "projector: writing read-model generations", "generations", g.Writes, "current", g.Current)
+		p.logger.InfoContext(ctx, "documents: writing read-model generations", "generations", g.Writes, "current", g.Current)
 	}
 	p.gens = &g
 	return g, nil
@@ -98,7 +98,7 @@ func (p *Projector) RunParkedGauge(ctx context.Context) error {
 		case err == nil:
 			p.metrics.ParkedEvents.Set(float64(n))
 		case ctx.Err() == nil:
-			p.logger.WarnContext(ctx, "projector: count parked events", "err", err)
+			p.logger.WarnContext(ctx, "documents: count parked events", "err", err)
 		}
 		select {
 		case <-ctx.Done():

@@ -1,4 +1,4 @@
-package projector_test
+package documents_test
 
 import (
 	"context"
@@ -12,8 +12,8 @@ import (
 	"github.com/cart-cqrs/cart/pkg/cart"
 	"github.com/cart-cqrs/cart/pkg/envelope"
 	"github.com/cart-cqrs/cart/pkg/readmodel"
+	"github.com/cart-cqrs/cart/services/projector/internal/documents"
 	"github.com/cart-cqrs/cart/services/projector/internal/engine"
-	"github.com/cart-cqrs/cart/services/projector/internal/projector"
 )
 
 // subscribe listens on the update channel from now on.
@@ -40,7 +40,7 @@ func TestProjector_PublishesEachNewVersionOnce(t *testing.T) {
 	}
 	f.publish(t, all, "")
 	f.publish(t, all, "-again") // duplicates write nothing, so announce nothing
-	f.startProjector(t, projector.Config{}, engine.Config{BatchSize: 3})
+	f.startProjector(t, documents.Config{}, engine.Config{BatchSize: 3})
 	f.waitDocs(t, ids(carts)...)
 	f.waitSettled(t, durable)
 
@@ -77,7 +77,7 @@ func TestProjector_PublishesEachNewVersionOnce(t *testing.T) {
 
 func TestProjector_RebuildsHistoryOutOfStep(t *testing.T) {
 	f := mustFixture(t)
-	p := f.startProjector(t, projector.Config{}, engine.Config{})
+	p := f.startProjector(t, documents.Config{}, engine.Config{})
 	id := newID()
 	envs := f.record(t, id, script("carol", 4, false)...)
 	f.publish(t, envs, "")

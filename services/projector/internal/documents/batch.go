@@ -1,4 +1,4 @@
-package projector
+package documents
 
 import (
 	"context"
@@ -46,7 +46,7 @@ func (p *Projector) Apply(ctx context.Context, carts []*engine.Cart) []engine.Ou
 	for attempt := 1; len(todo) > 0; attempt++ {
 		gens, err := p.generations(ctx, refresh)
 		if err != nil {
-			p.logger.ErrorContext(ctx, "projector: read generations", "err", err)
+			p.logger.ErrorContext(ctx, "documents: read generations", "err", err)
 			return res
 		}
 		refresh = false
@@ -56,7 +56,7 @@ func (p *Projector) Apply(ctx context.Context, carts []*engine.Cart) []engine.Ou
 		}
 		recs, err := p.store.Load(ctx, gens, ids)
 		if err != nil {
-			p.logger.ErrorContext(ctx, "projector: load carts", "carts", len(ids), "err", err)
+			p.logger.ErrorContext(ctx, "documents: load carts", "carts", len(ids), "err", err)
 			return res
 		}
 		now := time.Now().UTC()
@@ -74,7 +74,7 @@ func (p *Projector) Apply(ctx context.Context, carts []*engine.Cart) []engine.Ou
 		results, err := p.store.Save(ctx, gens, changes)
 		endSaves(saves, results, err)
 		if err != nil {
-			p.logger.ErrorContext(ctx, "projector: save carts", "carts", len(changes), "err", err)
+			p.logger.ErrorContext(ctx, "documents: save carts", "carts", len(changes), "err", err)
 			return res
 		}
 		var conflicted []int
@@ -94,7 +94,7 @@ func (p *Projector) Apply(ctx context.Context, carts []*engine.Cart) []engine.Ou
 				refresh = refresh || errors.Is(stored, ErrStaleGenerations)
 				conflicted = append(conflicted, i)
 			default:
-				p.logger.ErrorContext(carts[i].Ctx, "projector: save cart", "cart", carts[i].ID, "err", stored)
+				p.logger.ErrorContext(carts[i].Ctx, "documents: save cart", "cart", carts[i].ID, "err", stored)
 			}
 		}
 		todo = conflicted
@@ -125,7 +125,7 @@ func (p *Projector) project(ctx context.Context, g *engine.Cart, rec Record, gen
 	}
 	f, err := p.newFold(ctx, g.ID, rec.Docs)
 	if err != nil {
-		p.logger.WarnContext(ctx, "projector: cart not projected, retrying later", "cart", g.ID, "err", err)
+		p.logger.WarnContext(ctx, "documents: cart not projected, retrying later", "cart", g.ID, "err", err)
 		o.retryFrom = 0
 		return o
 	}
@@ -139,7 +139,7 @@ func (p *Projector) project(ctx context.Context, g *engine.Cart, rec Record, gen
 		if v > next {
 			envs, err := p.readLog(ctx, g.ID, next-1, v-1)
 			if err != nil {
-				p.logger.WarnContext(ctx, "projector: gap not repaired, retrying later",
+				p.logger.WarnContext(ctx, "documents: gap not repaired, retrying later",
 					"cart", g.ID, "have", next-1, "got", v, "err", err)
 				cut = i
 				break
@@ -203,11 +203,11 @@ func (p *Projector) parkFailed(ctx context.Context, g *engine.Cart, rest []queue
 		}
 	}
 	if errors.Is(cause, ErrTransient) || attempts < p.cfg.MaxDeliver {
-		p.logger.WarnContext(ctx, "projector: event not applied, retrying later",
+		p.logger.WarnContext(ctx, "documents: event not applied, retrying later",
 			"cart", g.ID, "version", poison, "delivery", attempts, "max_deliver", p.cfg.MaxDeliver, "err", cause)
 		return false
 	}
-	p.logger.ErrorContext(ctx, "projector: parking an event that cannot be applied, and the cart's later events",
+	p.logger.ErrorContext(ctx, "documents: parking an event that cannot be applied, and the cart's later events",
 		"cart", g.ID, "version", poison, "type", rest[0].env.Type, "schema_version", rest[0].env.SchemaVersion,
 		"deliveries", attempts, "err", cause)
 	for k, q := range rest {
@@ -241,7 +241,7 @@ func (p *Projector) parkBehind(ctx context.Context, g *engine.Cart, rec Record, 
 		if v > next {
 			envs, err := p.readLog(ctx, g.ID, next-1, v-1)
 			if err != nil {
-				p.logger.WarnContext(ctx, "projector: gap behind parked events not filled, retrying later",
+				p.logger.WarnContext(ctx, "documents: gap behind parked events not filled, retrying later",
 					"cart", g.ID, "have", next-1, "got", v, "err", err)
 				o.retryFrom = i
 				break

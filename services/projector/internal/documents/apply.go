@@ -1,4 +1,4 @@
-package projector
+package documents
 
 import (
 	"errors"
@@ -17,7 +17,7 @@ import (
 type Applier func(s cart.State, e envelope.Envelope) (cart.State, error)
 
 // ErrTransient marks an Applier error as temporary.
-var ErrTransient = errors.New("projector: transient failure")
+var ErrTransient = errors.New("documents: transient failure")
 
 // Evolve is the projector's Applier: it decodes (and upcasts) the event and
 // folds it with the domain's own fold.

@@ -1,4 +1,4 @@
-package projector_test
+package documents_test
 
 // The rebuild's tests live with the projector's: a rebuild is only correct
 // together with the live projectors it hands over with.
@@ -24,9 +24,9 @@ import (
 	"github.com/cart-cqrs/cart/pkg/eventlog"
 	"github.com/cart-cqrs/cart/pkg/pgtest"
 	"github.com/cart-cqrs/cart/pkg/readmodel"
+	"github.com/cart-cqrs/cart/services/projector/internal/documents"
 	"github.com/cart-cqrs/cart/services/projector/internal/engine"
 	"github.com/cart-cqrs/cart/services/projector/internal/postgres"
-	"github.com/cart-cqrs/cart/services/projector/internal/projector"
 	"github.com/cart-cqrs/cart/services/projector/internal/rebuild"
 	"github.com/cart-cqrs/cart/services/projector/internal/redisstore"
 )
@@ -45,7 +45,7 @@ func (f *fixture) rebuilder(tb testing.TB, cfg rebuild.Config, bcfg engine.Build
 		tb.Fatal(err)
 	}
 	store := redisstore.New(f.redis.Client, f.keys.Prefix)
-	return engine.NewBuilder(projector.Name, bcfg, rebuild.Generations{Store: store},
+	return engine.NewBuilder(documents.Name, bcfg, rebuild.Generations{Store: store},
 		rebuild.New(cfg, store, postgres.NewLog(f.pool), logger), metrics, logger)
 }
 
@@ -67,8 +67,8 @@ func TestRebuild_UnderConcurrentWritesSwitchesAtomically(t *testing.T) {
 		f.publish(t, f.record(t, id, script("customer-"+id, 3+i%9, i%3 == 0)...), "")
 	}
 	// Two live instances share the consumer, as in production.
-	f.startProjector(t, projector.Config{}, engine.Config{BatchSize: 32})
-	f.startProjector(t, projector.Config{}, engine.Config{BatchSize: 32})
+	f.startProjector(t, documents.Config{}, engine.Config{BatchSize: 32})
+	f.startProjector(t, documents.Config{}, engine.Config{BatchSize: 32})
 	f.waitDocs(t, ids...)
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -286,7 +286,7 @@ func TestRebuild_OneAtATime(t *testing.T) {
 
 func TestRebuild_ParksWhatItCannotApplyAndKeepsSkips(t *testing.T) {
 	f := mustFixture(t)
-	p := f.startProjector(t, projector.Config{MaxDeliver: 1}, engine.Config{})
+	p := f.startProjector(t, documents.Config{MaxDeliver: 1}, engine.Config{})
 	skipped, parkedCart := newID(), newID()
 	for _, id := range []string{skipped, parkedCart} {
 		f.publish(t, f.record(t, id, script("c-"+id, 3, false)...), "")
@@ -331,7 +331,7 @@ func TestRebuild_ParksWhatItCannotApplyAndKeepsSkips(t *testing.T) {
 
 func TestRebuildCart_RepairsACorruptedDocument(t *testing.T) {
 	f := mustFixture(t)
-	p := f.startProjector(t, projector.Config{}, engine.Config{})
+	p := f.startProjector(t, documents.Config{}, engine.Config{})
 	id, other := newID(), newID()
 	f.publish(t, f.record(t, id, script("cora", 6, false)...), "")
 	f.waitDocs(t, id)
@@ -359,14 +359,14 @@ func TestRebuildCart_RepairsACorruptedDocument(t *testing.T) {
 	f.waitOpenCart(t, "cora", id)
 	f.waitSettled(t, durable)
 
-	if _, err := p.proj.RebuildCart(ctx, newID()); !errors.Is(err, projector.ErrUnknownCart) {
+	if _, err := p.proj.RebuildCart(ctx, newID()); !errors.Is(err, documents.ErrUnknownCart) {
 		t.Errorf("RebuildCart of an unknown cart: err = %v, want ErrUnknownCart", err)
 	}
 }
 
 func TestRebuild_AbandonedWhenCancelled(t *testing.T) {
 	f := mustFixture(t)
-	f.startProjector(t, projector.Config{}, engine.Config{})
+	f.startProjector(t, documents.Config{}, engine.Config{})
 	var ids []string
 	for i := range 20 {
 		id := newID()
@@ -382,7 +382,7 @@ func TestRebuild_AbandonedWhenCancelled(t *testing.T) {
 		if n.Add(1) == 40 {
 			cancel()
 		}
-		return projector.Evolve(s, e)
+		return documents.Evolve(s, e)
 	}
 	rb := f.rebuilder(t, rebuild.Config{PageSize: 10, WriteBatch: 10, Applier: stopping}, engine.BuildConfig{})
 	if _, err := rb.Build(ctx); !errors.Is(err, context.Canceled) {
