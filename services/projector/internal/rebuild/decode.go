@@ -1,10 +1,8 @@
 package rebuild
 
 import (
-	"unicode/utf8"
-	"unsafe"
-
 	"github.com/cart-cqrs/cart/pkg/cart"
+	"github.com/cart-cqrs/cart/services/projector/internal/jsonscan"
 )
 
 // decoder reads the current schema version of each cart event as
@@ -36,7 +34,7 @@ func (d *decoder) decode(typ string, schemaVersion int, data []byte) (cart.Event
 	if v, ok := schema[typ]; !ok || v != schemaVersion || cart.SchemaVersion[typ] != v {
 		return nil, false
 	}
-	p := parser{d: d, b: data}
+	p := parser{Scanner: jsonscan.New(data), d: d}
 	var (
 		e  cart.Event
 		ok bool
@@ -44,27 +42,27 @@ func (d *decoder) decode(typ string, schemaVersion int, data []byte) (cart.Event
 	switch typ {
 	case cart.TypeOpened:
 		var v cart.Opened
-		ok = p.object(func(key string) bool {
-			return key == "customerId" && p.str(&v.CustomerID, false)
+		ok = p.Object(func(key string) bool {
+			return key == "customerId" && p.String(&v.CustomerID)
 		})
 		e = v
 	case cart.TypeItemAdded:
 		var v cart.ItemAdded
-		ok = p.object(func(key string) bool {
+		ok = p.Object(func(key string) bool {
 			switch key {
 			case "productId":
-				return p.str(&v.ProductID, true)
+				return p.str(&v.ProductID)
 			case "name":
-				return p.str(&v.Name, true)
+				return p.str(&v.Name)
 			case "quantity":
-				return p.int(&v.Quantity)
+				return p.Int(&v.Quantity)
 			case "unitPrice":
-				return p.object(func(key string) bool {
+				return p.Object(func(key string) bool {
 					switch key {
 					case "amount":
-						return p.int64(&v.UnitPrice)
+						return p.Int64(&v.UnitPrice)
 					case "currency":
-						return p.str(&v.Currency, true)
+						return p.str(&v.Currency)
 					}
 					return false
 				})
@@ -74,151 +72,66 @@ func (d *decoder) decode(typ string, schemaVersion int, data []byte) (cart.Event
 		e = v
 	case cart.TypeItemRemoved:
 		var v cart.ItemRemoved
-		ok = p.object(func(key string) bool {
+		ok = p.Object(func(key string) bool {
 			switch key {
 			case "productId":
-				return p.str(&v.ProductID, true)
+				return p.str(&v.ProductID)
 			case "quantity":
-				return p.int(&v.Quantity)
+				return p.Int(&v.Quantity)
 			case "reason":
-				return p.str(&v.Reason, true)
+				return p.str(&v.Reason)
 			}
 			return false
 		})
 		e = v
 	case cart.TypeQuantityChanged:
 		var v cart.QuantityChanged
-		ok = p.object(func(key string) bool {
+		ok = p.Object(func(key string) bool {
 			switch key {
 			case "productId":
-				return p.str(&v.ProductID, true)
+				return p.str(&v.ProductID)
 			case "oldQuantity":
-				return p.int(&v.OldQuantity)
+				return p.Int(&v.OldQuantity)
 			case "newQuantity":
-				return p.int(&v.NewQuantity)
+				return p.Int(&v.NewQuantity)
 			}
 			return false
 		})
 		e = v
 	case cart.TypeCheckedOut:
 		var v cart.CheckedOut
-		ok = p.object(func(key string) bool {
+		ok = p.Object(func(key string) bool {
 			switch key {
 			case "lines":
 				return p.lines(&v.Lines)
 			case "itemCount":
-				return p.int(&v.ItemCount)
+				return p.Int(&v.ItemCount)
 			case "total":
-				return p.int64(&v.Total)
+				return p.Int64(&v.Total)
 			case "currency":
-				return p.str(&v.Currency, true)
+				return p.str(&v.Currency)
 			}
 			return false
 		})
 		e = v
 	}
-	if !ok || p.space() != len(p.b) {
+	if !ok || !p.End() {
 		return nil, false
 	}
 	return e, true
 }
 
-// parser reads the subset of JSON decoder takes; each method reports false
-// for anything outside it.
+// parser is a jsonscan.Scanner that interns the strings many events repeat.
 type parser struct {
+	jsonscan.Scanner
 	d *decoder
-	b []byte
-	i int
 }
 
-func (p *parser) space() int {
-	for p.i < len(p.b) && (p.b[p.i] == ' ' || p.b[p.i] == '\t' || p.b[p.i] == '\n' || p.b[p.i] == '\r') {
-		p.i++
-	}
-	return p.i
-}
-
-func (p *parser) next(c byte) bool {
-	if p.space() < len(p.b) && p.b[p.i] == c {
-		p.i++
-		return true
-	}
-	return false
-}
-
-// object reads an object whose keys field reads the values of, each key
-// at most once (field is called after the colon).
-func (p *parser) object(field func(key string) bool) bool {
-	if !p.next('{') {
-		return false
-	}
-	if p.next('}') {
-		return true
-	}
-	var seen [8]string
-	n := 0
-	for {
-		p.space()
-		key, ok := p.raw()
-		if !ok || !p.next(':') {
-			return false
-		}
-		for _, s := range seen[:n] {
-			if s == key {
-				return false
-			}
-		}
-		if n == len(seen) || !field(key) {
-			return false
-		}
-		seen[n] = key
-		n++
-		switch {
-		case p.next(','):
-		case p.next('}'):
-			return true
-		default:
-			return false
-		}
-	}
-}
-
-// raw reads a string without escapes or control characters, in valid
-// UTF-8, as a string sharing the input's memory.
-func (p *parser) raw() (string, bool) {
-	if p.i >= len(p.b) || p.b[p.i] != '"' {
-		return "", false
-	}
-	start, ascii := p.i+1, true
-	for j := start; j < len(p.b); j++ {
-		switch c := p.b[j]; {
-		case c == '"':
-			s := p.b[start:j]
-			if !ascii && !utf8.Valid(s) {
-				return "", false
-			}
-			p.i = j + 1
-			return unsafeString(s), true
-		case c == '\\' || c < 0x20:
-			return "", false
-		case c >= utf8.RuneSelf:
-			ascii = false
-		}
-	}
-	return "", false
-}
-
-// str reads a string into dst: a copy, or one kept from before (intern)
-// for the strings many events repeat.
-func (p *parser) str(dst *string, intern bool) bool {
-	p.space()
-	s, ok := p.raw()
+// str reads a string into dst: one kept from before, or a copy it keeps.
+func (p *parser) str(dst *string) bool {
+	s, ok := p.Raw()
 	if !ok {
 		return false
-	}
-	if !intern {
-		*dst = string([]byte(s))
-		return true
 	}
 	if v, ok := p.d.strs[s]; ok {
 		*dst = v
@@ -235,86 +148,37 @@ func (p *parser) str(dst *string, intern bool) bool {
 	return true
 }
 
-// int64 reads an integer as encoding/json reads one into an int64: no
-// fraction, no exponent, no leading zero; up to 18 digits.
-func (p *parser) int64(dst *int64) bool {
-	p.space()
-	neg := p.i < len(p.b) && p.b[p.i] == '-'
-	if neg {
-		p.i++
-	}
-	start := p.i
-	var n int64
-	for p.i < len(p.b) && p.b[p.i] >= '0' && p.b[p.i] <= '9' {
-		n = n*10 + int64(p.b[p.i]-'0')
-		p.i++
-	}
-	digits := p.i - start
-	if digits == 0 || digits > 18 || (digits > 1 && p.b[start] == '0') {
-		return false
-	}
-	if p.i < len(p.b) && (p.b[p.i] == '.' || p.b[p.i] == 'e' || p.b[p.i] == 'E') {
-		return false
-	}
-	if neg {
-		n = -n
-	}
-	*dst = n
-	return true
-}
-
-func (p *parser) int(dst *int) bool {
-	var n int64
-	if !p.int64(&n) {
-		return false
-	}
-	*dst = int(n)
-	return true
-}
-
 // lines reads an array of cart lines; [] is an empty slice, as
 // encoding/json makes it.
 func (p *parser) lines(dst *[]cart.Line) bool {
-	if !p.next('[') {
-		return false
-	}
 	out := []cart.Line{}
-	if !p.next(']') {
-		for {
-			var l cart.Line
-			ok := p.object(func(key string) bool {
-				switch key {
-				case "productId":
-					return p.str(&l.ProductID, true)
-				case "name":
-					return p.str(&l.Name, true)
-				case "unitPrice":
-					return p.int64(&l.UnitPrice)
-				case "currency":
-					return p.str(&l.Currency, true)
-				case "quantity":
-					return p.int(&l.Quantity)
-				case "lineTotal":
-					return p.int64(&l.LineTotal)
-				}
-				return false
-			})
-			if !ok {
-				return false
+	ok := p.Array(func() bool {
+		var l cart.Line
+		ok := p.Object(func(key string) bool {
+			switch key {
+			case "productId":
+				return p.str(&l.ProductID)
+			case "name":
+				return p.str(&l.Name)
+			case "unitPrice":
+				return p.Int64(&l.UnitPrice)
+			case "currency":
+				return p.str(&l.Currency)
+			case "quantity":
+				return p.Int(&l.Quantity)
+			case "lineTotal":
+				return p.Int64(&l.LineTotal)
 			}
-			out = append(out, l)
-			if p.next(']') {
-				break
-			}
-			if !p.next(',') {
-				return false
-			}
+			return false
+		})
+		if !ok {
+			return false
 		}
+		out = append(out, l)
+		return true
+	})
+	if ok {
+		*dst = out
 	}
-	*dst = out
-	return true
+	return ok
 }
-
-// unsafeString is b as a string sharing its memory, for looking it up or
-// comparing it while b is unchanged.
-func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
