@@ -10,6 +10,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/cart-cqrs/cart/pkg/openapi"
+	"github.com/cart-cqrs/cart/pkg/openapi/openapitest"
 )
 
 const spec = `
@@ -46,8 +47,16 @@ func TestMountServesJSON(t *testing.T) {
 	}
 }
 
-func TestMountRefusesAnInvalidDocument(t *testing.T) {
-	if err := openapi.Mount(echo.New(), []byte(`openapi: 3.0.3
+func TestMountRefusesWhatIsNotYAML(t *testing.T) {
+	if err := openapi.Mount(echo.New(), []byte("openapi: [3.0.3\n")); err == nil {
+		t.Fatal("Mount accepted a document that is not YAML")
+	}
+}
+
+// The documents' validity is the tests' to check: Load, which they use,
+// refuses an invalid one.
+func TestLoadRefusesAnInvalidDocument(t *testing.T) {
+	if _, err := openapitest.Load([]byte(`openapi: 3.0.3
 info: {title: t, version: "1"}
 paths:
   /things:
@@ -55,6 +64,6 @@ paths:
       responses:
         "200": {$ref: "#/components/responses/Nope"}
 `)); err == nil {
-		t.Fatal("Mount accepted a document with a dangling $ref")
+		t.Fatal("Load accepted a document with a dangling $ref")
 	}
 }

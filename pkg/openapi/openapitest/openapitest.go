@@ -6,6 +6,7 @@ package openapitest
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"regexp"
@@ -23,14 +24,32 @@ import (
 	"github.com/cart-cqrs/cart/pkg/openapi"
 )
 
-// MustLoad loads a document or fails the test.
+// MustLoad loads and validates a document, as the service serves it, or
+// fails the test.
 func MustLoad(tb testing.TB, spec []byte) *openapi3.T {
 	tb.Helper()
-	doc, err := openapi.Load(spec)
+	doc, err := Load(spec)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	return doc
+}
+
+// Load parses the document the service serves (openapi.ToJSON of its YAML)
+// and validates it against OpenAPI 3.
+func Load(spec []byte) (*openapi3.T, error) {
+	body, err := openapi.ToJSON(spec)
+	if err != nil {
+		return nil, err
+	}
+	doc, err := openapi3.NewLoader().LoadFromData(body)
+	if err != nil {
+		return nil, fmt.Errorf("openapi: load: %w", err)
+	}
+	if err := doc.Validate(context.Background()); err != nil {
+		return nil, fmt.Errorf("openapi: invalid document: %w", err)
+	}
+	return doc, nil
 }
 
 var echoParam = regexp.MustCompile(`:([A-Za-z0-9_]+)`)
