@@ -10,6 +10,8 @@ import (
 	"time"
 	"unicode/utf8"
 	"unsafe"
+
+	"github.com/cart-cqrs/cart/pkg/cart"
 )
 
 // MaxKeys is the most keys an object may have: more than any object the
@@ -180,4 +182,41 @@ func (s *Scanner) Int(dst *int) bool {
 	}
 	*dst = int(n)
 	return true
+}
+
+// Lines reads an array of cart lines, each string through str (String, or
+// a reader of the caller's that interns); [] is an empty slice, as
+// encoding/json makes it. The cart documents' lines are the same fields,
+// and convert.
+func (s *Scanner) Lines(str func(*string) bool, dst *[]cart.Line) bool {
+	out := []cart.Line{}
+	ok := s.Array(func() bool {
+		var l cart.Line
+		ok := s.Object(func(key string) bool {
+			switch key {
+			case "productId":
+				return str(&l.ProductID)
+			case "name":
+				return str(&l.Name)
+			case "unitPrice":
+				return s.Int64(&l.UnitPrice)
+			case "currency":
+				return str(&l.Currency)
+			case "quantity":
+				return s.Int(&l.Quantity)
+			case "lineTotal":
+				return s.Int64(&l.LineTotal)
+			}
+			return false
+		})
+		if !ok {
+			return false
+		}
+		out = append(out, l)
+		return true
+	})
+	if ok {
+		*dst = out
+	}
+	return ok
 }

@@ -103,7 +103,7 @@ func (d *decoder) decode(typ string, schemaVersion int, data []byte) (cart.Event
 		ok = p.Object(func(key string) bool {
 			switch key {
 			case "lines":
-				return p.lines(&v.Lines)
+				return p.Lines(p.str, &v.Lines)
 			case "itemCount":
 				return p.Int(&v.ItemCount)
 			case "total":
@@ -146,39 +146,4 @@ func (p *parser) str(dst *string) bool {
 	}
 	*dst = v
 	return true
-}
-
-// lines reads an array of cart lines; [] is an empty slice, as
-// encoding/json makes it.
-func (p *parser) lines(dst *[]cart.Line) bool {
-	out := []cart.Line{}
-	ok := p.Array(func() bool {
-		var l cart.Line
-		ok := p.Object(func(key string) bool {
-			switch key {
-			case "productId":
-				return p.str(&l.ProductID)
-			case "name":
-				return p.str(&l.Name)
-			case "unitPrice":
-				return p.Int64(&l.UnitPrice)
-			case "currency":
-				return p.str(&l.Currency)
-			case "quantity":
-				return p.Int(&l.Quantity)
-			case "lineTotal":
-				return p.Int64(&l.LineTotal)
-			}
-			return false
-		})
-		if !ok {
-			return false
-		}
-		out = append(out, l)
-		return true
-	})
-	if ok {
-		*dst = out
-	}
-	return ok
 }

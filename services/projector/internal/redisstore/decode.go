@@ -3,6 +3,7 @@ package redisstore
 import (
 	"time"
 
+	"github.com/cart-cqrs/cart/pkg/cart"
 	"github.com/cart-cqrs/cart/pkg/readmodel"
 	"github.com/cart-cqrs/cart/services/projector/internal/jsonscan"
 )
@@ -51,37 +52,16 @@ func decodeCart(b []byte, c *readmodel.Cart) bool {
 	return true
 }
 
-// decodeLines reads the document's lines; [] is an empty slice, as
-// encoding/json makes it.
+// decodeLines reads the document's lines: the cart's, converted.
 func decodeLines(p *jsonscan.Scanner, dst *[]readmodel.Line) bool {
-	out := []readmodel.Line{}
-	ok := p.Array(func() bool {
-		var l readmodel.Line
-		ok := p.Object(func(key string) bool {
-			switch key {
-			case "productId":
-				return p.String(&l.ProductID)
-			case "name":
-				return p.String(&l.Name)
-			case "unitPrice":
-				return p.Int64(&l.UnitPrice)
-			case "currency":
-				return p.String(&l.Currency)
-			case "quantity":
-				return p.Int(&l.Quantity)
-			case "lineTotal":
-				return p.Int64(&l.LineTotal)
-			}
-			return false
-		})
-		if !ok {
-			return false
-		}
-		out = append(out, l)
-		return true
-	})
-	if ok {
-		*dst = out
+	var lines []cart.Line
+	if !p.Lines(p.String, &lines) {
+		return false
 	}
-	return ok
+	out := make([]readmodel.Line, len(lines))
+	for i, l := range lines {
+		out[i] = readmodel.Line(l)
+	}
+	*dst = out
+	return true
 }
