@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/cart-cqrs/cart/pkg/envelope"
 	"github.com/cart-cqrs/cart/pkg/internal/testserver"
 )
 
@@ -138,5 +139,30 @@ func drain(tb testing.TB, nc *nats.Conn) {
 	case <-time.After(5 * time.Second):
 		tb.Errorf("natstest: drain did not finish in 5s")
 		nc.Close()
+	}
+}
+
+// MustPublish publishes events to the stream as the relay does (CloudEvents,
+// in order, the event id as Nats-Msg-Id) and waits for their PubAcks.
+// msgIDSuffix makes a duplicate get past the stream's deduplication (a relay
+// that published again after a crash).
+func (e Env) MustPublish(tb testing.TB, msgIDSuffix string, envs ...envelope.Envelope) {
+	tb.Helper()
+	for _, ev := range envs {
+		data, err := envelope.MarshalCloudEvent(ev, "urn:cart-cqrs:test")
+		if err != nil {
+			tb.Fatal(err)
+		}
+		msg := nats.NewMsg(envelope.Subject(e.SubjectPrefix, ev.StreamID, ev.Type))
+		msg.Data = data
+		msg.Header.Set(jetstream.MsgIDHeader, ev.EventID+msgIDSuffix)
+		if _, err := e.JS.PublishMsgAsync(msg); err != nil {
+			tb.Fatalf("publish %s v%d: %v", ev.StreamID, ev.Version, err)
+		}
+	}
+	select {
+	case <-e.JS.PublishAsyncComplete():
+	case <-time.After(30 * time.Second):
+		tb.Fatal("publishing did not complete in 30s")
 	}
 }

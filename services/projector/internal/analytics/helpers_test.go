@@ -31,8 +31,6 @@ import (
 	"github.com/cart-cqrs/cart/services/projector/internal/redisstore"
 )
 
-const source = "urn:cart-cqrs:test"
-
 // fixture is one test's event log, stream, and the history it wrote.
 type fixture struct {
 	pool *pgxpool.Pool
@@ -55,30 +53,10 @@ func (f *fixture) insert(tb testing.TB, envs ...envelope.Envelope) {
 	}
 }
 
-// publish sends events as the relay does, in order; suffix makes a
-// duplicate past the stream's deduplication.
+// publish sends events as the relay does (natstest.Env.MustPublish).
 func (f *fixture) publish(tb testing.TB, suffix string, envs ...envelope.Envelope) {
 	tb.Helper()
-	if len(envs) == 0 {
-		return
-	}
-	for _, e := range envs {
-		data, err := envelope.MarshalCloudEvent(e, source)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		msg := nats.NewMsg(envelope.Subject(f.nats.SubjectPrefix, e.StreamID, e.Type))
-		msg.Data = data
-		msg.Header.Set(jetstream.MsgIDHeader, e.EventID+suffix)
-		if _, err := f.nats.JS.PublishMsgAsync(msg); err != nil {
-			tb.Fatalf("publish %s v%d: %v", e.StreamID, e.Version, err)
-		}
-	}
-	select {
-	case <-f.nats.JS.PublishAsyncComplete():
-	case <-time.After(30 * time.Second):
-		tb.Fatal("publishing did not complete in 30s")
-	}
+	f.nats.MustPublish(tb, suffix, envs...)
 }
 
 // log is every event of the event log.

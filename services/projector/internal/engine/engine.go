@@ -58,7 +58,8 @@ type Event struct {
 	Span trace.Span
 }
 
-// Outcome is what a projection did with one cart's events.
+// Outcome is what a projection did with one cart's events. The zero
+// Outcome has every event delivered again.
 type Outcome struct {
 	// RetryFrom is the index of the first event the projection wants
 	// delivered again (with every later one); len(Events) when none.
@@ -69,9 +70,6 @@ type Outcome struct {
 
 // Done is the outcome of a cart whose events a projection took all of.
 func Done(c *Cart) Outcome { return Outcome{RetryFrom: len(c.Events)} }
-
-// Retry is the outcome of a cart a projection could not bring up to date.
-func Retry() Outcome { return Outcome{} }
 
 // Engine feeds every projection from one durable consumer.
 type Engine struct {

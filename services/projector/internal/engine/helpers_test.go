@@ -10,8 +10,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cart-cqrs/cart/pkg/cart"
@@ -21,8 +19,6 @@ import (
 	"github.com/cart-cqrs/cart/pkg/redistest"
 	"github.com/cart-cqrs/cart/services/projector/internal/engine"
 )
-
-const source = "urn:cart-cqrs:test"
 
 // fixture is one test's event log, Redis prefix, engine metrics and, when
 // asked for, stream.
@@ -58,28 +54,10 @@ func (f *fixture) insert(tb testing.TB, envs ...envelope.Envelope) {
 	}
 }
 
-// publish sends events as the relay does, in order; suffix makes a
-// duplicate past the stream's deduplication (a relay that published again
-// after a crash).
+// publish sends events as the relay does (natstest.Env.MustPublish).
 func (f *fixture) publish(tb testing.TB, suffix string, envs ...envelope.Envelope) {
 	tb.Helper()
-	for _, e := range envs {
-		data, err := envelope.MarshalCloudEvent(e, source)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		msg := nats.NewMsg(envelope.Subject(f.nats.SubjectPrefix, e.StreamID, e.Type))
-		msg.Data = data
-		msg.Header.Set(jetstream.MsgIDHeader, e.EventID+suffix)
-		if _, err := f.nats.JS.PublishMsgAsync(msg); err != nil {
-			tb.Fatalf("publish %s v%d: %v", e.StreamID, e.Version, err)
-		}
-	}
-	select {
-	case <-f.nats.JS.PublishAsyncComplete():
-	case <-time.After(30 * time.Second):
-		tb.Fatal("publishing did not complete in 30s")
-	}
+	f.nats.MustPublish(tb, suffix, envs...)
 }
 
 // typesInLog counts the event log's events by type, in SQL.
