@@ -12,6 +12,7 @@ import (
 	"github.com/cart-cqrs/cart/chaos"
 	"github.com/cart-cqrs/cart/pkg/cart"
 	"github.com/cart-cqrs/cart/pkg/envelope"
+	"github.com/cart-cqrs/cart/pkg/eventlog"
 )
 
 // TestOutOfOrderCommits holds a transaction that appended an event and its
@@ -112,7 +113,12 @@ func appendHeld(t *testing.T, tx pgx.Tx, cartID, customer string, version int) (
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Written by hand, as by no command instance: wake the relay as one
+	// whose relay does not lead would.
 	if _, err := tx.Exec(ctx, `INSERT INTO outbox (position) VALUES ($1)`, position); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `SELECT pg_notify($1, '')`, eventlog.OutboxChannel); err != nil {
 		t.Fatal(err)
 	}
 	return id, position

@@ -12,6 +12,7 @@ import (
 
 	"github.com/cart-cqrs/cart/chaos"
 	"github.com/cart-cqrs/cart/pkg/auth"
+	"github.com/cart-cqrs/cart/pkg/eventlog"
 	"github.com/cart-cqrs/cart/pkg/readmodel"
 )
 
@@ -61,7 +62,12 @@ func TestPoisonEventParked(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Written by hand, as by no command instance: wake the relay as one
+	// whose relay does not lead would.
 	if _, err := tx.Exec(ctx, `INSERT INTO outbox (position) VALUES ($1)`, position); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `SELECT pg_notify($1, '')`, eventlog.OutboxChannel); err != nil {
 		t.Fatal(err)
 	}
 	if err := tx.Commit(ctx); err != nil {

@@ -12,6 +12,11 @@ import (
 	"github.com/cart-cqrs/cart/pkg/envelope"
 )
 
+// OutboxChannel is the channel a commit that queued outbox rows notifies
+// (NOTIFY) when no relay in its own process leads, so that the leading relay
+// — another command instance's — wakes. The leader listens on it.
+const OutboxChannel = "cart_outbox"
+
 // Querier is what reading needs: a pool, a connection or a transaction.
 type Querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)

@@ -111,15 +111,20 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err erro
 	}
 	cancel()
 
-	a.repo = postgres.New(a.pool,
+	repoOpts := []postgres.Option{
 		postgres.WithSnapshotEvery(cfg.SnapshotEvery),
 		postgres.WithStateCache(cfg.StateCacheSize),
 		postgres.WithConflictRetries(cfg.ConflictRetries),
 		postgres.WithIdempotencyTTL(cfg.IdempotencyTTL),
-		postgres.WithGroupCommit(cfg.CommitWorkers, cfg.CommitGroupMax))
-	if cfg.RelayEnabled {
-		a.relay = relay.New(a.pool, a.js, a.relayOpts, logger)
+		postgres.WithGroupCommit(cfg.CommitWorkers, cfg.CommitGroupMax),
 	}
+	if cfg.RelayEnabled {
+		// While it leads, the relay takes this instance's commits straight
+		// from the repository.
+		a.relay = relay.New(a.pool, a.js, a.relayOpts, logger)
+		repoOpts = append(repoOpts, postgres.WithRelay(a.relay))
+	}
+	a.repo = postgres.New(a.pool, repoOpts...)
 
 	reg := prometheus.NewRegistry()
 	e := httpserver.NewEcho(logger, reg, "command")

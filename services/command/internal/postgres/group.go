@@ -11,6 +11,9 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/cart-cqrs/cart/pkg/envelope"
+	"github.com/cart-cqrs/cart/pkg/eventlog"
 )
 
 // Group commit. A durable commit costs a WAL flush; one transaction per
@@ -52,6 +55,11 @@ type unit struct {
 	// meets the first one committed, as it would one transaction after the
 	// other.
 	locks []string
+	// events are what the unit appends (none for an idempotency key stored
+	// alone), and appendAt the index of the statement appending them, which
+	// returns their positions.
+	events   []envelope.Envelope
+	appendAt int
 	// done receives the unit's outcome once; err is set when it failed.
 	done chan error
 	err  error
@@ -61,6 +69,7 @@ type unit struct {
 // them in groups.
 type committer struct {
 	pool     *pgxpool.Pool
+	relay    Relay // nil: no relay in this process
 	metrics  *commitMetrics
 	maxGroup int
 	queue    chan *unit
@@ -70,8 +79,8 @@ type committer struct {
 	closed bool
 }
 
-func newCommitter(pool *pgxpool.Pool, m *commitMetrics, workers, maxGroup int) *committer {
-	c := &committer{pool: pool, metrics: m, maxGroup: maxGroup, queue: make(chan *unit, workers*maxGroup)}
+func newCommitter(pool *pgxpool.Pool, relay Relay, m *commitMetrics, workers, maxGroup int) *committer {
+	c := &committer{pool: pool, relay: relay, metrics: m, maxGroup: maxGroup, queue: make(chan *unit, workers*maxGroup)}
 	for range workers {
 		c.wg.Go(c.work)
 	}
@@ -180,6 +189,7 @@ func (c *committer) commitLive(ctx context.Context, live []*unit) {
 			return
 		}
 		if failed == nil {
+			c.handOff(live)
 			for _, u := range live {
 				u.done <- nil
 			}
@@ -205,13 +215,19 @@ func (c *committer) try(ctx context.Context, live []*unit) (failed *unit, err er
 	// Queued afresh each try: pgx remembers the prepared statement in a
 	// queued query, and a failed batch deallocates its statements.
 	b := &pgx.Batch{}
+	appends := false
 	for _, u := range live {
 		for _, q := range u.batch.QueuedQueries {
 			b.Queue(q.SQL, q.Arguments...)
 		}
+		appends = appends || len(u.events) > 0
+	}
+	notify := appends && (c.relay == nil || !c.relay.Leading())
+	if notify {
+		b.Queue(notifyRelay, eventlog.OutboxChannel)
 	}
 	br := c.pool.SendBatch(ctx, b)
-	failed, err = readResults(br, live)
+	failed, err = readResults(br, live, notify)
 	// Close reads up to the end of the implicit transaction: an error there
 	// means the commit failed.
 	if cerr := br.Close(); err == nil && failed == nil && cerr != nil {
@@ -223,12 +239,22 @@ func (c *committer) try(ctx context.Context, live []*unit) (failed *unit, err er
 	return failed, nil
 }
 
-// readResults reads the batch's results unit by unit. A statement error is
-// its unit's failure and ends the batch (PostgreSQL skips the rest).
-func readResults(br pgx.BatchResults, live []*unit) (*unit, error) {
+// notifyRelay wakes the leading relay when it runs in another process: one
+// notification per group, delivered on commit.
+const notifyRelay = `SELECT pg_notify($1, '')`
+
+// readResults reads the batch's results unit by unit, and the notification's
+// when notify is set. A statement error is its unit's failure and ends the
+// batch (PostgreSQL skips the rest).
+func readResults(br pgx.BatchResults, live []*unit, notify bool) (*unit, error) {
 	for _, u := range live {
-		for range u.batch.Len() {
-			_, err := br.Exec()
+		for k := range u.batch.Len() {
+			var err error
+			if k == u.appendAt {
+				err = readPositions(br, u)
+			} else {
+				_, err = br.Exec()
+			}
 			var pe *pgconn.PgError
 			switch {
 			case errors.As(err, &pe):
@@ -239,5 +265,42 @@ func readResults(br pgx.BatchResults, live []*unit) (*unit, error) {
 			}
 		}
 	}
+	if notify {
+		if _, err := br.Exec(); err != nil {
+			return nil, fmt.Errorf("notify the relay: %w", err)
+		}
+	}
 	return nil, nil
+}
+
+// readPositions reads the positions the append statement returns into u's
+// events.
+func readPositions(br pgx.BatchResults, u *unit) error {
+	var positions []int64
+	if err := br.QueryRow().Scan(nil, &positions); err != nil {
+		return err
+	}
+	if len(positions) != len(u.events) {
+		return fmt.Errorf("append returned %d positions for %d events", len(positions), len(u.events))
+	}
+	for i, p := range positions {
+		u.events[i].Position = p
+	}
+	return nil
+}
+
+// handOff gives the relay of this process the events a group committed,
+// before their commands are answered: a cart's next command, and so its
+// next events, come after.
+func (c *committer) handOff(group []*unit) {
+	if c.relay == nil {
+		return
+	}
+	var evs []envelope.Envelope
+	for _, u := range group {
+		evs = append(evs, u.events...)
+	}
+	if len(evs) > 0 {
+		c.relay.Committed(evs)
+	}
 }

@@ -33,7 +33,7 @@ func newGroupEnv(t *testing.T) *groupEnv {
 	if err != nil || p == nil {
 		t.Fatalf("product 123: %v, %v", p, err)
 	}
-	return &groupEnv{t: t, repo: repo, c: newCommitter(pool, newCommitMetrics(), 0, DefaultMaxGroup), beef: p}
+	return &groupEnv{t: t, repo: repo, c: newCommitter(pool, nil, newCommitMetrics(), 0, DefaultMaxGroup), beef: p}
 }
 
 // open opens a cart for customer through the repository (its own group).

@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/cart-cqrs/cart/pkg/envelope"
 	"github.com/cart-cqrs/cart/services/command/internal/idempotency"
 )
 
@@ -35,6 +36,25 @@ type Repository struct {
 	clock         func() time.Time
 	states        *states
 	catalog       *catalog
+	relay         Relay
+}
+
+// Relay is the outbox relay running in this process, if any. The
+// repository tells it of every commit that appended events, so that, while
+// it leads, it publishes them without reading them back (Committed); while
+// it does not, a commit notifies the leader through PostgreSQL instead.
+type Relay interface {
+	// Leading reports whether the relay leads and takes committed events.
+	Leading() bool
+	// Committed hands over the events a commit appended, with their
+	// positions; it must not block.
+	Committed(evs []envelope.Envelope)
+}
+
+// WithRelay makes the repository hand its commits to relay (see Relay).
+// Without it, every commit notifies the leading relay through PostgreSQL.
+func WithRelay(relay Relay) Option {
+	return func(r *Repository) { r.relay = relay }
 }
 
 // Option configures a Repository.
@@ -123,7 +143,7 @@ func New(pool *pgxpool.Pool, opts ...Option) *Repository {
 		o(r)
 	}
 	r.commitMetrics = newCommitMetrics()
-	r.committer = newCommitter(pool, r.commitMetrics, r.commitWorkers, r.maxGroup)
+	r.committer = newCommitter(pool, r.relay, r.commitMetrics, r.commitWorkers, r.maxGroup)
 	return r
 }
 

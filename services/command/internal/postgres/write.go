@@ -48,7 +48,8 @@ var (
 // only when it succeeded, and appendTail inserts the events and their outbox
 // rows FROM head, so a compare-and-set that matched no row appends nothing —
 // and then fails the statement (SQLSTATE CQ409, see migration 00008), so that
-// the transaction it is part of rolls back.
+// the transaction it is part of rolls back. It returns the events' positions,
+// in version order, for the relay (see Relay).
 //
 // The parameters are positional (named arguments would have the statement
 // rewritten on every call): $1 the cart, $2 the customer (insert) or the
@@ -76,7 +77,7 @@ const (
 ), queued AS (
 	INSERT INTO outbox (position) SELECT position FROM ins RETURNING position
 )
-SELECT cart_require_appended($13, (SELECT count(*) FROM queued))`
+SELECT cart_require_appended($13, (SELECT count(*) FROM queued)), (SELECT array_agg(position ORDER BY position) FROM queued)`
 
 	// The product an item-added event keeps must still be in the catalog,
 	// available, as the event has it (see migration 00009).
@@ -125,6 +126,7 @@ func (r *Repository) prepare(head string, s cart.State, customerID string, evs [
 	}
 	var (
 		n        = len(evs)
+		envs     = make([]envelope.Envelope, n)
 		ids      = make([]string, n)
 		versions = make([]int32, n)
 		types    = make([]string, n)
@@ -142,6 +144,7 @@ func (r *Repository) prepare(head string, s cart.State, customerID string, evs [
 		if err != nil {
 			return nil, cart.State{}, fmt.Errorf("postgres: append cart %s: %w", s.CartID, err)
 		}
+		envs[i] = env
 		ids[i], versions[i], types[i], schemas[i], data[i] = env.EventID, int32(version), env.Type, int32(env.SchemaVersion), string(env.Data)
 		next = cart.Evolve(next, cart.Recorded{CartID: s.CartID, Version: version, OccurredAt: now, Event: ev})
 	}
@@ -161,6 +164,7 @@ func (r *Repository) prepare(head string, s cart.State, customerID string, evs [
 	}
 	b.Queue(head+appendTail, s.CartID, second, string(next.Status), next.Version, now,
 		envelope.StreamTypeCart, string(mdJSON), ids, versions, types, schemas, data, n)
+	appendAt := b.Len() - 1
 	if s.Version/r.snapshotEvery != next.Version/r.snapshotEvery {
 		state, err := json.Marshal(next)
 		if err != nil {
@@ -168,14 +172,16 @@ func (r *Repository) prepare(head string, s cart.State, customerID string, evs [
 		}
 		b.Queue(upsertSnapshot, s.CartID, next.Version, SnapshotSchemaVersion, string(state), now)
 	}
-	return newUnit(b, headLock(head, s.CartID, customerID), key.lock()), next, nil
+	u := newUnit(b, headLock(head, s.CartID, customerID), key.lock())
+	u.events, u.appendAt = envs, appendAt
+	return u, next, nil
 }
 
 // newUnit makes the batch a unit of the group commit (see committer): all
 // its statements take effect, or none. locks name the rows it contends on
 // ("" for none).
 func newUnit(b *pgx.Batch, locks ...string) *unit {
-	return &unit{batch: b, locks: slices.DeleteFunc(locks, func(l string) bool { return l == "" })}
+	return &unit{batch: b, locks: slices.DeleteFunc(locks, func(l string) bool { return l == "" }), appendAt: -1}
 }
 
 // headLock names the row a head statement contends on: the cart's, or for

@@ -67,7 +67,7 @@ func TestRound_FloorStaysBelowOpenTransactions(t *testing.T) {
 	rounds := func(n int) {
 		t.Helper()
 		for range n {
-			if _, err := r.round(ctx, conn, &cur); err != nil {
+			if _, err := r.round(ctx, conn, &cur, heads{}); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/cart-cqrs/cart/pkg/cart"
 	"github.com/cart-cqrs/cart/pkg/envelope"
+	"github.com/cart-cqrs/cart/pkg/eventlog"
 	"github.com/cart-cqrs/cart/pkg/natstest"
 	"github.com/cart-cqrs/cart/pkg/pgtest"
 )
@@ -95,6 +96,20 @@ func appendEvents(t testing.TB, q querier, cartID string, fromVersion, n int) []
 // correlation id per event).
 func appendEventsWith(t testing.TB, q querier, md envelope.Metadata, cartID string, fromVersion, n int) []envelope.Envelope {
 	t.Helper()
+	return insertEvents(t, q, md, cartID, fromVersion, n, true)
+}
+
+// appendQuietly is appendEvents without the notification: as a commit of
+// the command instance whose relay leads, which hands the events over
+// instead (Committed).
+func appendQuietly(t testing.TB, q querier, cartID string, fromVersion, n int) []envelope.Envelope {
+	t.Helper()
+	md := envelope.Metadata{Actor: "customer", TraceParent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
+	return insertEvents(t, q, md, cartID, fromVersion, n, false)
+}
+
+func insertEvents(t testing.TB, q querier, md envelope.Metadata, cartID string, fromVersion, n int, notify bool) []envelope.Envelope {
+	t.Helper()
 	ctx := context.Background()
 	var out []envelope.Envelope
 	for v := fromVersion + 1; v <= fromVersion+n; v++ {
@@ -117,6 +132,13 @@ func appendEventsWith(t testing.TB, q querier, md envelope.Metadata, cartID stri
 		}
 		if _, err := q.Exec(ctx, `INSERT INTO outbox (position) VALUES ($1)`, e.Position); err != nil {
 			t.Fatalf("insert outbox row: %v", err)
+		}
+		// As a command instance whose relay does not lead: notify the
+		// leader, on commit.
+		if notify {
+			if _, err := q.Exec(ctx, `SELECT pg_notify($1, '')`, eventlog.OutboxChannel); err != nil {
+				t.Fatalf("notify: %v", err)
+			}
 		}
 		out = append(out, e)
 	}

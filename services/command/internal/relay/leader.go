@@ -3,11 +3,15 @@ package relay
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 
 	"github.com/cart-cqrs/cart/pkg/backoff"
+	"github.com/cart-cqrs/cart/pkg/eventlog"
 )
 
 // statementTimeout bounds each statement on the lock connection. Statements
@@ -78,29 +82,44 @@ func (r *Relay) closeConn(conn *pgx.Conn) {
 	}
 }
 
-// lead publishes while this relay holds the lock: it drains the outbox round
-// after round, then sleeps until a NOTIFY (or PollInterval) says there may be
-// more. It returns nil when ctx ends and an error when leadership must end.
+// removeDelay is how long rows published from the hand-off may wait for
+// their removal, which goes with an outbox round.
+const removeDelay = 50 * time.Millisecond
+
+// lead publishes while this relay holds the lock: what the hand-off brings,
+// at once, and the outbox in rounds — a first one that drains it, then one
+// after another instance's NOTIFY, after a batch read full, once published
+// rows have waited removeDelay, and every PollInterval. It returns nil when
+// ctx ends and an error when leadership must end.
 func (r *Relay) lead(ctx context.Context, conn *pgx.Conn) (err error) {
-	// LISTEN before the first round: a row committed after that round's read
-	// then always wakes the relay.
-	//
 	// Removing published rows need not wait for the WAL flush: a removal lost
 	// in a crash only re-publishes rows the stream drops as duplicates.
-	for _, stmt := range []string{"LISTEN " + notifyChannel, "SET synchronous_commit = off"} {
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), statementTimeout)
-		_, err = conn.Exec(sctx, stmt)
-		cancel()
-		if err != nil {
-			return fmt.Errorf("relay: %s: %w", stmt, err)
-		}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), statementTimeout)
+	_, err = conn.Exec(sctx, "SET synchronous_commit = off")
+	cancel()
+	if err != nil {
+		return fmt.Errorf("relay: set synchronous_commit: %w", err)
 	}
+	// LISTEN before the first round: a row another instance commits after
+	// that round's read then always wakes the relay. The hand-off opens
+	// before it too, for the same reason.
+	listening, stopListening, err := r.listen(ctx)
+	if err != nil {
+		return err
+	}
+	defer stopListening()
+	r.handoff.setOpen(true)
+	defer r.handoff.setOpen(false)
 
 	var (
-		failures = backoff.New(minFailureBackoff, maxFailureBackoff)
-		cur      cursor
+		failures   = backoff.New(minFailureBackoff, maxFailureBackoff)
+		cur        cursor
+		hs         = heads{}
+		outboxDue  = true // the first round drains what is there
+		lastOutbox time.Time
+		removeBy   time.Time // when the oldest row in cur.toRemove is due for removal
 	)
-	// A clean stop removes what the last round published; a failure leaves
+	// A clean stop removes what the last rounds published; a failure leaves
 	// it to the next leader, as a crash would.
 	defer func() {
 		if err != nil {
@@ -111,43 +130,122 @@ func (r *Relay) lead(ctx context.Context, conn *pgx.Conn) (err error) {
 		}
 	}()
 	for ctx.Err() == nil {
-		res, err := r.round(ctx, conn, &cur)
-		if err != nil {
-			return err
-		}
-		switch {
-		case res.read == 0: // drained
-			failures.Reset()
-			if err := r.waitForWork(ctx, conn); err != nil {
+		direct, due := r.handoff.take()
+		outboxDue = outboxDue || due
+		failed := false
+		if len(direct) > 0 {
+			removing := len(cur.toRemove)
+			res, deferred, err := r.directRound(ctx, &cur, hs, direct)
+			if err != nil {
 				return err
 			}
-		case res.published == 0: // nothing got through: do not hammer NATS
+			outboxDue = outboxDue || deferred || res.published < res.read
+			failed = res.published < res.read
+			if removing == 0 && len(cur.toRemove) > 0 {
+				removeBy = time.Now().Add(removeDelay)
+			}
+		}
+		if len(cur.toRemove) > 0 && (len(cur.toRemove) >= r.opts.BatchSize || !time.Now().Before(removeBy)) {
+			outboxDue = true
+		}
+		if outboxDue && !failed {
+			res, err := r.round(ctx, conn, &cur, hs)
+			if err != nil {
+				return err
+			}
+			lastOutbox = time.Now()
+			// More to read (a full batch) or some left unpublished: the
+			// round is due again.
+			outboxDue = res.read >= r.opts.BatchSize || res.published < res.read
+			failed = res.published < res.read
+			if len(cur.toRemove) > 0 {
+				removeBy = time.Now().Add(removeDelay)
+			}
+		}
+		if failed { // NATS refused some: do not hammer it
 			if !failures.Wait(ctx) {
 				return nil
 			}
-		default: // progress: keep draining
-			failures.Reset()
+			continue
+		}
+		failures.Reset()
+		if outboxDue {
+			continue
+		}
+		wait := time.Until(lastOutbox.Add(r.opts.PollInterval))
+		if len(cur.toRemove) > 0 {
+			wait = min(wait, time.Until(removeBy))
+		}
+		if err := r.waitForWork(ctx, listening, wait); err != nil {
+			return err
+		}
+		if !time.Now().Before(lastOutbox.Add(r.opts.PollInterval)) {
+			outboxDue = true // the fallback, should a NOTIFY be missed
 		}
 	}
 	return nil
 }
 
-// waitForWork blocks until a notification arrives, PollInterval passes (the
-// fallback should a NOTIFY be missed) or ctx ends. A timeout leaves the
-// connection usable; any other failure means the lock connection is gone.
-func (r *Relay) waitForWork(ctx context.Context, conn *pgx.Conn) error {
-	wctx, cancel := context.WithTimeout(ctx, r.opts.PollInterval)
+// waitForWork blocks until the hand-off or a notification wakes the relay,
+// wait passes or ctx ends. An error means the listening connection failed.
+func (r *Relay) waitForWork(ctx context.Context, listening <-chan error, wait time.Duration) error {
+	if wait <= 0 {
+		return nil
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-r.handoff.wake:
+	case <-t.C:
+	case err := <-listening:
+		return err
+	case <-ctx.Done():
+	}
+	return nil
+}
+
+// listen opens a connection of its own that LISTENs for the commits of
+// other command instances (a commit in this process hands its events over
+// instead) and turns each notification into a wake-up, until stop is
+// called. A failure of that connection is sent on failed: leadership ends,
+// as it would for the lock connection.
+func (r *Relay) listen(ctx context.Context) (failed <-chan error, stop func(), err error) {
+	cfg := r.pool.Config().ConnConfig.Copy()
+	// Stopping cancels the wait: the connection's read is cut at once by a
+	// deadline (the connection is closed right after), not by a cancel
+	// request to the server.
+	cfg.BuildContextWatcherHandler = func(pc *pgconn.PgConn) ctxwatch.Handler {
+		return &pgconn.DeadlineContextWatcherHandler{Conn: pc.Conn()}
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), statementTimeout)
 	defer cancel()
-	if _, err := conn.WaitForNotification(wctx); err != nil && wctx.Err() == nil {
-		return fmt.Errorf("relay: wait for notification: %w", err)
+	conn, err := pgx.ConnectConfig(sctx, cfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("relay: connect to listen: %w", err)
 	}
-	// Every commit notifies once; those that queued up while draining announce
-	// rows the next round reads anyway, so one wake-up is enough.
-	done, stop := context.WithCancel(context.Background())
-	stop()
-	for {
-		if n, err := conn.WaitForNotification(done); err != nil || n == nil {
-			return nil
+	if _, err := conn.Exec(sctx, "LISTEN "+eventlog.OutboxChannel); err != nil {
+		r.closeConn(conn)
+		return nil, nil, fmt.Errorf("relay: LISTEN %s: %w", eventlog.OutboxChannel, err)
+	}
+	lctx, cancelListen := context.WithCancel(context.Background())
+	errs := make(chan error, 1)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			// Notifications that queued up while the relay worked announce
+			// rows its next round reads anyway: one wake-up covers them all.
+			if _, err := conn.WaitForNotification(lctx); err != nil {
+				if lctx.Err() == nil {
+					errs <- fmt.Errorf("relay: wait for notification: %w", err)
+				}
+				return
+			}
+			r.handoff.notified()
 		}
-	}
+	})
+	return errs, func() {
+		cancelListen()
+		wg.Wait()
+		r.closeConn(conn)
+	}, nil
 }

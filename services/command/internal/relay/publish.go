@@ -23,12 +23,13 @@ type roundResult struct {
 	read, published int
 }
 
-// round removes the rows the previous round published, reads up to
+// round removes the rows published since the last round, reads up to
 // BatchSize outbox rows above cur's floor, publishes them and moves cur on;
 // the rows whose PubAck arrived are left in cur.toRemove for the next round
-// (see removeAndRead). An error means leadership must end: the lock
-// connection failed or the AfterPublish hook asked for a crash.
-func (r *Relay) round(ctx context.Context, conn *pgx.Conn, cur *cursor) (roundResult, error) {
+// (see removeAndRead), and hs learns the carts' new heads. An error means
+// leadership must end: the lock connection failed or the AfterPublish hook
+// asked for a crash.
+func (r *Relay) round(ctx context.Context, conn *pgx.Conn, cur *cursor, hs heads) (roundResult, error) {
 	start := time.Now()
 	evs, h, err := r.removeAndRead(ctx, conn, cur)
 	if err != nil {
@@ -44,19 +45,40 @@ func (r *Relay) round(ctx context.Context, conn *pgx.Conn, cur *cursor) (roundRe
 	lastRead, full, lowestFailed := evs[len(evs)-1].Position, len(evs) >= r.opts.BatchSize, lowestUnpublished(evs, published)
 	cur.advance(h, lastRead, full, lowestFailed)
 	r.floor.Store(cur.floor)
-	if len(published) == 0 {
-		return res, nil
+	return res, r.acked(ctx, start, cur, hs, published)
+}
+
+// directRound publishes handed-off events (see handoff.go): those whose
+// carts' earlier events the stream holds. deferred reports whether some must
+// wait for an outbox round instead. Their rows are removed by a later round.
+func (r *Relay) directRound(ctx context.Context, cur *cursor, hs heads, evs []envelope.Envelope) (res roundResult, deferred bool, err error) {
+	start := time.Now()
+	ready, deferred := hs.sort(evs)
+	if len(ready) == 0 {
+		return roundResult{}, deferred, nil
 	}
+	published := r.publish(ctx, ready)
+	return roundResult{read: len(ready), published: len(published)}, deferred, r.acked(ctx, start, cur, hs, published)
+}
+
+// acked takes note of a round's events that the stream acknowledged (in
+// position order): their carts' heads, and their rows to remove. An error is
+// the AfterPublish hook's.
+func (r *Relay) acked(ctx context.Context, start time.Time, cur *cursor, hs heads, published []envelope.Envelope) error {
+	if len(published) == 0 {
+		return nil
+	}
+	hs.published(published)
 	if r.opts.AfterPublish != nil {
 		if err := r.opts.AfterPublish(ctx, published); err != nil {
-			return res, fmt.Errorf("relay: after publish of %d events: %w", len(published), err)
+			return fmt.Errorf("relay: after publish of %d events: %w", len(published), err)
 		}
 	}
 	for _, e := range published {
 		cur.toRemove = append(cur.toRemove, e.Position)
 	}
 	r.lastRound.Store(int64(time.Since(start)))
-	return res, nil
+	return nil
 }
 
 // flushRemovals removes the rows cur.toRemove holds, for a leader that stops

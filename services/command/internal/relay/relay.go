@@ -13,6 +13,11 @@
 //     removal did not happen (within the stream's duplicate window).
 //   - Per-cart order: events are published in waves (see publish.go); the
 //     k+1-th event of a cart is sent only after the k-th is in the stream.
+//
+// The leader finds its work two ways: the events a commit in its own process
+// hands over (handoff.go), published at once; and the outbox rows, read in
+// rounds — when it takes the lead, when another instance's commit notifies
+// it (NOTIFY), to remove what it published, and every PollInterval.
 package relay
 
 import (
@@ -44,8 +49,6 @@ const (
 	DefaultLockKey int64 = 0x636172745f6f7574
 )
 
-// notifyChannel is the channel the outbox trigger notifies on commit.
-const notifyChannel = "cart_outbox"
 
 // Options configure the relay and the stream. Zero values take the defaults.
 type Options struct {
@@ -112,6 +115,7 @@ type Relay struct {
 	opts   Options
 	logger *slog.Logger
 
+	handoff   *handoff
 	leader    atomic.Bool
 	published atomic.Uint64
 	lastRound atomic.Int64 // nanoseconds
@@ -126,8 +130,22 @@ func New(pool *pgxpool.Pool, js jetstream.JetStream, opts Options, logger *slog.
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Relay{pool: pool, js: js, opts: opts.withDefaults(), logger: logger.With("component", "relay")}
+	return &Relay{pool: pool, js: js, opts: opts.withDefaults(), logger: logger.With("component", "relay"), handoff: newHandoff()}
 }
+
+// Leading reports whether this relay leads and takes committed events
+// in-process (Committed). While it does, a commit in this process need not
+// notify through PostgreSQL; while it does not, a commit must, so that the
+// leader — another instance's relay — wakes.
+func (r *Relay) Leading() bool { return r.handoff.accepting() }
+
+// Committed hands the relay the events a commit in this process just
+// appended, with their positions, and wakes it: the leader publishes them
+// without reading them back (see handoff.go). A relay that does not lead
+// ignores them. Call it after the commit and before its commands are
+// answered, so that a cart's events are handed over in the order they were
+// appended.
+func (r *Relay) Committed(evs []envelope.Envelope) { r.handoff.add(evs) }
 
 // IsLeader reports whether this relay holds the lock and publishes.
 func (r *Relay) IsLeader() bool { return r.leader.Load() }
