@@ -49,7 +49,6 @@ const (
 	DefaultLockKey int64 = 0x636172745f6f7574
 )
 
-
 // Options configure the relay and the stream. Zero values take the defaults.
 type Options struct {
 	Stream          string        // JetStream stream name, default "CART_EVENTS"
