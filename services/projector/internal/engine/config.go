@@ -24,6 +24,10 @@ type Config struct {
 	// RetryDelay is how long a message a projection wants again waits
 	// before it is redelivered (default 1s).
 	RetryDelay time.Duration
+	// TrailingWindow is the longest the trailing projections' events are
+	// held to be applied together (default 25ms). Keep it well below
+	// AckWait: held messages are not acknowledged yet.
+	TrailingWindow time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -40,5 +44,16 @@ func (c Config) withDefaults() Config {
 	if c.RetryDelay <= 0 {
 		c.RetryDelay = time.Second
 	}
+	if c.TrailingWindow <= 0 {
+		c.TrailingWindow = 25 * time.Millisecond
+	}
 	return c
+}
+
+// holdLimit is how many events are held for the trailing projections
+// before they are applied without waiting out the window: a batch's worth,
+// and at most a quarter of MaxAckPending, which every instance's held
+// messages count against.
+func (c Config) holdLimit() int {
+	return max(1, min(c.BatchSize, c.MaxAckPending/4))
 }

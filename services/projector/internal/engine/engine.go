@@ -14,6 +14,9 @@
 // A message is acknowledged once every projection is done with its event
 // (stored, found a duplicate, or parked); if any wants it again, it is
 // redelivered, and the others see a duplicate then.
+//
+// A projection nobody waits for (the product analytics) is registered as
+// Trailing: it is applied to several batches at once, after the others.
 package engine
 
 import (
@@ -73,22 +76,32 @@ func Done(c *Cart) Outcome { return Outcome{RetryFrom: len(c.Events)} }
 
 // Engine feeds every projection from one durable consumer.
 type Engine struct {
-	cfg         Config
-	projections []Projection
-	metrics     *Metrics
-	logger      *slog.Logger
-	loop        *loop
+	cfg Config
+	// eager are applied to each batch, trailing to the batches held.
+	eager, trailing []Projection
+	metrics         *Metrics
+	logger          *slog.Logger
+	loop            *loop
+	// held is what the trailing projections have yet to take; only the
+	// loop's goroutine touches it.
+	held holding
 }
 
-// New returns an engine that feeds the projections, in this order.
+// New returns an engine that feeds the projections, in this order, the
+// trailing ones (see Trailing) after the others.
 func New(cfg Config, js jetstream.JetStream, metrics *Metrics, logger *slog.Logger, projections ...Projection) *Engine {
-	e := &Engine{cfg: cfg.withDefaults(), projections: projections, metrics: metrics, logger: logger}
+	e := &Engine{cfg: cfg.withDefaults(), metrics: metrics, logger: logger}
 	for _, p := range projections {
+		if t, ok := p.(trailing); ok {
+			e.trailing = append(e.trailing, t.Projection)
+		} else {
+			e.eager = append(e.eager, p)
+		}
 		// Every projection's series exist from the start, at zero.
 		metrics.Applied.WithLabelValues(p.Name())
 		metrics.Lag.WithLabelValues(p.Name())
 	}
-	e.loop = newLoop(e.cfg, js, e.Process, logger)
+	e.loop = newLoop(e.cfg, js, e, logger)
 	return e
 }
 
@@ -96,27 +109,44 @@ func New(cfg Config, js jetstream.JetStream, metrics *Metrics, logger *slog.Logg
 func (e *Engine) Attached() bool { return e.loop.Attached() }
 
 // Run pulls and projects batches until ctx ends. A batch already pulled is
-// finished and acknowledged before Run returns; Run then returns nil.
+// finished and acknowledged, and what is held for the trailing projections
+// applied and settled, before Run returns; Run then returns nil.
 func (e *Engine) Run(ctx context.Context) error { return e.loop.Run(ctx) }
 
-// Process hands one batch to every projection and acks, naks or
-// terminates each message.
+// Process hands one batch to every projection but the trailing ones and
+// settles each message: it acks, naks or terminates it. With trailing
+// projections, it holds for them the messages it would ack (see Trailing).
+// Not safe for concurrent use: the engine's loop is its one caller.
 func (e *Engine) Process(ctx context.Context, msgs []jetstream.Msg) {
 	start := time.Now()
 	defer func() { e.metrics.BatchDuration.Observe(time.Since(start).Seconds()) }()
-	carts, held := e.decode(ctx, msgs)
-	defer func() {
-		for _, c := range carts {
-			for _, ev := range c.Events {
-				ev.Span.End()
-			}
+	carts, cartMsgs := e.decode(ctx, msgs)
+	retryFrom := e.apply(ctx, e.eager, carts)
+	if len(e.trailing) == 0 {
+		for i, c := range carts {
+			e.settle(ctx, c, cartMsgs[i], retryFrom[i])
 		}
-	}()
+		return
+	}
+	for i, c := range carts {
+		// Wanted again: redelivered without waiting for the trailing
+		// projections, which still take the event now.
+		for k := retryFrom[i]; k < len(c.Events); k++ {
+			e.settleOne(ctx, c.ID, cartMsgs[i][k], false, c.Events[k].Span)
+			cartMsgs[i][k] = nil
+		}
+		e.held.add(c, cartMsgs[i], start)
+	}
+}
+
+// apply hands the carts to the projections, counts what each applied and
+// returns, per cart, the first event any of them wants again.
+func (e *Engine) apply(ctx context.Context, projections []Projection, carts []*Cart) []int {
 	retryFrom := make([]int, len(carts))
 	for i, c := range carts {
 		retryFrom[i] = len(c.Events)
 	}
-	for _, p := range e.projections {
+	for _, p := range projections {
 		outs := p.Apply(ctx, carts)
 		now := time.Now()
 		applied, lag := e.metrics.Applied.WithLabelValues(p.Name()), e.metrics.Lag.WithLabelValues(p.Name())
@@ -128,18 +158,32 @@ func (e *Engine) Process(ctx context.Context, msgs []jetstream.Msg) {
 			}
 		}
 	}
-	for i, c := range carts {
-		for k, m := range held[i] {
-			var err error
-			if k < retryFrom[i] {
-				err = m.Ack()
-			} else {
-				err = m.NakWithDelay(e.cfg.RetryDelay)
-			}
-			if err != nil {
-				e.logger.ErrorContext(ctx, "projector: settle message", "cart", c.ID, "subject", m.Subject(), "err", err)
-			}
+	return retryFrom
+}
+
+// settle acks a cart's messages before retryFrom and naks the rest, which
+// come later in version order, and ends their processing spans. A nil
+// message was settled already.
+func (e *Engine) settle(ctx context.Context, c *Cart, msgs []jetstream.Msg, retryFrom int) {
+	for k, m := range msgs {
+		if m != nil {
+			e.settleOne(ctx, c.ID, m, k < retryFrom, c.Events[k].Span)
 		}
+	}
+}
+
+// settleOne acks or naks one message and ends its processing span: its
+// processing is over once it is settled.
+func (e *Engine) settleOne(ctx context.Context, cartID string, m jetstream.Msg, ack bool, span trace.Span) {
+	defer span.End()
+	var err error
+	if ack {
+		err = m.Ack()
+	} else {
+		err = m.NakWithDelay(e.cfg.RetryDelay)
+	}
+	if err != nil {
+		e.logger.ErrorContext(ctx, "projector: settle message", "cart", cartID, "subject", m.Subject(), "err", err)
 	}
 }
 
@@ -150,7 +194,7 @@ func (e *Engine) Process(ctx context.Context, msgs []jetstream.Msg) {
 func (e *Engine) decode(ctx context.Context, msgs []jetstream.Msg) ([]*Cart, [][]jetstream.Msg) {
 	byCart := make(map[string]int)
 	var carts []*Cart
-	var held [][]jetstream.Msg
+	var cartMsgs [][]jetstream.Msg
 	for _, m := range msgs {
 		env, err := envelope.UnmarshalCartEvent(m.Data())
 		if err != nil {
@@ -167,31 +211,45 @@ func (e *Engine) decode(ctx context.Context, msgs []jetstream.Msg) ([]*Cart, [][
 			i = len(carts)
 			byCart[env.StreamID] = i
 			carts = append(carts, &Cart{ID: env.StreamID})
-			held = append(held, nil)
+			cartMsgs = append(cartMsgs, nil)
 		}
 		ev := Event{Envelope: env, Delivered: delivered(m)}
 		_, ev.Span = e.traceProcessing(ctx, m, env, ev.Delivered)
 		carts[i].Events = append(carts[i].Events, ev)
-		held[i] = append(held[i], m)
+		cartMsgs[i] = append(cartMsgs[i], m)
 	}
 	for i, c := range carts {
-		// A redelivery may arrive after a later version; the version, not
-		// the arrival, is the cart's order. Stable, so duplicates keep
-		// their order.
-		idx := make([]int, len(c.Events))
-		for k := range idx {
-			idx[k] = k
-		}
-		slices.SortStableFunc(idx, func(a, b int) int { return c.Events[a].Version - c.Events[b].Version })
-		evs, ms := make([]Event, len(idx)), make([]jetstream.Msg, len(idx))
-		for k, j := range idx {
-			evs[k], ms[k] = c.Events[j], held[i][j]
-		}
-		c.Events, held[i] = evs, ms
-		newest := evs[len(evs)-1]
-		c.Ctx = trace.ContextWithSpan(telemetry.WithCorrelationID(ctx, newest.Metadata.CorrelationID), newest.Span)
+		cartMsgs[i] = sortByVersion(c, cartMsgs[i])
+		c.Ctx = cartContext(ctx, c)
 	}
-	return carts, held
+	return carts, cartMsgs
+}
+
+// sortByVersion puts a cart's events, and their messages alongside, in
+// version order: a redelivery may arrive after a later version. Stable, so
+// duplicates keep their order.
+func sortByVersion(c *Cart, msgs []jetstream.Msg) []jetstream.Msg {
+	if slices.IsSortedFunc(c.Events, func(a, b Event) int { return a.Version - b.Version }) {
+		return msgs
+	}
+	idx := make([]int, len(c.Events))
+	for k := range idx {
+		idx[k] = k
+	}
+	slices.SortStableFunc(idx, func(a, b int) int { return c.Events[a].Version - c.Events[b].Version })
+	evs, ms := make([]Event, len(idx)), make([]jetstream.Msg, len(idx))
+	for k, j := range idx {
+		evs[k], ms[k] = c.Events[j], msgs[j]
+	}
+	c.Events = evs
+	return ms
+}
+
+// cartContext carries the trace and correlation id of the cart's newest
+// event.
+func cartContext(ctx context.Context, c *Cart) context.Context {
+	newest := c.Events[len(c.Events)-1]
+	return trace.ContextWithSpan(telemetry.WithCorrelationID(ctx, newest.Metadata.CorrelationID), newest.Span)
 }
 
 func streamSeq(m jetstream.Msg) uint64 {

@@ -39,7 +39,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
 		BatchDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "cart_projector_batch_duration_seconds",
-			Help:    "Time to project one fetched batch into every projection, from decoding to the last ack.",
+			Help:    "Time to project one fetched batch into every projection but the trailing ones (applied to held batches later), from decoding to the last ack.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
 		}),
 		Terminated: prometheus.NewCounter(prometheus.CounterOpts{

@@ -15,27 +15,38 @@ import (
 
 // loop runs the durable pull consumer: it waits for the stream (the
 // command service's relay creates it), creates or updates the consumer,
-// receives messages and hands them in batches to handle, which settles every
-// message (ack, nak or term); after a failed pull (the consumer deleted,
-// NATS gone) it attaches again.
+// receives messages and hands them in batches to the handler, which
+// settles every message (ack, nak or term) or holds it until it is
+// flushed; after a failed pull (the consumer deleted, NATS gone) it
+// attaches again.
 type loop struct {
 	cfg      Config
 	js       jetstream.JetStream
-	handle   func(context.Context, []jetstream.Msg)
+	h        handler
 	logger   *slog.Logger
 	attached atomic.Bool
 }
 
-func newLoop(cfg Config, js jetstream.JetStream, handle func(context.Context, []jetstream.Msg), logger *slog.Logger) *loop {
-	return &loop{cfg: cfg, js: js, handle: handle, logger: logger}
+// handler is what the loop hands batches to; the loop is its one caller.
+type handler interface {
+	// Process settles a batch's messages or holds them.
+	Process(ctx context.Context, msgs []jetstream.Msg)
+	// due is when the held messages must be flushed; false when none are.
+	due() (time.Time, bool)
+	// flush settles every held message.
+	flush(ctx context.Context)
+}
+
+func newLoop(cfg Config, js jetstream.JetStream, h handler, logger *slog.Logger) *loop {
+	return &loop{cfg: cfg, js: js, h: h, logger: logger}
 }
 
 // Attached reports whether the loop has its consumer and is pulling.
 func (l *loop) Attached() bool { return l.attached.Load() }
 
 // Run pulls and hands over batches until ctx ends. A batch already pulled
-// is finished, and its acks flushed, before Run returns; Run then returns
-// nil.
+// is finished, what is held flushed, and the acks sent, before Run
+// returns; Run then returns nil.
 func (l *loop) Run(ctx context.Context) error {
 	defer l.attached.Store(false)
 	for {
@@ -105,7 +116,8 @@ func (l *loop) createConsumer(ctx context.Context) (jetstream.Consumer, error) {
 }
 
 // pull receives messages and hands them over in batches until ctx ends
-// (nil) or the consumer is gone (an error: attach again).
+// (nil) or the consumer is gone (an error: attach again). Either way, what
+// is held is flushed before it returns.
 //
 // The messages come from one long-lived pull subscription (Consume) that
 // asks for more before the client's buffer runs dry, so a message is handed
@@ -134,11 +146,18 @@ func (l *loop) pull(ctx context.Context, cons jetstream.Consumer) error {
 		return fmt.Errorf("nats: consume %s: %w", l.cfg.Durable, err)
 	}
 	defer close(stopped)
+	// Held messages are flushed when due even if nothing else arrives.
+	due := time.NewTimer(time.Hour)
+	due.Stop()
+	defer due.Stop()
+	defer l.within(ctx, l.h.flush)
 	batch := make([]jetstream.Msg, 0, l.cfg.BatchSize)
 	for {
 		select {
 		case m := <-msgs:
-			l.handleBatch(ctx, gather(append(batch[:0], m), msgs, l.cfg.BatchSize))
+			l.handleBatch(ctx, gather(append(batch[:0], m), msgs, l.cfg.BatchSize), due)
+		case <-due.C:
+			l.tend(ctx, due)
 		case err := <-errs:
 			if l.gone(ctx, cons, err) {
 				cc.Stop()
@@ -153,10 +172,10 @@ func (l *loop) pull(ctx context.Context, cons jetstream.Consumer) error {
 			for {
 				select {
 				case m := <-msgs:
-					l.handleBatch(ctx, gather(append(batch[:0], m), msgs, l.cfg.BatchSize))
+					l.handleBatch(ctx, gather(append(batch[:0], m), msgs, l.cfg.BatchSize), due)
 				case <-cc.Closed():
 					for len(msgs) > 0 {
-						l.handleBatch(ctx, gather(batch[:0], msgs, l.cfg.BatchSize))
+						l.handleBatch(ctx, gather(batch[:0], msgs, l.cfg.BatchSize), due)
 					}
 					return nil
 				}
@@ -165,13 +184,37 @@ func (l *loop) pull(ctx context.Context, cons jetstream.Consumer) error {
 	}
 }
 
-// handleBatch hands a batch over. The batch is finished even when ctx ends
-// meanwhile: its messages are ours until acked, and a half-done batch would
-// only wait AckWait to be redelivered.
-func (l *loop) handleBatch(ctx context.Context, batch []jetstream.Msg) {
+// handleBatch hands a batch over, then flushes what is held if it is due.
+// The batch is finished even when ctx ends meanwhile (see within).
+func (l *loop) handleBatch(ctx context.Context, batch []jetstream.Msg, due *time.Timer) {
 	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.cfg.AckWait)
+	l.h.Process(bctx, batch)
+	cancel()
+	l.tend(ctx, due)
+}
+
+// tend flushes what is held once it is due, and sets the timer to when
+// what is held next will be.
+func (l *loop) tend(ctx context.Context, due *time.Timer) {
+	at, ok := l.h.due()
+	if ok && !time.Now().Before(at) {
+		l.within(ctx, l.h.flush)
+		at, ok = l.h.due()
+	}
+	if ok {
+		due.Reset(time.Until(at))
+	} else {
+		due.Stop()
+	}
+}
+
+// within runs fn to the end even when ctx ends meanwhile, bounded by
+// AckWait: the messages it works on are ours until settled, and a
+// half-done batch would only wait AckWait to be redelivered.
+func (l *loop) within(ctx context.Context, fn func(context.Context)) {
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.cfg.AckWait)
 	defer cancel()
-	l.handle(bctx, batch)
+	fn(wctx)
 }
 
 // gather adds what msgs already holds to batch, up to n messages.

@@ -129,7 +129,8 @@ func (f *fixture) generationKeys(tb testing.TB, gen int) int {
 // after later versions of their cart — reach the toy projection through
 // the one engine it shares with the product analytics, and its counts are
 // the event log's, each event counted once, also after the whole log is
-// delivered again.
+// delivered again. The toy is trailing: it takes the batches merged, a
+// cart's events from several of them at once.
 func TestToy_Live(t *testing.T) {
 	f := mustFixture(t, true)
 	ctx := t.Context()
@@ -156,7 +157,7 @@ func TestToy_Live(t *testing.T) {
 	}
 	const durable = "projections"
 	eng := engine.New(engine.Config{Stream: f.nats.Stream, SubjectPrefix: f.nats.SubjectPrefix, Durable: durable,
-		BatchSize: 32, RetryDelay: 50 * time.Millisecond}, js, f.metrics, f.logger, an, toy.counting)
+		BatchSize: 32, RetryDelay: 50 * time.Millisecond}, js, f.metrics, f.logger, an, engine.Trailing(toy.counting))
 	runCtx, stop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() {
