@@ -152,7 +152,9 @@ type applied struct {
 
 // Apply implements Projection: the batch goes to every generation listed,
 // each cart with its own compare-and-set. The record is read after the
-// fetch, which is what a build relies on (see Builder).
+// fetch, which is what a build relies on (see Builder) — every time, not
+// cached: a write into a listed generation cannot tell that a build has
+// listed another one since.
 func (c *Counting[S]) Apply(ctx context.Context, carts []*Cart) []Outcome {
 	outs := make([]Outcome, len(carts))
 	rec, err := c.store.Read(ctx)
