@@ -112,6 +112,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err erro
 	a.engine = engine.New(engine.Config{
 		Stream: cfg.Stream, SubjectPrefix: cfg.SubjectPrefix, Durable: cfg.Durable,
 		BatchSize: cfg.BatchSize, AckWait: cfg.AckWait, MaxAckPending: cfg.MaxAckPending,
+		TrailingWindow: cfg.TrailingWindow,
 	}, js, metrics, logger, a.proj.all...)
 	a.rebuilds = newRebuilds(a.proj.builders, logger)
 	if err := reg.Register(a.engine.ConsumerCollector()); err != nil {

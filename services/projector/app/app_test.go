@@ -28,7 +28,7 @@ func TestConfigFromEnv(t *testing.T) {
 	}
 	if cfg.HTTPAddr != ":8082" || cfg.BatchSize != 64 || cfg.Durable != "p2" || cfg.AckWait != 30*time.Second || cfg.Stream != "CART_EVENTS" ||
 		cfg.MaxDeliver != 5 || cfg.RebuildPageSize != 20000 || cfg.RebuildDrainWait != 2*time.Second || cfg.Auth.Issuer != "i" ||
-		cfg.AnalyticsBuildPage != 10000 || cfg.AnalyticsCheckEvery != 30*time.Second ||
+		cfg.AnalyticsBuildPage != 10000 || cfg.AnalyticsCheckEvery != 30*time.Second || cfg.TrailingWindow != 25*time.Millisecond ||
 		cfg.MetricsAddr != "127.0.0.1:9082" {
 		t.Fatalf("config = %+v", cfg)
 	}
@@ -43,6 +43,8 @@ func TestConfigFromEnv(t *testing.T) {
 		"NoPage":         {"ANALYTICS_BUILD_PAGE": "-1"},
 		"TightChecks":    {"ANALYTICS_CHECK_INTERVAL": "10ms"},
 		"MalformedCheck": {"ANALYTICS_CHECK_INTERVAL": "often"},
+		"NegativeWindow": {"PROJECTOR_TRAILING_WINDOW": "-1ms"},
+		"WindowPastAck":  {"PROJECTOR_TRAILING_WINDOW": "20s"},
 	} {
 		for k, v := range valid {
 			vars[k] = v

@@ -50,6 +50,12 @@ type Config struct {
 	// MaxAckPending is the most unacknowledged messages over all instances
 	// (PROJECTOR_MAX_ACK_PENDING, 1024).
 	MaxAckPending int
+	// TrailingWindow is the longest the product analytics, which nobody
+	// waits for, hold events to apply them together after the cart
+	// documents; held events are not acknowledged yet
+	// (PROJECTOR_TRAILING_WINDOW, 25ms; 0 means the default; at most half
+	// of AckWait).
+	TrailingWindow time.Duration
 	// MaxDeliver is how many deliveries an event that cannot be applied gets
 	// before it is parked (PROJECTOR_MAX_DELIVER, 5).
 	MaxDeliver int
@@ -110,6 +116,8 @@ func readConfig(lookup func(string) (string, bool)) (Config, error) {
 		MaxAckPending: r.Int("PROJECTOR_MAX_ACK_PENDING", 1024),
 		MaxDeliver:    r.Int("PROJECTOR_MAX_DELIVER", 5),
 
+		TrailingWindow: r.Duration("PROJECTOR_TRAILING_WINDOW", defaultTrailingWindow),
+
 		RebuildPageSize:  r.Int("PROJECTOR_REBUILD_PAGE", 20000),
 		RebuildDrainWait: r.Duration("PROJECTOR_REBUILD_DRAIN", 2*time.Second),
 
@@ -151,6 +159,10 @@ func (c Config) validateProjection() error {
 	if c.AckWait < time.Second {
 		errs = append(errs, fmt.Errorf("app: ack wait %s must be at least 1s", c.AckWait))
 	}
+	// Held messages must be settled long before NATS redelivers them.
+	if w := c.withDefaults().TrailingWindow; w <= 0 || w > c.AckWait/2 {
+		errs = append(errs, fmt.Errorf("app: trailing window %s must be positive and at most half the ack wait %s", w, c.AckWait))
+	}
 	if c.Stream == "" || c.SubjectPrefix == "" || c.Durable == "" {
 		errs = append(errs, errors.New("app: stream, subject prefix and durable must be set"))
 	}
@@ -162,6 +174,7 @@ func (c Config) validateProjection() error {
 const (
 	defaultAnalyticsBuildPage  = 10000
 	defaultAnalyticsCheckEvery = 30 * time.Second
+	defaultTrailingWindow      = 25 * time.Millisecond
 )
 
 // withDefaults fills in the settings left zero.
@@ -171,6 +184,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.AnalyticsCheckEvery == 0 {
 		c.AnalyticsCheckEvery = defaultAnalyticsCheckEvery
+	}
+	if c.TrailingWindow == 0 {
+		c.TrailingWindow = defaultTrailingWindow
 	}
 	return c
 }

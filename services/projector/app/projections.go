@@ -16,7 +16,9 @@ import (
 
 // projections are the projector's projections, in the order the engine
 // feeds them, and the builders of their generations: the cart documents,
-// then the product analytics. Adding one is adding it here.
+// then the product analytics — trailing, as nobody waits for them, so
+// that one application covers several small batches. Adding one is adding
+// it here.
 type projections struct {
 	documents *documents.Projector
 	store     *redisstore.Store
@@ -34,7 +36,7 @@ func newProjections(cfg Config, rdb goredis.UniversalClient, pool eventlog.RowQu
 	return &projections{
 		documents: docs,
 		store:     store,
-		all:       []engine.Projection{docs, an},
+		all:       []engine.Projection{docs, engine.Trailing(an)},
 		builders: []*engine.Builder{
 			engine.NewBuilder(documents.Name, engine.BuildConfig{DrainWait: cfg.RebuildDrainWait, CheckEvery: cfg.AnalyticsCheckEvery},
 				rebuild.Generations{Store: store}, rebuild.New(rebuild.Config{PageSize: cfg.RebuildPageSize}, store, log, logger), metrics, logger),
