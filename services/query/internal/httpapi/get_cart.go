@@ -38,8 +38,8 @@ func (h *Handler) GetCart(c echo.Context) error {
 	return serve(c, d)
 }
 
-func (h *Handler) watchCart(cartID string, minVersion int) func() (<-chan struct{}, func()) {
-	return func() (<-chan struct{}, func()) { return h.updates.WatchCart(cartID, minVersion) }
+func (h *Handler) watchCart(cartID string, minVersion int) func() (<-chan struct{}, bool, func()) {
+	return func() (<-chan struct{}, bool, func()) { return h.updates.WatchCart(cartID, minVersion) }
 }
 
 // readCart reads a cart's document for the caller; version 0 when it is

@@ -28,7 +28,7 @@ func (h *Handler) GetMyCart(c echo.Context) error {
 		return err
 	}
 	d, version, err := awaitVersion(h, c, minVersion,
-		func() (<-chan struct{}, func()) { return h.updates.WatchCustomer(p.Subject, minVersion) },
+		func() (<-chan struct{}, bool, func()) { return h.updates.WatchCustomer(p.Subject, minVersion) },
 		func(ctx context.Context) (document, int, error) {
 			st, found, err := h.carts.OpenCart(ctx, p.Subject)
 			if err != nil {

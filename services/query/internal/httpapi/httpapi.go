@@ -47,9 +47,11 @@ type Carts interface {
 // Updates wakes requests waiting for the read model to reach a version.
 // wake receives when the read model may have it (the request re-reads);
 // stop must be called when the request stops waiting.
+// behind reports that the read model is known to be below minVersion, so
+// the request need not read before it is woken.
 type Updates interface {
-	WatchCart(cartID string, minVersion int) (wake <-chan struct{}, stop func())
-	WatchCustomer(customerID string, minVersion int) (wake <-chan struct{}, stop func())
+	WatchCart(cartID string, minVersion int) (wake <-chan struct{}, behind bool, stop func())
+	WatchCustomer(customerID string, minVersion int) (wake <-chan struct{}, behind bool, stop func())
 }
 
 // DefaultMinVersionWait is how long a ?minVersion read waits at most unless

@@ -4,13 +4,17 @@ import (
 	"context"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/cart-cqrs/cart/pkg/auth"
 	"github.com/cart-cqrs/cart/pkg/cart"
+	"github.com/cart-cqrs/cart/pkg/httpserver"
 	"github.com/cart-cqrs/cart/pkg/readmodel"
 	"github.com/cart-cqrs/cart/services/query/internal/httpapi"
 )
@@ -196,5 +200,48 @@ func TestMinVersion_ErrMalformed(t *testing.T) {
 			rec := get(t, a.e, path+"?minVersion="+v, "alice", "")
 			wantProblem(t, rec, http.StatusBadRequest, httpapi.CodeInvalidMinVersion)
 		}
+	}
+}
+
+// countingCarts counts the reads of a cart.
+type countingCarts struct {
+	httpapi.Carts
+	reads atomic.Int32
+}
+
+func (c *countingCarts) Cart(ctx context.Context, cartID string) (readmodel.Stored, bool, error) {
+	c.reads.Add(1)
+	return c.Carts.Cart(ctx, cartID)
+}
+
+// A request for a version above the one announced last does not read the
+// cart before the projector's next update wakes it.
+func TestMinVersion_KnownBehindReadsOnceWoken(t *testing.T) {
+	a := newLiveAPI(t, 10*time.Second)
+	carts := &countingCarts{Carts: a.store}
+	v, err := auth.NewVerifier(authCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := httpserver.NewEcho(a.logger, prometheus.NewRegistry(), "query-test")
+	httpapi.Register(e, v, carts, httpapi.Options{Updates: a.updates, MinVersionWait: 10 * time.Second, Metrics: a.metrics})
+
+	id := newCartID()
+	envs := stream(id, t0, cart.Opened{CustomerID: "alice"}, mug, bean)
+	a.project(1, envs[:2], true)
+	eventually(t, "version 2 announced", func() bool {
+		_, behind, stop := a.updates.WatchCart(id, 3)
+		stop()
+		return behind
+	})
+	done := serveAsync(t, e, context.Background(), "/v1/carts/"+id+"?minVersion=3", "alice")
+	eventually(t, "the request waits", func() bool { return a.updates.Waiters() == 1 })
+	if n := carts.reads.Load(); n != 0 {
+		t.Errorf("read the cart %d times before the update", n)
+	}
+	doc := a.project(1, envs, true)
+	wantDoc(t, <-done, doc, 3)
+	if n := carts.reads.Load(); n != 1 {
+		t.Errorf("read the cart %d times, want once, when woken", n)
 	}
 }

@@ -32,21 +32,30 @@ type reader[T any] func(ctx context.Context) (T, int, error)
 // A request with ?minVersion registers for updates before its first read:
 // an update published after the registration wakes it, and one published
 // before it is in that read, so no update is missed and a request that must
-// wait reads twice, not three times.
-func awaitVersion[T any](h *Handler, c echo.Context, minVersion int, watch func() (<-chan struct{}, func()), read reader[T]) (T, int, error) {
+// wait reads twice, not three times — once only when the registration
+// already knows the read model behind (the version announced last is below
+// minVersion): then the first read is the one after the wake-up.
+func awaitVersion[T any](h *Handler, c echo.Context, minVersion int, watch func() (<-chan struct{}, bool, func()), read reader[T]) (T, int, error) {
 	ctx := c.Request().Context()
 	if minVersion == 0 {
 		return read(ctx)
 	}
 	start := time.Now()
-	wake, stop := watch()
+	wake, knownBehind, stop := watch()
 	defer stop()
-	v, version, err := read(ctx)
-	if err != nil || version >= minVersion {
-		if err == nil {
-			h.metrics.MinVersionWait.Observe(0)
+	var (
+		v       T
+		version int
+		err     error
+	)
+	if !knownBehind {
+		v, version, err = read(ctx)
+		if err != nil || version >= minVersion {
+			if err == nil {
+				h.metrics.MinVersionWait.Observe(0)
+			}
+			return v, version, err
 		}
-		return v, version, err
 	}
 	defer func() { h.metrics.MinVersionWait.Observe(time.Since(start).Seconds()) }()
 	deadline := time.NewTimer(h.maxWait)
@@ -55,6 +64,11 @@ func awaitVersion[T any](h *Handler, c echo.Context, minVersion int, watch func(
 		select {
 		case <-wake:
 		case <-deadline.C:
+			if knownBehind { // not read yet: how far it got
+				if v, version, err = read(ctx); err != nil || version >= minVersion {
+					return v, version, err
+				}
+			}
 			if version == 0 {
 				return v, 0, nil
 			}
@@ -63,6 +77,7 @@ func awaitVersion[T any](h *Handler, c echo.Context, minVersion int, watch func(
 		case <-ctx.Done():
 			return v, version, ctx.Err()
 		}
+		knownBehind = false
 		if v, version, err = read(ctx); err != nil || version >= minVersion {
 			return v, version, err
 		}
@@ -86,5 +101,7 @@ func behind(c echo.Context, version, minVersion int) error {
 // noUpdates never wakes anyone: waits end at their deadline.
 type noUpdates struct{}
 
-func (noUpdates) WatchCart(string, int) (<-chan struct{}, func())     { return nil, func() {} }
-func (noUpdates) WatchCustomer(string, int) (<-chan struct{}, func()) { return nil, func() {} }
+func (noUpdates) WatchCart(string, int) (<-chan struct{}, bool, func()) { return nil, false, func() {} }
+func (noUpdates) WatchCustomer(string, int) (<-chan struct{}, bool, func()) {
+	return nil, false, func() {}
+}

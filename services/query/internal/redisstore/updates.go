@@ -28,6 +28,9 @@ const (
 	// retryMin and retryMax bound the pause between failed subscriptions.
 	retryMin = 100 * time.Millisecond
 	retryMax = 5 * time.Second
+	// maxSeen bounds the carts whose announced version the subscription
+	// remembers; past it, it forgets them all and starts again.
+	maxSeen = 16384
 )
 
 // Updates holds the query service's one subscription to the projector's
@@ -39,6 +42,10 @@ const (
 // Pub/Sub delivers at most once: while the subscription is down, updates
 // are lost. So every (re)subscription and every generation switch wakes all
 // waiters, and each re-reads Redis; a waiter that is still behind waits on.
+//
+// The subscription also remembers the last version announced for each cart
+// since it was made (seen): a request for a version above it would read the
+// cart behind, so it need not read before it is woken (see WatchCart).
 type Updates struct {
 	rdb    redis.UniversalClient
 	store  *Store
@@ -48,6 +55,10 @@ type Updates struct {
 	carts     map[string]map[*waiter]struct{}
 	customers map[string]map[*waiter]struct{}
 	waiters   int
+	// seen holds the versions announced on the subscription to generation
+	// seenGen (0: no subscription holds, nothing is known).
+	seen    map[string]int
+	seenGen int
 
 	subscribed atomic.Bool
 }
@@ -78,21 +89,33 @@ func NewUpdates(rdb redis.UniversalClient, store *Store, logger *slog.Logger) *U
 // WatchCart registers a request waiting for cart cartID to reach minVersion.
 // wake receives when an update of the cart at minVersion or later arrives,
 // or when updates may have been missed; the request then re-reads Redis.
-// stop unregisters it and must be called (it is idempotent).
-func (u *Updates) WatchCart(cartID string, minVersion int) (wake <-chan struct{}, stop func()) {
-	return u.watch(u.carts, cartID, minVersion)
+// behind reports that the read model is known to hold the cart below
+// minVersion — an update announced an older version, and no newer one came
+// since — so reading it before wake would be in vain. stop unregisters the
+// request and must be called (it is idempotent).
+func (u *Updates) WatchCart(cartID string, minVersion int) (wake <-chan struct{}, behind bool, stop func()) {
+	return u.watch(u.carts, cartID, minVersion, true)
 }
 
 // WatchCustomer is WatchCart for a request about a customer's open cart,
 // whose id it may not know yet (the cart is about to be opened): it is
-// woken by an update of any of the customer's carts.
-func (u *Updates) WatchCustomer(customerID string, minVersion int) (wake <-chan struct{}, stop func()) {
-	return u.watch(u.customers, customerID, minVersion)
+// woken by an update of any of the customer's carts. It never knows the
+// read model behind.
+func (u *Updates) WatchCustomer(customerID string, minVersion int) (wake <-chan struct{}, behind bool, stop func()) {
+	return u.watch(u.customers, customerID, minVersion, false)
 }
 
-func (u *Updates) watch(index map[string]map[*waiter]struct{}, key string, minVersion int) (<-chan struct{}, func()) {
+func (u *Updates) watch(index map[string]map[*waiter]struct{}, key string, minVersion int, cart bool) (<-chan struct{}, bool, func()) {
 	w := &waiter{min: minVersion, wake: make(chan struct{}, 1)}
+	// The requests read the store's generation: what the subscription saw
+	// is known of it only if it is the same.
+	gen := u.store.gen.Load()
 	u.mu.Lock()
+	behind := false
+	if cart && u.seenGen != 0 && int64(u.seenGen) == gen {
+		v, ok := u.seen[key]
+		behind = ok && v < minVersion
+	}
 	set := index[key]
 	if set == nil {
 		set = map[*waiter]struct{}{}
@@ -102,7 +125,7 @@ func (u *Updates) watch(index map[string]map[*waiter]struct{}, key string, minVe
 	u.waiters++
 	u.mu.Unlock()
 	var once sync.Once
-	return w.wake, func() {
+	return w.wake, behind, func() {
 		once.Do(func() {
 			u.mu.Lock()
 			defer u.mu.Unlock()
@@ -136,6 +159,12 @@ func (u *Updates) notify(payload string) {
 	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
+	if u.seenGen != 0 && up.Version > u.seen[up.CartID] {
+		if len(u.seen) >= maxSeen {
+			clear(u.seen)
+		}
+		u.seen[up.CartID] = up.Version
+	}
 	for w := range u.carts[up.CartID] {
 		if up.Version >= w.min {
 			w.signal()
@@ -149,6 +178,14 @@ func (u *Updates) notify(payload string) {
 			w.signal()
 		}
 	}
+}
+
+// forget drops the versions seen, and starts seeing those of generation
+// gen's subscription (0: none).
+func (u *Updates) forget(gen int) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.seen, u.seenGen = make(map[string]int), gen
 }
 
 // wakeAll wakes every waiter: updates may have been missed.
@@ -224,6 +261,7 @@ func (u *Updates) subscribe(ctx context.Context) (up bool, err error) {
 	})
 	defer func() {
 		u.subscribed.Store(false)
+		u.forget(0)
 		if stopClose() {
 			closeSub()
 		} else {
@@ -263,6 +301,7 @@ func (u *Updates) subscribe(ctx context.Context) (up bool, err error) {
 				// Subscribed (again): what was published meanwhile is lost.
 				up = true
 				u.subscribed.Store(true)
+				u.forget(gen)
 				u.wakeAll()
 			}
 		case *redis.Message:

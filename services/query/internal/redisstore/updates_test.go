@@ -97,10 +97,10 @@ func asleep(wake <-chan struct{}) bool {
 
 func TestUpdates_WakesWhoMayBeSatisfied(t *testing.T) {
 	f := runUpdates(t)
-	a3, stopA3 := f.updates.WatchCart("a", 3)
-	a5, stopA5 := f.updates.WatchCart("a", 5)
-	alice, stopAlice := f.updates.WatchCustomer("alice", 3)
-	marker, stopMarker := f.updates.WatchCart("marker", 1)
+	a3, _, stopA3 := f.updates.WatchCart("a", 3)
+	a5, _, stopA5 := f.updates.WatchCart("a", 5)
+	alice, _, stopAlice := f.updates.WatchCustomer("alice", 3)
+	marker, _, stopMarker := f.updates.WatchCart("marker", 1)
 	defer stopA5()
 	defer stopAlice()
 	if n := f.updates.Waiters(); n != 4 {
@@ -149,9 +149,9 @@ func TestUpdates_WakesWhoMayBeSatisfied(t *testing.T) {
 
 func TestUpdates_ResubscribingWakesEveryone(t *testing.T) {
 	f := runUpdates(t)
-	cart, stopCart := f.updates.WatchCart("a", 2)
+	cart, _, stopCart := f.updates.WatchCart("a", 2)
 	defer stopCart()
-	me, stopMe := f.updates.WatchCustomer("alice", 1)
+	me, _, stopMe := f.updates.WatchCustomer("alice", 1)
 	defer stopMe()
 
 	// Kill the subscription's connection: what is published until it is
@@ -197,7 +197,7 @@ func TestUpdates_FollowsTheGeneration(t *testing.T) {
 			t.Error(err)
 		}
 	})
-	wake, stop := f.updates.WatchCart("a", 1)
+	wake, _, stop := f.updates.WatchCart("a", 1)
 	defer stop()
 	if err := f.env.Client.Set(context.Background(), readmodel.CurrentGeneration(f.env.Prefix), 2, 0).Err(); err != nil {
 		t.Fatal(err)
@@ -212,4 +212,47 @@ func TestUpdates_FollowsTheGeneration(t *testing.T) {
 		}
 		return !asleep(wake)
 	})
+}
+
+// What the subscription saw announced tells a request its read would find
+// the cart behind — only for the generation the store reads, and only until
+// the subscription is made again.
+func TestUpdates_KnowsCartsBehind(t *testing.T) {
+	f := runUpdates(t)
+	watch := func(cartID string, minVersion int) bool {
+		t.Helper()
+		_, behind, stop := f.updates.WatchCart(cartID, minVersion)
+		stop()
+		return behind
+	}
+	if watch("k", 2) {
+		t.Fatal("behind before any update of the cart was seen")
+	}
+	marker, _, stopMarker := f.updates.WatchCart("marker", 1)
+	defer stopMarker()
+	f.publish(t, readmodel.Update{CartID: "k", Version: 1, CustomerID: "kim"})
+	f.publish(t, readmodel.Update{CartID: "marker", Version: 1})
+	woken(t, "marker", marker)
+	if !watch("k", 2) {
+		t.Error("version 1 was announced last: a read for version 2 is behind")
+	}
+	if watch("k", 1) {
+		t.Error("version 1 was announced: a read for it is not behind")
+	}
+	if _, behind, stop := f.updates.WatchCustomer("kim", 2); behind {
+		t.Error("a customer's wait is never known behind")
+	} else {
+		stop()
+	}
+
+	// The store reads another generation: what was seen is not about it.
+	if err := f.env.Client.Set(context.Background(), readmodel.CurrentGeneration(f.env.Prefix), 2, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.store.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if watch("k", 2) {
+		t.Error("behind although the store reads generation 2")
+	}
 }
