@@ -83,7 +83,7 @@ func (p *Projector) Apply(ctx context.Context, carts []*engine.Cart) []engine.Ou
 			o := outs[k]
 			var stored error
 			if o.save {
-				stored = results[w]
+				stored = results[w].Err
 				w++
 			}
 			switch {

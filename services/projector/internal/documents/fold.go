@@ -111,6 +111,7 @@ func (f *fold) writes() []Write {
 		out[i] = Write{
 			CartID: f.cartID, From: d.Version, State: f.states[i], Changed: f.cur[i] != d.Version,
 			History: f.history[i], HistoryLen: d.HistoryLen, ReplaceHistory: f.replace[i], Skipped: f.skipped,
+			Stamp: d.Stamp,
 		}
 	}
 	return out

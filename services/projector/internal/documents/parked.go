@@ -134,16 +134,16 @@ func (p *Projector) release(ctx context.Context, cartID string, skip bool) (Rele
 		if err != nil {
 			return Released{}, err
 		}
-		switch {
-		case res[0] == nil:
+		switch err := res[0].Err; {
+		case err == nil:
 			p.parkedChanged()
 			p.logger.InfoContext(ctx, "documents: released parked events", "cart", cartID, "skip", skip,
 				"applied", out.Applied, "still_parked", out.StillParked, "err", out.Error)
 			return out, nil
-		case (errors.Is(res[0], ErrConflict) || errors.Is(res[0], ErrStaleGenerations)) && attempt < maxConflicts:
-			stale = errors.Is(res[0], ErrStaleGenerations)
+		case (errors.Is(err, ErrConflict) || errors.Is(err, ErrStaleGenerations)) && attempt < maxConflicts:
+			stale = errors.Is(err, ErrStaleGenerations)
 		default:
-			return Released{}, res[0]
+			return Released{}, err
 		}
 	}
 }
@@ -226,13 +226,13 @@ func (p *Projector) RebuildCart(ctx context.Context, cartID string) (int, error)
 		if err != nil {
 			return 0, err
 		}
-		switch {
-		case res[0] == nil:
-		case (errors.Is(res[0], ErrConflict) || errors.Is(res[0], ErrStaleGenerations)) && attempt < maxConflicts:
-			stale = errors.Is(res[0], ErrStaleGenerations)
+		switch err := res[0].Err; {
+		case err == nil:
+		case (errors.Is(err, ErrConflict) || errors.Is(err, ErrStaleGenerations)) && attempt < maxConflicts:
+			stale = errors.Is(err, ErrStaleGenerations)
 			continue
 		default:
-			return 0, res[0]
+			return 0, err
 		}
 		if len(change.Park) > 0 {
 			p.parkedChanged()

@@ -41,7 +41,20 @@ type Doc struct {
 	// Corrupt is set when the stored document cannot be read; the cart is
 	// left alone until `projector rebuild -cart` replaces it.
 	Corrupt error
+	// Stamp identifies the stored document Load read.
+	Stamp Stamp
 }
+
+// Stamp identifies the bytes a store holds for a cart's document in one
+// generation (its skipped versions included): a digest of them. A Write
+// carrying the stamp of the document it was computed from is refused
+// (ErrConflict) when anything else is stored, even at the same version —
+// which is what lets a write be computed from a record remembered since
+// the last batch instead of read again. The zero Stamp is none.
+type Stamp [20]byte
+
+// IsZero reports whether s is no stamp.
+func (s Stamp) IsZero() bool { return s == Stamp{} }
 
 // SkippedVersions are the versions any of docs passed over, in order: a
 // version skipped in one generation is skipped in all.
@@ -105,9 +118,13 @@ type Write struct {
 	ReplaceHistory bool
 	// Skipped is the document's skipped versions after the write.
 	Skipped []int
-	// Force writes whatever is stored (no From or HistoryLen guard), and
-	// points the customer's open-cart index at the cart when it is open:
-	// the cart was read whole from the event log (a single-cart rebuild).
+	// Stamp is the stamp of the document the write was computed from
+	// (Doc.Stamp); like From, another is ErrConflict. Zero: not compared.
+	Stamp Stamp
+	// Force writes whatever is stored (no From, HistoryLen or Stamp
+	// guard), and points the customer's open-cart index at the cart when
+	// it is open: the cart was read whole from the event log (a
+	// single-cart rebuild).
 	Force bool
 }
 
@@ -130,7 +147,17 @@ type Change struct {
 	Park []Parked
 }
 
-// ErrConflict is a Change's result when the stored version, history or
+// Saved is the store's answer to one Change.
+type Saved struct {
+	// Err is nil when the change was stored; otherwise ErrConflict,
+	// ErrStaleGenerations or another error, and nothing was.
+	Err error
+	// Stamps are the stamps of the cart's documents once the change is
+	// stored, one per Write.
+	Stamps []Stamp
+}
+
+// ErrConflict is a Change's result when the stored document, history or
 // parked events are no longer what it was computed from: another projector
 // got there first.
 var ErrConflict = errors.New("documents: cart changed concurrently")
@@ -146,10 +173,9 @@ type Store interface {
 	// Load returns what is stored for the given carts in the generations
 	// gens.Writes; absent carts are missing from the map.
 	Load(ctx context.Context, gens Generations, cartIDs []string) (map[string]Record, error)
-	// Save applies the changes and returns one result per change (nil,
-	// ErrConflict, ErrStaleGenerations or another error), or an error when
-	// none could be tried.
-	Save(ctx context.Context, gens Generations, changes []Change) ([]error, error)
+	// Save applies the changes and returns one result per change, or an
+	// error when none could be tried.
+	Save(ctx context.Context, gens Generations, changes []Change) ([]Saved, error)
 	// ParkedCarts lists the carts that have parked events.
 	ParkedCarts(ctx context.Context) ([]string, error)
 	// ParkedEvents counts the parked events of every cart.

@@ -8,13 +8,13 @@ import (
 
 // endSaves ends the write spans with the write's outcome: err for all of
 // them, or each one's result.
-func endSaves(spans []trace.Span, results []error, err error) {
+func endSaves(spans []trace.Span, results []Saved, err error) {
 	for i, span := range spans {
 		switch {
 		case err != nil:
 			telemetry.RecordError(span, err)
 		case i < len(results):
-			telemetry.RecordError(span, results[i])
+			telemetry.RecordError(span, results[i].Err)
 		}
 		span.End()
 	}

@@ -332,9 +332,9 @@ func (f *filler) endPage(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("rebuild: park events: %w", err)
 		}
-		for i, e := range res {
-			if e != nil {
-				return fmt.Errorf("rebuild: park events of cart %s: %w", changes[i].CartID, e)
+		for i, r := range res {
+			if r.Err != nil {
+				return fmt.Errorf("rebuild: park events of cart %s: %w", changes[i].CartID, r.Err)
 			}
 		}
 	}

@@ -42,6 +42,17 @@ func TestAppendScript_IsTheSaveScriptForAppends(t *testing.T) {
 		}
 		return documents.Change{CartID: id, Writes: []documents.Write{w}}
 	}
+	// stamped guards a change with the stamp of the document from, as
+	// stored with its skipped versions.
+	stamped := func(c documents.Change, from cart.State, skipped ...int) documents.Change {
+		doc, err := appendDoc(nil, from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Writes[0].Stamp = stamp(formatWrites(skipped), doc)
+		return c
+	}
+	s1, s2, s3 := state("s", "sam", at, 1, false), state("s", "sam", at, 2, false), state("s", "sam", at, 3, false)
 	steps := []documents.Change{
 		write("a", 0, 0, state("a", "alice", at, 2, false)),
 		write("a", 2, 2, state("a", "alice", at, 3, false), 3),
@@ -54,7 +65,14 @@ func TestAppendScript_IsTheSaveScriptForAppends(t *testing.T) {
 		write("c", 1, 1, state("c", "alice", at.Add(time.Hour), 3, true)),
 		write("n", 0, 0, cart.State{CartID: "n", Version: 1}),
 		write("p", 0, 0, state("p", "paul", at, 1, false)), // parked: conflict
+		write("s", 0, 0, s1),
+		stamped(write("s", 1, 1, s2), s1),
+		stamped(write("s", 2, 2, s3), s1),                                 // another document at that version: conflict
+		stamped(write("s", 2, 2, s3, 3), s2),                              // skipping version 3
+		stamped(write("s", 3, 3, state("s", "sam", at, 4, false)), s3),    // without the skipped versions: conflict
+		stamped(write("s", 3, 3, state("s", "sam", at, 4, false)), s3, 3), // with them
 	}
+	wantStamped := []string{"ok<nil>", "ok<nil>", "conflict<nil>", "ok<nil>", "conflict<nil>", "ok<nil>"}
 	run := func(prefix string, fast bool) ([]string, map[string]any) {
 		s := New(env.Client, prefix)
 		if err := env.Client.SAdd(ctx, s.parkedCartsKey(), "p").Err(); err != nil {
@@ -73,10 +91,7 @@ func TestAppendScript_IsTheSaveScriptForAppends(t *testing.T) {
 			if fast {
 				cl, _, err = s.appendCall(gens, c, nil)
 			} else {
-				var keys []string
-				var args []any
-				keys, args, _, err = s.saveCall(gens, c, nil)
-				cl = call{script: save, keys: keys, args: args}
+				cl, _, err = s.saveCall(gens, c, nil)
 			}
 			if err != nil {
 				t.Fatal(err)
@@ -93,6 +108,9 @@ func TestAppendScript_IsTheSaveScriptForAppends(t *testing.T) {
 	appendReplies, appended := run(env.Prefix+"append:", true)
 	if !reflect.DeepEqual(saveReplies, appendReplies) {
 		t.Errorf("replies differ:\n save   %v\n append %v", saveReplies, appendReplies)
+	}
+	if got := saveReplies[len(steps)-len(wantStamped):]; !reflect.DeepEqual(got, wantStamped) {
+		t.Errorf("replies to the stamped writes = %v, want %v", got, wantStamped)
 	}
 	if !reflect.DeepEqual(saved, appended) {
 		t.Errorf("keys differ:\n save   %v\n append %v", saved, appended)

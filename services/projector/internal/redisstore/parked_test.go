@@ -132,11 +132,11 @@ func TestStore_GenerationsGuardEveryWrite(t *testing.T) {
 	s := opened("a", "alice", t0, 1)
 	write := documents.Write{CartID: "a", State: s, Changed: true}
 	res, err := f.store.Save(ctx, before, []documents.Change{{CartID: "a", Writes: []documents.Write{write}}})
-	if err != nil || !errors.Is(res[0], documents.ErrStaleGenerations) {
+	if err != nil || !errors.Is(res[0].Err, documents.ErrStaleGenerations) {
 		t.Fatalf("write computed before the switch: %v, %v; want ErrStaleGenerations", res, err)
 	}
 	res, err = f.store.Save(ctx, after, []documents.Change{{CartID: "a", Writes: []documents.Write{write, write}}})
-	if err != nil || res[0] != nil {
+	if err != nil || res[0].Err != nil {
 		t.Fatalf("write to both generations: %v, %v", res, err)
 	}
 	for _, g := range []int{1, 2} {

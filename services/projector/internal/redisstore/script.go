@@ -12,9 +12,9 @@ import (
 // (its owner beside it, readmodel.FieldOwner) and history in every
 // generation written, keeps the customer's open-cart index in step with
 // them, changes the cart's parked events, and announces each new version
-// — atomically, and only if the generations written, the documents, the
-// histories and the parked events are still what the change was computed
-// from.
+// — atomically, and only if the generations written, the documents (their
+// versions and stamps), the histories and the parked events are still what
+// the change was computed from.
 //
 //	KEYS[1] current generation   ARGV[1] expected current generation ("" = absent)
 //	KEYS[2] generations written  ARGV[2] expected generations written ("" = absent)
@@ -37,7 +37,8 @@ import (
 //	                             ARGV[a+8]  "1" to replace the history, "0" to append
 //	                             ARGV[a+9]  update channel
 //	                             ARGV[a+10] skipped versions ("" = none)
-//	                             ARGV[a+11] N, then N history entries (JSON), in version order
+//	                             ARGV[a+11] expected stamp ("" = not compared)
+//	                             ARGV[a+12] N, then N history entries (JSON), in version order
 //
 // The generation guard is what makes a rebuild's switch safe with any
 // number of projector instances (see package rebuild): a change computed
@@ -46,7 +47,11 @@ import (
 // The version guard covers the history too: a duplicate delivery finds the
 // version it would write already stored and appends nothing. The history
 // length guard catches a list that fell out of step (the projector then
-// rebuilds it from the event log and replaces it).
+// rebuilds it from the event log and replaces it). The stamp, the SHA-1 of
+// the skipped field, a space and the document (see stamp), catches a
+// document replaced at the same version (a forced rebuild of the cart): a
+// projector may compute a write from the document it stored last, without
+// reading it again, because of it.
 //
 // A customer's carts follow one another (the next opens after the previous
 // is checked out), but their events may be projected out of order: a late
@@ -87,17 +92,20 @@ local ng = tonumber(ARGV[i])
 i = i + 1
 local gens = {}
 for g = 1, ng do
-  local n = tonumber(ARGV[i + 11])
+  local n = tonumber(ARGV[i + 12])
   local b = {k = 5 + (g - 1) * 4, a = i, n = n, skipped = true}
   gens[g] = b
-  i = i + 12 + n
+  i = i + 13 + n
   if ARGV[b.a] ~= '1' then
-    local h = redis.call('HMGET', KEYS[b.k + 1], '@version', '@skipped')
+    local h = redis.call('HMGET', KEYS[b.k + 1], '@version', '@skipped', '@doc')
     if tonumber(h[1] or '0') ~= tonumber(ARGV[b.a + 1]) then
       return 'conflict'
     end
     b.skipped = h[2] ~= false
     if redis.call('LLEN', KEYS[b.k + 4]) ~= tonumber(ARGV[b.a + 7]) then
+      return 'conflict'
+    end
+    if ARGV[b.a + 11] ~= '' and redis.sha1hex((h[2] or '') .. ' ' .. (h[3] or '')) ~= ARGV[b.a + 11] then
       return 'conflict'
     end
   end
@@ -148,7 +156,7 @@ for g = 1, ng do
   if ARGV[a + 8] == '1' then
     redis.call('DEL', histKey)
   end
-  local first, last = a + 12, a + 11 + gens[g].n
+  local first, last = a + 13, a + 12 + gens[g].n
   for j = first, last, 100 do
     redis.call('RPUSH', histKey, unpack(ARGV, j, math.min(j + 99, last)))
   end
@@ -210,7 +218,8 @@ return 'ok'
 //	                             ARGV[10] the cart as the latest key notes it, "<opened-at> <cart id>"
 //	                             ARGV[11] update channel
 //	                             ARGV[12] skipped versions ("" = none)
-//	                             ARGV[13..] history entries, in version order
+//	                             ARGV[13] expected stamp ("" = not compared)
+//	                             ARGV[14..] history entries, in version order
 const appendScript = `
 local g = redis.call('MGET', KEYS[1], KEYS[2])
 if (g[1] or '') ~= ARGV[1] or (g[2] or '') ~= ARGV[2] then
@@ -220,11 +229,14 @@ local id = ARGV[3]
 if redis.call('SISMEMBER', KEYS[3], id) == 1 then
   return 'conflict'
 end
-local h = redis.call('HMGET', KEYS[4], '@version', '@skipped')
+local h = redis.call('HMGET', KEYS[4], '@version', '@skipped', '@doc')
 if tonumber(h[1] or '0') ~= tonumber(ARGV[4]) or redis.call('LLEN', KEYS[7]) ~= tonumber(ARGV[5]) then
   return 'conflict'
 end
-for j = 13, #ARGV, 100 do
+if ARGV[13] ~= '' and redis.sha1hex((h[2] or '') .. ' ' .. (h[3] or '')) ~= ARGV[13] then
+  return 'conflict'
+end
+for j = 14, #ARGV, 100 do
   redis.call('RPUSH', KEYS[7], unpack(ARGV, j, math.min(j + 99, #ARGV)))
 end
 if ARGV[12] ~= '' then

@@ -192,11 +192,11 @@ func decodeDoc(vals []any, historyLen int) (documents.Doc, bool) {
 	version, _ := vals[0].(string)
 	raw, _ := vals[1].(string)
 	skipped, _ := vals[2].(string)
+	d := documents.Doc{HistoryLen: historyLen, Stamp: stamp(skipped, raw)}
 	if version == "" && raw == "" {
 		// A history without its document: the write replaces it.
-		return documents.Doc{HistoryLen: historyLen}, historyLen > 0
+		return d, historyLen > 0
 	}
-	d := documents.Doc{HistoryLen: historyLen}
 	v, err := strconv.Atoi(version)
 	if err != nil {
 		d.Corrupt = fmt.Errorf("version %q: %w", version, err)
@@ -229,7 +229,7 @@ func decodeDoc(vals []any, historyLen int) (documents.Doc, bool) {
 }
 
 // Save runs the save script for every change in one pipeline.
-func (s *Store) Save(ctx context.Context, gens documents.Generations, changes []documents.Change) ([]error, error) {
+func (s *Store) Save(ctx context.Context, gens documents.Generations, changes []documents.Change) ([]documents.Saved, error) {
 	if len(changes) == 0 {
 		return nil, nil
 	}
@@ -261,17 +261,19 @@ func (s *Store) Save(ctx context.Context, gens documents.Generations, changes []
 	if err != nil {
 		return nil, err
 	}
-	out := make([]error, len(results))
+	out := make([]documents.Saved, len(results))
 	for i, r := range results {
 		switch {
 		case r.err != nil:
-			out[i] = r.err
+			out[i].Err = r.err
 		case r.reply == "conflict":
-			out[i] = documents.ErrConflict
+			out[i].Err = documents.ErrConflict
 		case r.reply == "stale":
-			out[i] = documents.ErrStaleGenerations
+			out[i].Err = documents.ErrStaleGenerations
 		case r.reply != "ok":
-			out[i] = fmt.Errorf("redis: save cart %s: unexpected reply %q", changes[i].CartID, r.reply)
+			out[i].Err = fmt.Errorf("redis: save cart %s: unexpected reply %q", changes[i].CartID, r.reply)
+		default:
+			out[i].Stamps = calls[i].stamps
 		}
 	}
 	return out, nil
@@ -287,6 +289,8 @@ type call struct {
 	script *goredis.Script
 	keys   []string
 	args   []any
+	// stamps are the stamps of the cart's documents once it succeeded.
+	stamps []documents.Stamp
 }
 
 // run makes the calls in one pipeline. It fails as a whole on a lost
@@ -324,8 +328,7 @@ func (s *Store) scriptCall(gens documents.Generations, c documents.Change, buf [
 	if appending(c) {
 		return s.appendCall(gens, c, buf)
 	}
-	keys, args, buf, err := s.saveCall(gens, c, buf)
-	return call{script: save, keys: keys, args: args}, buf, err
+	return s.saveCall(gens, c, buf)
 }
 
 // appending reports whether appendScript makes the change: the next
@@ -354,9 +357,15 @@ func (s *Store) appendCall(gens documents.Generations, c documents.Change, buf [
 	if buf, err = appendDoc(buf, st); err != nil {
 		return call{}, buf, fmt.Errorf("redis: encode cart %s: %w", w.CartID, err)
 	}
-	cl.args = make([]any, 12, 12+len(w.History))
-	copy(cl.args, []any{cur, writes, c.CartID, w.From, w.HistoryLen, st.Version, buf[at:len(buf):len(buf)], st.CustomerID,
-		indexStatus(st), strconv.FormatInt(st.OpenedAt.UnixMicro(), 10) + " " + c.CartID, k.Updates(), formatWrites(w.Skipped)})
+	doc := buf[at:len(buf):len(buf)]
+	skipped := formatWrites(w.Skipped)
+	cl.stamps = []documents.Stamp{stamp(skipped, doc)}
+	at = len(buf)
+	buf = appendStamp(buf, w.Stamp)
+	cl.args = make([]any, 13, 13+len(w.History))
+	copy(cl.args, []any{cur, writes, c.CartID, w.From, w.HistoryLen, st.Version, doc, st.CustomerID,
+		indexStatus(st), strconv.FormatInt(st.OpenedAt.UnixMicro(), 10) + " " + c.CartID, k.Updates(), skipped,
+		buf[at:len(buf):len(buf)]})
 	for _, h := range w.History {
 		at := len(buf)
 		if buf, err = appendEntry(buf, h); err != nil {
@@ -367,58 +376,64 @@ func (s *Store) appendCall(gens documents.Generations, c documents.Change, buf [
 	return cl, buf, nil
 }
 
-// saveCall encodes a change as the save script's keys and arguments.
-func (s *Store) saveCall(gens documents.Generations, c documents.Change, buf []byte) ([]string, []any, []byte, error) {
+// saveCall encodes a change as a call of the save script.
+func (s *Store) saveCall(gens documents.Generations, c documents.Change, buf []byte) (call, []byte, error) {
 	cur, writes := token(gens)
 	head := ""
 	if c.Head != nil {
 		b, err := encodeParked(*c.Head)
 		if err != nil {
-			return nil, nil, buf, err
+			return call{}, buf, err
 		}
 		head = string(b)
 	}
 	keys := make([]string, 5, 5+4*len(c.Writes))
 	copy(keys, []string{readmodel.CurrentGeneration(s.prefix), s.writesKey(), s.parkedKey(c.CartID), s.parkedCartsKey(), s.parkedCountKey()})
-	args := make([]any, 0, 8+2*len(c.Park)+len(c.Writes)*13)
+	args := make([]any, 0, 8+2*len(c.Park)+len(c.Writes)*14)
 	args = append(args, cur, writes, c.CartID, c.ParkedLen, c.Unpark, head, len(c.Park))
 	for _, pe := range c.Park {
 		b, err := encodeParked(pe)
 		if err != nil {
-			return nil, nil, buf, err
+			return call{}, buf, err
 		}
 		args = append(args, pe.Event.Version, b)
 	}
 	if len(c.Writes) != 0 && len(c.Writes) != len(gens.Writes) {
-		return nil, nil, buf, fmt.Errorf("redis: cart %s: %d writes for %d generations", c.CartID, len(c.Writes), len(gens.Writes))
+		return call{}, buf, fmt.Errorf("redis: cart %s: %d writes for %d generations", c.CartID, len(c.Writes), len(gens.Writes))
 	}
 	args = append(args, len(c.Writes))
+	stamps := make([]documents.Stamp, len(c.Writes))
 	for i, w := range c.Writes {
 		k := s.Keys(gens.Writes[i])
 		st := w.State
+		skipped := formatWrites(w.Skipped)
 		var doc any = ""
+		stamps[i] = w.Stamp
 		if w.Changed {
 			at := len(buf)
 			var err error
 			if buf, err = appendDoc(buf, st); err != nil {
-				return nil, nil, buf, fmt.Errorf("redis: encode cart %s: %w", w.CartID, err)
+				return call{}, buf, fmt.Errorf("redis: encode cart %s: %w", w.CartID, err)
 			}
-			doc = buf[at:len(buf):len(buf)]
+			b := buf[at:len(buf):len(buf)]
+			doc, stamps[i] = b, stamp(skipped, b)
 		}
+		at := len(buf)
+		buf = appendStamp(buf, w.Stamp)
 		open := k.OpenCart(st.CustomerID)
 		keys = append(keys, k.Cart(c.CartID), open, latestCart(open), k.History(c.CartID))
 		args = append(args, flag(w.Force), w.From, st.Version, doc, indexStatus(st), st.OpenedAt.UnixMicro(), st.CustomerID,
-			w.HistoryLen, flag(w.ReplaceHistory), k.Updates(), formatWrites(w.Skipped), len(w.History))
+			w.HistoryLen, flag(w.ReplaceHistory), k.Updates(), skipped, buf[at:len(buf):len(buf)], len(w.History))
 		for _, h := range w.History {
 			at := len(buf)
 			var err error
 			if buf, err = appendEntry(buf, h); err != nil {
-				return nil, nil, buf, fmt.Errorf("redis: encode cart %s history v%d: %w", w.CartID, h.Version, err)
+				return call{}, buf, fmt.Errorf("redis: encode cart %s history v%d: %w", w.CartID, h.Version, err)
 			}
 			args = append(args, buf[at:len(buf):len(buf)])
 		}
 	}
-	return keys, args, buf, nil
+	return call{script: save, keys: keys, args: args, stamps: stamps}, buf, nil
 }
 
 // indexStatus is the status the customer index follows, "" when the cart

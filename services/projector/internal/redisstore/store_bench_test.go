@@ -59,23 +59,24 @@ func BenchmarkLoadSave(b *testing.B) {
 		changes := make([]documents.Change, batch)
 		for j, id := range ids[lo : lo+batch] {
 			d := recs[id].Docs
-			from, hl := 0, 0
+			var from0 documents.Doc
 			if len(d) > 0 {
-				from, hl = d[0].Version, d[0].HistoryLen
+				from0 = d[0]
 			}
+			from := from0.Version
 			i := lo + j
 			changes[j] = documents.Change{CartID: id, ParkedLen: len(recs[id].Parked), Writes: []documents.Write{{
-				CartID: id, From: from, State: states[i][v], Changed: true, HistoryLen: hl,
-				History: entries(logs[i][from : v+1]),
+				CartID: id, From: from, State: states[i][v], Changed: true, HistoryLen: from0.HistoryLen,
+				History: entries(logs[i][from : v+1]), Stamp: from0.Stamp,
 			}}}
 		}
 		res, err := store.Save(ctx, gens, changes)
 		if err != nil {
 			b.Fatal(err)
 		}
-		for _, err := range res {
-			if err != nil {
-				b.Fatal(err)
+		for _, r := range res {
+			if r.Err != nil {
+				b.Fatal(r.Err)
 			}
 		}
 	}

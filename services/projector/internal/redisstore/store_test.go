@@ -60,7 +60,7 @@ func (f fixture) change(t *testing.T, c documents.Change) error {
 	if err != nil {
 		t.Fatalf("Save: %v", err)
 	}
-	return res[0]
+	return res[0].Err
 }
 
 // load reads documents of the current generation.
