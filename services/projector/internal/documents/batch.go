@@ -50,13 +50,9 @@ func (p *Projector) Apply(ctx context.Context, carts []*engine.Cart) []engine.Ou
 			return res
 		}
 		refresh = false
-		ids := make([]string, len(todo))
-		for k, i := range todo {
-			ids[k] = carts[i].ID
-		}
-		recs, err := p.store.Load(ctx, gens, ids)
+		recs, hits, err := p.records(ctx, gens, carts, todo, attempt == 1)
 		if err != nil {
-			p.logger.ErrorContext(ctx, "documents: load carts", "carts", len(ids), "err", err)
+			p.logger.ErrorContext(ctx, "documents: load carts", "carts", len(todo), "err", err)
 			return res
 		}
 		now := time.Now().UTC()
@@ -74,32 +70,96 @@ func (p *Projector) Apply(ctx context.Context, carts []*engine.Cart) []engine.Ou
 		results, err := p.store.Save(ctx, gens, changes)
 		endSaves(saves, results, err)
 		if err != nil {
+			// Some may have been stored all the same.
+			for _, c := range changes {
+				p.cache.drop(c.CartID)
+			}
 			p.logger.ErrorContext(ctx, "documents: save carts", "carts", len(changes), "err", err)
 			return res
 		}
 		var conflicted []int
+		stale := 0
 		w := 0
 		for k, i := range todo {
-			o := outs[k]
-			var stored error
+			o, id := outs[k], carts[i].ID
+			var stored Saved
 			if o.save {
-				stored = results[w].Err
+				stored = results[w]
 				w++
 			}
-			switch {
-			case stored == nil:
+			switch err := stored.Err; {
+			case err == nil:
 				res[i] = engine.Outcome{RetryFrom: o.retryFrom, Applied: o.applied}
 				p.observe(o)
-			case (errors.Is(stored, ErrConflict) || errors.Is(stored, ErrStaleGenerations)) && attempt < maxConflicts:
-				refresh = refresh || errors.Is(stored, ErrStaleGenerations)
+				if o.save {
+					p.remember(gens, id, recs[id], o.change, stored.Stamps)
+				}
+			case (errors.Is(err, ErrConflict) || errors.Is(err, ErrStaleGenerations)) && attempt < maxConflicts:
+				refresh = refresh || errors.Is(err, ErrStaleGenerations)
 				conflicted = append(conflicted, i)
+				p.cache.drop(id)
+				if hits[k] {
+					stale++
+				}
 			default:
-				p.logger.ErrorContext(carts[i].Ctx, "documents: save cart", "cart", carts[i].ID, "err", stored)
+				p.cache.drop(id)
+				p.logger.ErrorContext(carts[i].Ctx, "documents: save cart", "cart", id, "err", err)
 			}
+		}
+		if stale > 0 {
+			p.metrics.Remembered.WithLabelValues("stale").Add(float64(stale))
 		}
 		todo = conflicted
 	}
 	return res
+}
+
+// records returns the stored records of the carts todo: where remembered
+// is set, those this projector remembers (hits[k] for todo[k]), the others
+// read from the store in one call. A remembered cart whose batch starts
+// past its next version is read again: another instance wrote it since.
+func (p *Projector) records(ctx context.Context, gens Generations, carts []*engine.Cart, todo []int, remembered bool) (map[string]Record, []bool, error) {
+	hits := make([]bool, len(todo))
+	ids := make([]string, 0, len(todo))
+	var mem map[string]Record
+	for k, i := range todo {
+		c := carts[i]
+		if remembered && len(c.Events) > 0 {
+			docs, ok := p.cache.get(gens.Token, c.ID)
+			if ok && len(docs) == len(gens.Writes) && c.Events[0].Version <= newest(docs)+1 {
+				if mem == nil {
+					mem = make(map[string]Record, len(todo))
+				}
+				mem[c.ID], hits[k] = Record{Docs: docs}, true
+				continue
+			}
+		}
+		ids = append(ids, c.ID)
+	}
+	if remembered && p.cache != nil {
+		p.metrics.Remembered.WithLabelValues("hit").Add(float64(len(mem)))
+		p.metrics.Remembered.WithLabelValues("miss").Add(float64(len(ids)))
+	}
+	if len(ids) == 0 {
+		return mem, hits, nil
+	}
+	recs, err := p.store.Load(ctx, gens, ids)
+	if err != nil {
+		return nil, nil, err
+	}
+	for id, r := range mem {
+		recs[id] = r
+	}
+	return recs, hits, nil
+}
+
+// newest is the highest version of docs.
+func newest(docs []Doc) int {
+	v := 0
+	for _, d := range docs {
+		v = max(v, d.Version)
+	}
+	return v
 }
 
 // queued is an event to fold: from the batch (item >= 0) or, for a version

@@ -37,4 +37,21 @@
 // document (and its history entry marked), so the version is not a gap
 // for later events, and a history or gap repair from the event log, where
 // the event still is, passes over it instead of failing on it again.
+//
+// # Remembered carts
+//
+// A batch is mostly the next event of a cart this projector stored moments
+// ago, so it remembers what it stored (Config.CacheSize carts) and folds
+// onto that instead of reading the cart first. Why a remembered record can
+// never make a wrong write: the write carries everything the fold read of
+// it, and the store's guard compares each with what it holds — the
+// generations written (a rebuild's start or switch), per generation the
+// version, the history's length and the stamp (a digest of the document
+// and its skipped versions as stored, so a forced replacement or a skip at
+// any version is seen), and that the cart has no parked events (only
+// carts without any are remembered). Anything else stored — by another
+// instance, a rebuild, the admin API — is ErrConflict: the cart is
+// forgotten, read again and folded again, as for any concurrent write. A
+// remembered cart whose batch starts past its next version is read at
+// once: another instance has written it since.
 package documents

@@ -18,6 +18,10 @@ type Metrics struct {
 	// are parked now, over all instances.
 	Parked       prometheus.Counter
 	ParkedEvents prometheus.Gauge
+	// Remembered counts the carts a batch folded from the documents this
+	// instance stored last (hit) or read from the store (miss), and the
+	// hits the store then refused as stale (stale).
+	Remembered *prometheus.CounterVec
 }
 
 // NewMetrics creates the metrics and registers them with reg.
@@ -43,8 +47,15 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "cart_projector_parked_events",
 			Help: "Events parked now, over every projector instance: see GET /admin/parked.",
 		}),
+		Remembered: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cart_projector_cart_cache_total",
+			Help: "Carts folded from the documents this instance stored last (hit) or read from Redis (miss); stale: hits Redis refused, read again.",
+		}, []string{"result"}),
 	}
-	for _, c := range []prometheus.Collector{m.Duplicates, m.GapsRepaired, m.HistoryRepaired, m.Parked, m.ParkedEvents} {
+	for _, r := range []string{"hit", "miss", "stale"} {
+		m.Remembered.WithLabelValues(r)
+	}
+	for _, c := range []prometheus.Collector{m.Duplicates, m.GapsRepaired, m.HistoryRepaired, m.Parked, m.ParkedEvents, m.Remembered} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("metrics: %w", err)
 		}

@@ -77,6 +77,9 @@ func (p *Projector) Skip(ctx context.Context, cartID string) (Released, error) {
 }
 
 func (p *Projector) release(ctx context.Context, cartID string, skip bool) (Released, error) {
+	// The batches read the cart again rather than fold onto what they
+	// remember of it (which the store's guard would refuse).
+	defer p.cache.drop(cartID)
 	stale := false
 	for attempt := 1; ; attempt++ {
 		gens, err := p.generations(ctx, stale || attempt == 1)
@@ -160,6 +163,7 @@ func (p *Projector) release(ctx context.Context, cartID string, skip bool) (Rele
 // between the read of the event log and the write is caught by reading the
 // log's head again afterwards, and the cart is replaced once more.
 func (p *Projector) RebuildCart(ctx context.Context, cartID string) (int, error) {
+	defer p.cache.drop(cartID)
 	stale := false
 	for attempt := 1; ; attempt++ {
 		gens, err := p.generations(ctx, stale || attempt == 1)

@@ -24,6 +24,12 @@ type Config struct {
 	// ParkedRefresh is how often the parked-events gauge is read from the
 	// store (default 10s); parking and releasing refresh it at once.
 	ParkedRefresh time.Duration
+	// CacheSize is how many open carts' documents are remembered between
+	// batches (default 10,000; negative: none), each as this projector
+	// stored it last, so that a cart's next events are folded without
+	// reading it from the store first. A cart takes a couple of hundred
+	// bytes. See records.
+	CacheSize int
 }
 
 func (c Config) withDefaults() Config {
@@ -36,6 +42,9 @@ func (c Config) withDefaults() Config {
 	if c.ParkedRefresh <= 0 {
 		c.ParkedRefresh = 10 * time.Second
 	}
+	if c.CacheSize == 0 {
+		c.CacheSize = 10000
+	}
 	return c
 }
 
@@ -47,6 +56,7 @@ type Projector struct {
 	log     engine.Log
 	metrics *Metrics
 	logger  *slog.Logger
+	cache   *records
 
 	mu   sync.Mutex
 	gens *Generations // nil until read
@@ -56,9 +66,10 @@ type Projector struct {
 
 // New returns the projection; log is read to repair gaps and histories.
 func New(cfg Config, store Store, log engine.Log, metrics *Metrics, logger *slog.Logger) *Projector {
+	cfg = cfg.withDefaults()
 	return &Projector{
-		cfg: cfg.withDefaults(), store: store, log: log, metrics: metrics, logger: logger,
-		parked: make(chan struct{}, 1),
+		cfg: cfg, store: store, log: log, metrics: metrics, logger: logger,
+		cache: newRecords(cfg.CacheSize), parked: make(chan struct{}, 1),
 	}
 }
 
