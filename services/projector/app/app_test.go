@@ -28,7 +28,7 @@ func TestConfigFromEnv(t *testing.T) {
 	}
 	if cfg.HTTPAddr != ":8082" || cfg.BatchSize != 64 || cfg.Durable != "p2" || cfg.AckWait != 30*time.Second || cfg.Stream != "CART_EVENTS" ||
 		cfg.MaxDeliver != 5 || cfg.RebuildPageSize != 20000 || cfg.RebuildDrainWait != 2*time.Second || cfg.Auth.Issuer != "i" ||
-		cfg.AnalyticsBuildPage != 10000 || cfg.AnalyticsCheckEvery != 30*time.Second || cfg.TrailingWindow != 25*time.Millisecond ||
+		cfg.AnalyticsBuildPage != 10000 || cfg.AnalyticsCheckEvery != 30*time.Second || cfg.TrailingWindow != 25*time.Millisecond || cfg.CartCacheSize != 10000 ||
 		cfg.MetricsAddr != "127.0.0.1:9082" {
 		t.Fatalf("config = %+v", cfg)
 	}
@@ -37,6 +37,10 @@ func TestConfigFromEnv(t *testing.T) {
 	}
 	if _, err := app.ConfigFromEnv(envconf.Map(map[string]string{"PROJECTOR_BATCH": "0", "PROJECTOR_ACK_WAIT": "soon"})); err == nil {
 		t.Fatal("bad values accepted")
+	}
+	if _, err := app.ConfigFromEnv(envconf.Map(map[string]string{"PROJECTOR_CART_CACHE_SIZE": "-1",
+		"AUTH_HS256_SECRET": string(authCfg.HS256Secret), "AUTH_ISSUER": "i", "AUTH_AUDIENCE": "a"})); err == nil {
+		t.Fatal("a negative cart cache size accepted")
 	}
 	valid := map[string]string{"AUTH_HS256_SECRET": string(authCfg.HS256Secret), "AUTH_ISSUER": "i", "AUTH_AUDIENCE": "a"}
 	for name, vars := range map[string]map[string]string{

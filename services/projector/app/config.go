@@ -59,6 +59,10 @@ type Config struct {
 	// MaxDeliver is how many deliveries an event that cannot be applied gets
 	// before it is parked (PROJECTOR_MAX_DELIVER, 5).
 	MaxDeliver int
+	// CartCacheSize is how many open carts' documents an instance keeps to
+	// fold their next events without reading them back
+	// (PROJECTOR_CART_CACHE_SIZE, 10000; 0 turns it off).
+	CartCacheSize int
 	// RebuildPageSize is how many events a rebuild reads at once
 	// (PROJECTOR_REBUILD_PAGE, 20000).
 	RebuildPageSize int
@@ -115,6 +119,7 @@ func readConfig(lookup func(string) (string, bool)) (Config, error) {
 		AckWait:       r.Duration("PROJECTOR_ACK_WAIT", 30*time.Second),
 		MaxAckPending: r.Int("PROJECTOR_MAX_ACK_PENDING", 1024),
 		MaxDeliver:    r.Int("PROJECTOR_MAX_DELIVER", 5),
+		CartCacheSize: r.Int("PROJECTOR_CART_CACHE_SIZE", 10000),
 
 		TrailingWindow: r.Duration("PROJECTOR_TRAILING_WINDOW", defaultTrailingWindow),
 
@@ -144,6 +149,9 @@ func (c Config) validate() error {
 // rebuild command needs no auth.
 func (c Config) validateProjection() error {
 	var errs []error
+	if c.CartCacheSize < 0 {
+		errs = append(errs, fmt.Errorf("app: cart cache size %d must be 0 (off) or more", c.CartCacheSize))
+	}
 	if c.MaxDeliver < 1 {
 		errs = append(errs, fmt.Errorf("app: max deliver %d must be at least 1", c.MaxDeliver))
 	}

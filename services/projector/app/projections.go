@@ -30,7 +30,11 @@ func newProjections(cfg Config, rdb goredis.UniversalClient, pool eventlog.RowQu
 	docMetrics *documents.Metrics, logger *slog.Logger) *projections {
 	log := postgres.NewLog(pool)
 	store := redisstore.New(rdb, cfg.RedisPrefix)
-	docs := documents.New(documents.Config{MaxDeliver: cfg.MaxDeliver}, store, log, docMetrics, logger)
+	cacheSize := cfg.CartCacheSize
+	if cacheSize == 0 {
+		cacheSize = -1 // off
+	}
+	docs := documents.New(documents.Config{MaxDeliver: cfg.MaxDeliver, CacheSize: cacheSize}, store, log, docMetrics, logger)
 	counts := redisstore.NewCounting(rdb, cfg.RedisPrefix, analytics.Name, analytics.Counted)
 	an := engine.NewCounting(analytics.Name, analytics.Rules{}, counts, log, cfg.AnalyticsBuildPage, metrics, logger)
 	return &projections{
