@@ -283,6 +283,7 @@ func readPositions(br pgx.BatchResults, u *unit) error {
 	if len(positions) != len(u.events) {
 		return fmt.Errorf("append returned %d positions for %d events", len(positions), len(u.events))
 	}
+	slices.Sort(positions) // the events are in version order, and so are their positions
 	for i, p := range positions {
 		u.events[i].Position = p
 	}

@@ -48,8 +48,10 @@ var (
 // only when it succeeded, and appendTail inserts the events and their outbox
 // rows FROM head, so a compare-and-set that matched no row appends nothing —
 // and then fails the statement (SQLSTATE CQ409, see migration 00008), so that
-// the transaction it is part of rolls back. It returns the events' positions,
-// in version order, for the relay (see Relay).
+// the transaction it is part of rolls back. It returns the events'
+// positions, for the relay (see Relay): in no particular order, since an
+// ordered aggregate costs the server a sort on every append, but ascending
+// with the versions, as ins numbers them.
 //
 // The parameters are positional (named arguments would have the statement
 // rewritten on every call): $1 the cart, $2 the customer (insert) or the
@@ -77,7 +79,7 @@ const (
 ), queued AS (
 	INSERT INTO outbox (position) SELECT position FROM ins RETURNING position
 )
-SELECT cart_require_appended($13, (SELECT count(*) FROM queued)), (SELECT array_agg(position ORDER BY position) FROM queued)`
+SELECT cart_require_appended($13, (SELECT count(*) FROM queued)), (SELECT array_agg(position) FROM queued)`
 
 	// The product an item-added event keeps must still be in the catalog,
 	// available, as the event has it (see migration 00009).
