@@ -28,7 +28,7 @@ func TestConfigFromEnv(t *testing.T) {
 	}
 	if cfg.HTTPAddr != ":8082" || cfg.BatchSize != 64 || cfg.Durable != "p2" || cfg.AckWait != 30*time.Second || cfg.Stream != "CART_EVENTS" ||
 		cfg.MaxDeliver != 5 || cfg.RebuildPageSize != 20000 || cfg.RebuildDrainWait != 2*time.Second || cfg.Auth.Issuer != "i" ||
-		cfg.AnalyticsBuildPage != 10000 || cfg.AnalyticsCheckEvery != 30*time.Second || cfg.TrailingWindow != 25*time.Millisecond || cfg.CartCacheSize != 10000 ||
+		cfg.AnalyticsBuildPage != 10000 || cfg.AnalyticsCheckEvery != 30*time.Second || cfg.TrailingWindow != 25*time.Millisecond || cfg.CartCacheSize != 4096 ||
 		cfg.MetricsAddr != "127.0.0.1:9082" {
 		t.Fatalf("config = %+v", cfg)
 	}

@@ -61,7 +61,7 @@ type Config struct {
 	MaxDeliver int
 	// CartCacheSize is how many open carts' documents an instance keeps to
 	// fold their next events without reading them back
-	// (PROJECTOR_CART_CACHE_SIZE, 10000; 0 turns it off).
+	// (PROJECTOR_CART_CACHE_SIZE, 4096; 0 turns it off).
 	CartCacheSize int
 	// RebuildPageSize is how many events a rebuild reads at once
 	// (PROJECTOR_REBUILD_PAGE, 20000).
@@ -119,7 +119,7 @@ func readConfig(lookup func(string) (string, bool)) (Config, error) {
 		AckWait:       r.Duration("PROJECTOR_ACK_WAIT", 30*time.Second),
 		MaxAckPending: r.Int("PROJECTOR_MAX_ACK_PENDING", 1024),
 		MaxDeliver:    r.Int("PROJECTOR_MAX_DELIVER", 5),
-		CartCacheSize: r.Int("PROJECTOR_CART_CACHE_SIZE", 10000),
+		CartCacheSize: r.Int("PROJECTOR_CART_CACHE_SIZE", 4096),
 
 		TrailingWindow: r.Duration("PROJECTOR_TRAILING_WINDOW", defaultTrailingWindow),
 

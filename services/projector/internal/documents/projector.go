@@ -25,7 +25,7 @@ type Config struct {
 	// store (default 10s); parking and releasing refresh it at once.
 	ParkedRefresh time.Duration
 	// CacheSize is how many open carts' documents are remembered between
-	// batches (default 10,000; negative: none), each as this projector
+	// batches (default 4096; negative: none), each as this projector
 	// stored it last, so that a cart's next events are folded without
 	// reading it from the store first. A cart takes a couple of hundred
 	// bytes. See records.
@@ -43,7 +43,7 @@ func (c Config) withDefaults() Config {
 		c.ParkedRefresh = 10 * time.Second
 	}
 	if c.CacheSize == 0 {
-		c.CacheSize = 10000
+		c.CacheSize = 4096
 	}
 	return c
 }
