@@ -4,11 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"reflect"
 	"strings"
 
 	"github.com/cart-cqrs/cart/pkg/cart"
 	"github.com/cart-cqrs/cart/pkg/envelope"
+	"github.com/cart-cqrs/cart/pkg/jsontest"
 	"github.com/cart-cqrs/cart/pkg/readmodel"
 )
 
@@ -139,7 +139,7 @@ func checkStream(p *problems, events, msgs []envelope.Envelope) {
 			continue
 		case seen[m.EventID] == 2:
 			p.add("DUPLICATE: event %s is in the stream more than once", m.EventID)
-		case m.StreamID != e.StreamID || m.Version != e.Version || m.Type != e.Type || !sameJSON(m.Data, e.Data):
+		case m.StreamID != e.StreamID || m.Version != e.Version || m.Type != e.Type || !jsontest.Equal(m.Data, e.Data):
 			p.add("stream message %d: event %s differs from the stored one", i+1, m.EventID)
 		}
 		if m.Version <= last[m.StreamID] {
@@ -208,14 +208,4 @@ func (s *System) checkReadModel(ctx context.Context, p *problems, byCart map[str
 			p.add("HISTORY of cart %s: applied %v, events %v", id, got, want2)
 		}
 	}
-}
-
-// sameJSON compares two JSON documents by value: PostgreSQL's jsonb and the
-// CloudEvent's data need not agree on key order and spacing.
-func sameJSON(a, b []byte) bool {
-	var x, y any
-	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
-		return false
-	}
-	return reflect.DeepEqual(x, y)
 }

@@ -2,8 +2,6 @@ package postgres_test
 
 import (
 	"context"
-	"encoding/json"
-	"reflect"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -13,6 +11,7 @@ import (
 
 	"github.com/cart-cqrs/cart/pkg/envelope"
 	"github.com/cart-cqrs/cart/pkg/eventlog"
+	"github.com/cart-cqrs/cart/pkg/jsontest"
 	"github.com/cart-cqrs/cart/pkg/pgtest"
 	"github.com/cart-cqrs/cart/services/command/internal/postgres"
 )
@@ -86,7 +85,7 @@ func TestRepository_HandsCommitsToTheRelay(t *testing.T) {
 			h.Type != s.Type || h.SchemaVersion != s.SchemaVersion || h.Metadata != s.Metadata || !h.OccurredAt.Equal(s.OccurredAt) {
 			t.Errorf("handed over %+v, stored %+v", h, s)
 		}
-		if !sameJSON(t, h.Data, s.Data) {
+		if !jsontest.Equal(h.Data, s.Data) {
 			t.Errorf("handed over data %s, stored %s", h.Data, s.Data)
 		}
 	}
@@ -99,16 +98,4 @@ func TestRepository_HandsCommitsToTheRelay(t *testing.T) {
 	if !notified(t, conn, 5*time.Second) {
 		t.Error("no notification from a commit while no relay of its process leads")
 	}
-}
-
-func sameJSON(t *testing.T, a, b []byte) bool {
-	t.Helper()
-	var x, y any
-	if err := json.Unmarshal(a, &x); err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, &y); err != nil {
-		t.Fatal(err)
-	}
-	return reflect.DeepEqual(x, y)
 }

@@ -134,20 +134,11 @@ func TestRelay_CrashAfterHandOffPublish(t *testing.T) {
 // follow it.
 func TestRelay_HandOffPublishFailureKeepsCartOrder(t *testing.T) {
 	f := newFixture(t)
-	ctx := context.Background()
 	r := New(f.pool, f.nats.JS, f.opts, testLogger(t))
 	start(t, r)
 	eventually(t, 10*time.Second, "leading", r.Leading)
 
-	s, err := f.nats.JS.Stream(ctx, f.opts.Stream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := s.CachedInfo().Config
-	cfg.MaxMsgSize = 1500
-	if _, err := f.nats.JS.UpdateStream(ctx, cfg); err != nil {
-		t.Fatal(err)
-	}
+	limitMessageSize(t, f, maxMsgSize)
 	c := uuid.NewString()
 	want := appendQuietly(t, f.pool, c, 0, 1)
 	r.Committed(want)
@@ -162,10 +153,7 @@ func TestRelay_HandOffPublishFailureKeepsCartOrder(t *testing.T) {
 	if n := streamMsgs(t, f.nats.JS, f.opts.Stream); n != 1 {
 		t.Errorf("stream holds %d messages while version 2 is refused, want 1", n)
 	}
-	cfg.MaxMsgSize = -1
-	if _, err := f.nats.JS.UpdateStream(ctx, cfg); err != nil {
-		t.Fatal(err)
-	}
+	limitMessageSize(t, f, -1)
 	eventually(t, 20*time.Second, "outbox drained once publishing works", func() bool { return outboxLen(t, f.pool) == 0 })
 	checkOncePerCartOrder(t, readStream(t, f.nats.JS, f.opts.Stream), want)
 }

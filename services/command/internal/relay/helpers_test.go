@@ -252,3 +252,23 @@ func checkOncePerCartOrder(t testing.TB, msgs []streamMsg, want []envelope.Envel
 		}
 	}
 }
+
+// maxMsgSize is a limit on the stream's messages that a message with a
+// 2000-byte trace state exceeds and the others do not.
+const maxMsgSize = 1500
+
+// limitMessageSize makes the stream refuse messages of more than n bytes
+// (-1: any size).
+func limitMessageSize(t testing.TB, f fixture, n int32) {
+	t.Helper()
+	ctx := context.Background()
+	s, err := f.nats.JS.Stream(ctx, f.opts.Stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := s.CachedInfo().Config
+	cfg.MaxMsgSize = n
+	if _, err := f.nats.JS.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,9 +1,7 @@
 package relay
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"strings"
 	"sync"
@@ -16,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/cart-cqrs/cart/pkg/envelope"
+	"github.com/cart-cqrs/cart/pkg/jsontest"
 )
 
 func TestRelay_PublishesEveryRowInCartOrder(t *testing.T) {
@@ -63,25 +62,11 @@ func TestRelay_PublishesEveryRowInCartOrder(t *testing.T) {
 			got.SchemaVersion != w.SchemaVersion || got.Metadata != w.Metadata || !got.OccurredAt.Equal(w.OccurredAt.Truncate(time.Microsecond)) {
 			t.Errorf("envelope %+v, want %+v", got, w)
 		}
-		if !jsonEqual(t, got.Data, w.Data) {
+		if !jsontest.Equal(got.Data, w.Data) {
 			t.Errorf("data %s, want %s", got.Data, w.Data)
 		}
 	}
 	eventually(t, 5*time.Second, "Published() counts every event", func() bool { return r.Published() == uint64(len(want)) })
-}
-
-func jsonEqual(t *testing.T, a, b []byte) bool {
-	t.Helper()
-	var x, y any
-	if err := json.Unmarshal(a, &x); err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, &y); err != nil {
-		t.Fatal(err)
-	}
-	xb, _ := json.Marshal(x)
-	yb, _ := json.Marshal(y)
-	return bytes.Equal(xb, yb)
 }
 
 func TestRelay_WakesOnNotify(t *testing.T) {
@@ -255,7 +240,6 @@ func TestRelay_OutOfOrderCommit(t *testing.T) {
 // the publish succeeds: its later events never overtake it.
 func TestRelay_FailedPublishKeepsCartOrder(t *testing.T) {
 	f := newFixture(t)
-	ctx := context.Background()
 	blocked, other := uuid.NewString(), uuid.NewString()
 	bigMD := envelope.Metadata{Actor: "customer", TraceState: "vendor=" + strings.Repeat("x", 2000)}
 	want := appendEventsWith(t, f.pool, bigMD, blocked, 0, 1)
@@ -264,22 +248,14 @@ func TestRelay_FailedPublishKeepsCartOrder(t *testing.T) {
 	want = append(want, appendEvents(t, f.pool, other, 1, 2)...)
 
 	// The stream refuses the blocked cart's first message, and only that one.
-	s, err := f.nats.JS.Stream(ctx, f.opts.Stream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := s.CachedInfo().Config
-	cfg.MaxMsgSize = 1500
-	if _, err := f.nats.JS.UpdateStream(ctx, cfg); err != nil {
-		t.Fatal(err)
-	}
+	limitMessageSize(t, f, maxMsgSize)
 	r := New(f.pool, f.nats.JS, f.opts, testLogger(t))
 	for i, e := range want {
 		m, err := r.message(e)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if big := len(m.Data) > int(cfg.MaxMsgSize); big != (i == 0) {
+		if big := len(m.Data) > maxMsgSize; big != (i == 0) {
 			t.Fatalf("test setup: message %d is %d bytes", i, len(m.Data))
 		}
 	}
@@ -295,10 +271,7 @@ func TestRelay_FailedPublishKeepsCartOrder(t *testing.T) {
 		}
 	}
 
-	cfg.MaxMsgSize = -1
-	if _, err := f.nats.JS.UpdateStream(ctx, cfg); err != nil {
-		t.Fatal(err)
-	}
+	limitMessageSize(t, f, -1)
 	eventually(t, 20*time.Second, "outbox drained once publishing works", func() bool { return outboxLen(t, f.pool) == 0 })
 	checkOncePerCartOrder(t, readStream(t, f.nats.JS, f.opts.Stream), want)
 }
@@ -339,7 +312,6 @@ func TestEnsureStream(t *testing.T) {
 // cart's events are in the stream once, in version order.
 func TestRelay_FailureMidWindowKeepsCartOrder(t *testing.T) {
 	f := newFixture(t)
-	ctx := context.Background()
 	bigMD := envelope.Metadata{Actor: "customer", TraceState: "vendor=" + strings.Repeat("x", 2000)}
 	var want []envelope.Envelope
 	failing := map[string]bool{}
@@ -355,15 +327,7 @@ func TestRelay_FailureMidWindowKeepsCartOrder(t *testing.T) {
 		want = append(want, appendEvents(t, f.pool, id, 2, 1)...)
 	}
 
-	s, err := f.nats.JS.Stream(ctx, f.opts.Stream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := s.CachedInfo().Config
-	cfg.MaxMsgSize = 1500
-	if _, err := f.nats.JS.UpdateStream(ctx, cfg); err != nil {
-		t.Fatal(err)
-	}
+	limitMessageSize(t, f, maxMsgSize)
 	opts := f.opts
 	opts.MaxInFlight = 3
 	r := New(f.pool, f.nats.JS, opts, testLogger(t))
@@ -378,10 +342,7 @@ func TestRelay_FailureMidWindowKeepsCartOrder(t *testing.T) {
 		t.Errorf("outbox holds %d rows, want the failing carts' 8", n)
 	}
 
-	cfg.MaxMsgSize = -1
-	if _, err := f.nats.JS.UpdateStream(ctx, cfg); err != nil {
-		t.Fatal(err)
-	}
+	limitMessageSize(t, f, -1)
 	eventually(t, 20*time.Second, "outbox drained once publishing works", func() bool { return outboxLen(t, f.pool) == 0 })
 	checkOncePerCartOrder(t, readStream(t, f.nats.JS, f.opts.Stream), want)
 }

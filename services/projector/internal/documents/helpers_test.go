@@ -13,8 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cart-cqrs/cart/pkg/polltest"
-
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
@@ -25,8 +23,10 @@ import (
 
 	"github.com/cart-cqrs/cart/pkg/cart"
 	"github.com/cart-cqrs/cart/pkg/envelope"
+	"github.com/cart-cqrs/cart/pkg/jsontest"
 	"github.com/cart-cqrs/cart/pkg/natstest"
 	"github.com/cart-cqrs/cart/pkg/pgtest"
+	"github.com/cart-cqrs/cart/pkg/polltest"
 	"github.com/cart-cqrs/cart/pkg/readmodel"
 	"github.com/cart-cqrs/cart/pkg/redistest"
 	"github.com/cart-cqrs/cart/services/projector/internal/documents"
@@ -309,7 +309,7 @@ func diffEntries(cartID string, got, want []readmodel.HistoryEntry) error {
 	}
 	for i, w := range want {
 		g := got[i]
-		if !g.OccurredAt.Equal(w.OccurredAt) || !jsonEqual(g.Data, w.Data) {
+		if !g.OccurredAt.Equal(w.OccurredAt) || !jsontest.Equal(g.Data, w.Data) {
 			return fmt.Errorf("cart %s history entry %d:\n got %+v\nwant %+v", cartID, i, g, w)
 		}
 		g.OccurredAt, g.Data, w.Data = w.OccurredAt, nil, nil
@@ -318,14 +318,6 @@ func diffEntries(cartID string, got, want []readmodel.HistoryEntry) error {
 		}
 	}
 	return nil
-}
-
-func jsonEqual(a, b json.RawMessage) bool {
-	var x, y any
-	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
-		return false
-	}
-	return reflect.DeepEqual(x, y)
 }
 
 // openCart is the customer's open-cart index, "" when absent.

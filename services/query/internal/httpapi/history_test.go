@@ -4,13 +4,13 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
-	"reflect"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/cart-cqrs/cart/pkg/cart"
 	"github.com/cart-cqrs/cart/pkg/envelope"
+	"github.com/cart-cqrs/cart/pkg/jsontest"
 	"github.com/cart-cqrs/cart/pkg/readmodel"
 	"github.com/cart-cqrs/cart/services/query/internal/httpapi"
 )
@@ -55,7 +55,7 @@ func testGetHistory(t *testing.T, a *api) {
 	for i, e := range envs {
 		got := h.Events[i]
 		if got.Version != i+1 || got.Type != e.Type || got.SchemaVersion != e.SchemaVersion ||
-			!got.OccurredAt.Equal(e.OccurredAt) || got.Actor != e.Metadata.Actor || !jsonEqual(got.Data, e.Data) {
+			!got.OccurredAt.Equal(e.OccurredAt) || got.Actor != e.Metadata.Actor || !jsontest.Equal(got.Data, e.Data) {
 			t.Errorf("event %d = %+v, want %s v%d %s by %s: %s", i, got, e.Type, e.Version, e.OccurredAt, e.Metadata.Actor, e.Data)
 		}
 		wantReason := ""
@@ -176,14 +176,6 @@ func testGetCartAt(t *testing.T, a *api) {
 	})
 }
 
-func jsonEqual(a, b []byte) bool {
-	var x, y any
-	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
-		return false
-	}
-	return reflect.DeepEqual(x, y)
-}
-
 // TestSkippedEvent: an event an operator skipped (the projector could not
 // apply it) shows in the history as stored, marked skipped and changing
 // nothing, and time travel passes over it.
@@ -224,7 +216,7 @@ func TestSkippedEvent(t *testing.T) {
 	if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &h) != nil || len(h.Events) != 3 {
 		t.Fatalf("history = %d %s", rec.Code, rec.Body)
 	}
-	if e := h.Events[1]; !e.Skipped || e.SchemaVersion != 99 || !jsonEqual(e.Data, poison.Data) || h.Events[0].Skipped || h.Events[2].Skipped {
+	if e := h.Events[1]; !e.Skipped || e.SchemaVersion != 99 || !jsontest.Equal(e.Data, poison.Data) || h.Events[0].Skipped || h.Events[2].Skipped {
 		t.Errorf("history events = %+v; want only version 2 skipped, as stored", h.Events)
 	}
 	for at, wantQty := range map[time.Time]int{t0.Add(time.Minute): 0, t0.Add(2 * time.Minute): mug.Quantity} {
