@@ -29,9 +29,9 @@ import (
 const (
 	// maxHandoff bounds the events waiting in the hand-off; past it they are
 	// left to an outbox round.
-	maxHandoff = 4096
+	maxHandoff = 1024
 	// maxHeads bounds the carts whose stream head the relay remembers.
-	maxHeads = 16384
+	maxHeads = 4096
 )
 
 // handoff is the queue of committed events waiting for the leader, and the
