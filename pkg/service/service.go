@@ -29,7 +29,7 @@ import (
 // With it, the collector runs more often only as the heap nears it (a few
 // per cent more CPU at full load). GOMEMLIMIT (Go's own variable, e.g.
 // 64MiB, or "off") overrides it for a service whose caches are made larger.
-const DefaultMemoryLimit = 28 << 20
+const DefaultMemoryLimit = 26 << 20
 
 // App is what each service's composition root builds.
 type App interface {
