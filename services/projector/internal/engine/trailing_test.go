@@ -117,6 +117,17 @@ const durable = "projections"
 
 // backlog is what the consumer has not delivered yet, and what it
 // delivered and has not seen settled.
+// allAcknowledged waits until the consumer holds no unacknowledged message.
+func allAcknowledged(t *testing.T, ctx context.Context, env natstest.Env) {
+	t.Helper()
+	polltest.Until(t, 10*time.Second, "every message acknowledged after the stop", func() error {
+		if _, unacked, err := backlog(ctx, env); err != nil || unacked > 0 {
+			return fmt.Errorf("%d unacknowledged (%v)", unacked, err)
+		}
+		return nil
+	})
+}
+
 func backlog(ctx context.Context, env natstest.Env) (pending, unacked int, err error) {
 	c, err := env.JS.Consumer(ctx, env.Stream, durable)
 	if err != nil {
@@ -210,12 +221,7 @@ func TestTrailing_CoalescesABurst(t *testing.T) {
 			t.Errorf("cart %s v%d handed to the trailing projection %d times, want once", e.StreamID, e.Version, n)
 		}
 	}
-	polltest.Until(t, 10*time.Second, "every message acknowledged after the stop", func() error {
-		if _, unacked, err := backlog(ctx, env); err != nil || unacked > 0 {
-			return fmt.Errorf("%d unacknowledged (%v)", unacked, err)
-		}
-		return nil
-	})
+	allAcknowledged(t, ctx, env)
 }
 
 // TestTrailing_WindowAppliesALoneEvent: one event and no more traffic: the
@@ -271,12 +277,7 @@ func TestTrailing_StopAppliesWhatIsHeld(t *testing.T) {
 	if calls := counts.handed(); len(calls) != 1 || countEvents(calls...) != len(evs) {
 		t.Errorf("after the stop the trailing projection was handed %v, want the %d events at once", calls, len(evs))
 	}
-	polltest.Until(t, 10*time.Second, "every message acknowledged after the stop", func() error {
-		if _, unacked, err := backlog(ctx, env); err != nil || unacked > 0 {
-			return fmt.Errorf("%d unacknowledged (%v)", unacked, err)
-		}
-		return nil
-	})
+	allAcknowledged(t, ctx, env)
 }
 
 // TestTrailing_RetryRedelivers: a trailing projection that wants an event
