@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -267,15 +268,41 @@ func get(ctx context.Context, url string) ([]byte, int, error) {
 }
 
 // FreeAddr returns a loopback address with a port that was free a moment
-// ago; the services bind it themselves, and keep it across restarts.
+// ago; the services bind it themselves, and keep it across restarts. The
+// port is taken below the kernel's ephemeral range: a port from that range
+// (what listening on port 0 gives) can be handed to some process's outgoing
+// connection before the service binds it.
 func FreeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	low := ephemeralLow()
+	for range 200 {
+		port := 10000 + rand.IntN(max(low-10000, 1))
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err != nil {
+			continue // taken: try another
+		}
+		addr := l.Addr().String()
+		if err := l.Close(); err != nil {
+			return "", fmt.Errorf("chaos: free port: %w", err)
+		}
+		return addr, nil
+	}
+	return "", errors.New("chaos: free port: none free below the ephemeral range")
+}
+
+// ephemeralLow is the first port of the kernel's ephemeral range (32768
+// when it cannot be read).
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
 	if err != nil {
-		return "", fmt.Errorf("chaos: free port: %w", err)
+		return 32768
 	}
-	addr := l.Addr().String()
-	if err := l.Close(); err != nil {
-		return "", fmt.Errorf("chaos: free port: %w", err)
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 32768
 	}
-	return addr, nil
+	low, err := strconv.Atoi(f[0])
+	if err != nil || low <= 10000 {
+		return 32768
+	}
+	return low
 }
