@@ -128,6 +128,18 @@ func allAcknowledged(t *testing.T, ctx context.Context, env natstest.Env) {
 	})
 }
 
+// drained is nil once the consumer has nothing pending or unacknowledged.
+func drained(ctx context.Context, env natstest.Env) error {
+	pending, unacked, err := backlog(ctx, env)
+	if err != nil {
+		return err
+	}
+	if pending+unacked > 0 {
+		return fmt.Errorf("%d pending, %d unacknowledged", pending, unacked)
+	}
+	return nil
+}
+
 func backlog(ctx context.Context, env natstest.Env) (pending, unacked int, err error) {
 	c, err := env.JS.Consumer(ctx, env.Stream, durable)
 	if err != nil {
@@ -238,14 +250,7 @@ func TestTrailing_WindowAppliesALoneEvent(t *testing.T) {
 		if a, b := eager.events(), counts.events(); a != 1 || b != 1 {
 			return fmt.Errorf("the eager projection took %d events, the trailing one %d", a, b)
 		}
-		pending, unacked, err := backlog(ctx, env)
-		if err != nil {
-			return err
-		}
-		if pending+unacked > 0 {
-			return fmt.Errorf("%d pending, %d unacknowledged", pending, unacked)
-		}
-		return nil
+		return drained(ctx, env)
 	})
 }
 
@@ -302,14 +307,7 @@ func TestTrailing_RetryRedelivers(t *testing.T) {
 		if n := counts.events(); n != 2 {
 			return fmt.Errorf("the trailing projection took %d deliveries", n)
 		}
-		pending, unacked, err := backlog(ctx, env)
-		if err != nil {
-			return err
-		}
-		if pending+unacked > 0 {
-			return fmt.Errorf("%d pending, %d unacknowledged", pending, unacked)
-		}
-		return nil
+		return drained(ctx, env)
 	})
 	for name, r := range map[string]*recorder{"eager": eager, "trailing": counts} {
 		var got []string
