@@ -195,6 +195,10 @@ func (a *App) connectNATS(ctx context.Context, cfg Config) error {
 		nats.Name(serviceName),
 		nats.MaxReconnects(-1),
 		nats.RetryOnFailedConnect(true),
+		// A publish while disconnected fails rather than waits in a buffer
+		// that is flushed on reconnect: the relay checks a server it reaches
+		// anew before it publishes to it (see internal/relay/verify.go).
+		nats.ReconnectBufSize(-1),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			a.logger.Warn("nats disconnected", "error", err)
 		}),

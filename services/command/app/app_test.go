@@ -81,7 +81,8 @@ func TestConfigFromEnv(t *testing.T) {
 			cfg.Relay.Stream != "CART_EVENTS" || cfg.Relay.SubjectPrefix != "cart.events" || cfg.Relay.Replicas != 1 ||
 			cfg.Relay.DuplicateWindow != 5*time.Minute || cfg.Relay.BatchSize != 1000 || cfg.Relay.MaxInFlight != 1000 || cfg.Relay.PollInterval != time.Second ||
 			!cfg.RelayEnabled || cfg.SnapshotEvery != 20 || cfg.StateCacheSize != 4096 || cfg.ConflictRetries != 5 || !cfg.Migrate ||
-			cfg.Auth.Disabled || cfg.IdempotencyTTL != 24*time.Hour || cfg.MetricsAddr != "127.0.0.1:9080" {
+			cfg.Auth.Disabled || cfg.IdempotencyTTL != 24*time.Hour || cfg.MetricsAddr != "127.0.0.1:9080" ||
+			cfg.Relay.Retention != 5*time.Minute || cfg.Relay.RepublishHorizon != 0 || cfg.Relay.VerifyInterval != 10*time.Second {
 			t.Fatalf("defaults = %+v", cfg)
 		}
 	})
@@ -99,8 +100,25 @@ func TestConfigFromEnv(t *testing.T) {
 			cfg.Relay.DuplicateWindow != 2*time.Minute || cfg.Relay.BatchSize != 50 || cfg.Relay.PollInterval != 250*time.Millisecond ||
 			cfg.RelayEnabled || cfg.SnapshotEvery != 7 || cfg.ConflictRetries != 0 || cfg.Migrate || !cfg.Auth.Disabled ||
 			string(cfg.Auth.HS256Secret) != "s" || cfg.Auth.Issuer != "i" || cfg.Auth.Audience != "a" ||
-			cfg.IdempotencyTTL != time.Hour {
+			cfg.IdempotencyTTL != time.Hour || cfg.Relay.Retention != 2*time.Minute {
 			t.Fatalf("overrides = %+v", cfg)
+		}
+	})
+	t.Run("Retention", func(t *testing.T) {
+		cfg, err := app.ConfigFromEnv(envconf.Map(map[string]string{
+			"RELAY_RETENTION": "0", "RELAY_REPUBLISH_HORIZON": "720h", "RELAY_VERIFY_INTERVAL": "1s",
+		}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.Relay.Retention >= 0 || cfg.Relay.RepublishHorizon != 720*time.Hour || cfg.Relay.VerifyInterval != time.Second {
+			t.Fatalf("RELAY_RETENTION=0 keeps nothing: %+v", cfg.Relay)
+		}
+		// Beyond the duplicate window, a re-published survivor would be
+		// stored twice.
+		_, err = app.ConfigFromEnv(envconf.Map(map[string]string{"RELAY_RETENTION": "10m"}))
+		if err == nil || !strings.Contains(err.Error(), "RELAY_RETENTION") {
+			t.Fatalf("RELAY_RETENTION above the duplicate window: %v", err)
 		}
 	})
 	t.Run("EveryMistakeReported", func(t *testing.T) {

@@ -51,7 +51,12 @@ type Config struct {
 	// outbox relay: NATS_STREAM (CART_EVENTS), NATS_SUBJECT_PREFIX
 	// (cart.events), NATS_STREAM_REPLICAS (1), NATS_DUPLICATE_WINDOW (5m),
 	// RELAY_BATCH_SIZE (1000), RELAY_MAX_IN_FLIGHT (1000), RELAY_POLL_INTERVAL (1s),
-	// RELAY_PUBLISH_TIMEOUT (5s), CLOUDEVENTS_SOURCE (urn:cart-cqrs:command).
+	// RELAY_PUBLISH_TIMEOUT (5s), CLOUDEVENTS_SOURCE (urn:cart-cqrs:command),
+	// and the repair of a stream that lost acknowledged messages:
+	// RELAY_RETENTION (how long published rows are kept to publish them
+	// again; default the duplicate window, 0 keeps none), RELAY_REPUBLISH_HORIZON
+	// (how far back a stream that is gone is published again; 0, the default:
+	// all of history), RELAY_VERIFY_INTERVAL (10s).
 	Relay relay.Options
 	// RelayEnabled runs the outbox relay in this instance (RELAY_ENABLED,
 	// default true). Several instances may enable it: one leads at a time.
@@ -108,15 +113,17 @@ func ConfigFromEnv(lookup func(string) (string, bool)) (Config, error) {
 		Limits:           httpserver.LimitsFromEnv(r),
 		Timeouts:         httpserver.TimeoutsFromEnv(r),
 		Relay: relay.Options{
-			Stream:          r.String("NATS_STREAM", relay.DefaultStream),
-			SubjectPrefix:   r.String("NATS_SUBJECT_PREFIX", relay.DefaultSubjectPrefix),
-			Source:          r.String("CLOUDEVENTS_SOURCE", relay.DefaultSource),
-			Replicas:        r.Int("NATS_STREAM_REPLICAS", relay.DefaultReplicas),
-			DuplicateWindow: r.Duration("NATS_DUPLICATE_WINDOW", relay.DefaultDuplicateWindow),
-			BatchSize:       r.Int("RELAY_BATCH_SIZE", relay.DefaultBatchSize),
-			MaxInFlight:     r.Int("RELAY_MAX_IN_FLIGHT", relay.DefaultMaxInFlight),
-			PollInterval:    r.Duration("RELAY_POLL_INTERVAL", relay.DefaultPollInterval),
-			PublishTimeout:  r.Duration("RELAY_PUBLISH_TIMEOUT", relay.DefaultPublishTimeout),
+			Stream:           r.String("NATS_STREAM", relay.DefaultStream),
+			SubjectPrefix:    r.String("NATS_SUBJECT_PREFIX", relay.DefaultSubjectPrefix),
+			Source:           r.String("CLOUDEVENTS_SOURCE", relay.DefaultSource),
+			Replicas:         r.Int("NATS_STREAM_REPLICAS", relay.DefaultReplicas),
+			DuplicateWindow:  r.Duration("NATS_DUPLICATE_WINDOW", relay.DefaultDuplicateWindow),
+			BatchSize:        r.Int("RELAY_BATCH_SIZE", relay.DefaultBatchSize),
+			MaxInFlight:      r.Int("RELAY_MAX_IN_FLIGHT", relay.DefaultMaxInFlight),
+			PollInterval:     r.Duration("RELAY_POLL_INTERVAL", relay.DefaultPollInterval),
+			PublishTimeout:   r.Duration("RELAY_PUBLISH_TIMEOUT", relay.DefaultPublishTimeout),
+			RepublishHorizon: r.Duration("RELAY_REPUBLISH_HORIZON", 0),
+			VerifyInterval:   r.Duration("RELAY_VERIFY_INTERVAL", relay.DefaultVerifyInterval),
 		},
 		RelayEnabled:    r.Bool("RELAY_ENABLED", true),
 		SnapshotEvery:   r.Int("SNAPSHOT_EVERY", postgres.DefaultSnapshotEvery),
@@ -126,6 +133,15 @@ func ConfigFromEnv(lookup func(string) (string, bool)) (Config, error) {
 		CommitWorkers:   r.Int("COMMIT_WORKERS", postgres.DefaultCommitWorkers),
 		CommitGroupMax:  r.Int("COMMIT_GROUP_MAX", postgres.DefaultMaxGroup),
 		Migrate:         r.Bool("MIGRATE", true),
+	}
+	// Published rows are kept as long as the stream drops re-publications as
+	// duplicates, unless said otherwise; 0 keeps none.
+	window := cfg.Relay.DuplicateWindow
+	if window == 0 {
+		window = relay.DefaultDuplicateWindow
+	}
+	if cfg.Relay.Retention = r.Duration("RELAY_RETENTION", window); cfg.Relay.Retention == 0 {
+		cfg.Relay.Retention = -1
 	}
 	errs := []error{r.Err(), cfg.validate()}
 	if err := errors.Join(errs...); err != nil {
@@ -160,6 +176,16 @@ func (cfg Config) validate() error {
 	check(cfg.Relay.DuplicateWindow >= 0, "NATS_DUPLICATE_WINDOW=%v: want a positive duration", cfg.Relay.DuplicateWindow)
 	check(cfg.Relay.PollInterval >= 0, "RELAY_POLL_INTERVAL=%v: want a positive duration", cfg.Relay.PollInterval)
 	check(cfg.Relay.PublishTimeout >= 0, "RELAY_PUBLISH_TIMEOUT=%v: want a positive duration", cfg.Relay.PublishTimeout)
+	check(cfg.Relay.RepublishHorizon >= 0, "RELAY_REPUBLISH_HORIZON=%v: want a positive duration, or 0 for all of history", cfg.Relay.RepublishHorizon)
+	check(cfg.Relay.VerifyInterval >= 0, "RELAY_VERIFY_INTERVAL=%v: want a positive duration", cfg.Relay.VerifyInterval)
+	// What the stream still holds of a window published again must fall in
+	// its duplicate window, or it would appear twice.
+	window := cfg.Relay.DuplicateWindow
+	if window == 0 {
+		window = relay.DefaultDuplicateWindow
+	}
+	check(cfg.Relay.Retention <= window,
+		"RELAY_RETENTION=%v: want at most the stream's duplicate window (NATS_DUPLICATE_WINDOW, %v)", cfg.Relay.Retention, window)
 	errs = append(errs, cfg.Limits.Validate(), cfg.Timeouts.Validate())
 	return errors.Join(errs...)
 }

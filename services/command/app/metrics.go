@@ -43,11 +43,36 @@ func registerRelay(reg prometheus.Registerer, r *relay.Relay) error {
 			Name: "cart_relay_floor_position",
 			Help: "Event position at or below which the leading relay knows every outbox row published; its rounds read from there. 0 on a standby.",
 		}, func() float64 { return float64(r.Floor()) })),
+		reg.Register(&lossCollector{r: r}),
+		reg.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "cart_relay_republished_events_total",
+			Help: "Events this instance's relay published again after it found the stream had lost them.",
+		}, func() float64 { return float64(r.Republished()) })),
+		reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "cart_relay_retained_events",
+			Help: "Published events the outbox keeps for the retention window (RELAY_RETENTION), to publish them again should the stream lose them; counted by the leader at each check of the stream, 0 on a standby.",
+		}, func() float64 { return float64(r.Retained()) })),
 		reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "cart_relay_last_round_seconds",
 			Help: "Duration of the relay's last round: read a batch, publish it, remove it.",
 		}, func() float64 { return r.LastRoundDuration().Seconds() })),
 	)
+}
+
+// lossCollector reports the losses of acknowledged messages the relay
+// detected, by reason.
+type lossCollector struct{ r *relay.Relay }
+
+var lossDesc = prometheus.NewDesc("cart_stream_loss_detected_total",
+	"Times this instance's relay found that the stream had lost messages it acknowledged: went_back (its last sequence is below what was acknowledged), recreated (deleted and created again), missing (gone).",
+	[]string{"reason"}, nil)
+
+func (c *lossCollector) Describe(ch chan<- *prometheus.Desc) { ch <- lossDesc }
+
+func (c *lossCollector) Collect(ch chan<- prometheus.Metric) {
+	for reason, n := range c.r.LossesDetected() {
+		ch <- prometheus.MustNewConstMetric(lossDesc, prometheus.CounterValue, float64(n), reason)
+	}
 }
 
 // outboxCollector reads the outbox backlog at scrape time: how many events

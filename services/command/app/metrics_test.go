@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strconv"
 	"testing"
+	"time"
 )
 
 // TestMetrics: the write side's metrics are served on the management
@@ -43,12 +44,21 @@ func TestMetrics(t *testing.T) {
 
 	t.Run("WithRelay", func(t *testing.T) {
 		cfg.RelayEnabled, cfg.HTTPAddr, cfg.DebugAddr, cfg.Migrate = true, "127.0.0.1:0", "", false
+		cfg.Relay.VerifyInterval = 50 * time.Millisecond
 		b := mustRun(t, cfg)
-		poll(t, "the relay drains the outbox and says so", func() bool {
+		poll(t, "the relay drains the outbox, keeps what it published, and says so", func() bool {
 			m := scrape(t, "http://"+b.MetricsAddr())
 			return m["cart_relay_leader"] == 1 && m["cart_relay_published_events_total"] == 3 &&
-				m["cart_outbox_backlog_events"] == 0 && m["cart_outbox_oldest_age_seconds"] == 0
+				m["cart_outbox_backlog_events"] == 0 && m["cart_outbox_oldest_age_seconds"] == 0 &&
+				m["cart_relay_retained_events"] == 3
 		})
+		m := scrape(t, "http://"+b.MetricsAddr())
+		for _, name := range []string{`cart_stream_loss_detected_total{reason="went_back"}`, `cart_stream_loss_detected_total{reason="missing"}`,
+			`cart_stream_loss_detected_total{reason="recreated"}`, `cart_relay_republished_events_total`} {
+			if got, ok := m[name]; !ok || got != 0 {
+				t.Errorf("%s = %v (present %v), want 0", name, got, ok)
+			}
+		}
 	})
 }
 

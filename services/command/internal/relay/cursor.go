@@ -38,8 +38,14 @@ type cursor struct {
 	seq   int64
 	xid   int64
 	// toRemove are the positions of rows published since the last removal:
-	// the next round removes them before it reads.
-	toRemove []int64
+	// the next round removes them before it reads. removeSeqs are their
+	// stream sequences, in the same order.
+	toRemove, removeSeqs []int64
+}
+
+// removed forgets the rows just removed.
+func (c *cursor) removed() {
+	c.toRemove, c.removeSeqs = c.toRemove[:0], c.removeSeqs[:0]
 }
 
 // horizon is what a round's read reports besides its rows: the sequence's

@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -108,6 +109,10 @@ func (r *Relay) lead(ctx context.Context, conn *pgx.Conn) (err error) {
 		return err
 	}
 	defer stopListening()
+	if err := r.loadWatch(ctx, conn); err != nil {
+		return err
+	}
+	defer r.retained.Store(0)
 	r.handoff.setOpen(true)
 	defer r.handoff.setOpen(false)
 
@@ -130,6 +135,21 @@ func (r *Relay) lead(ctx context.Context, conn *pgx.Conn) (err error) {
 		}
 	}()
 	for ctx.Err() == nil {
+		// Nothing is published to a stream not checked since the connection
+		// reached its server (see verify.go).
+		if r.checkDue(time.Now()) {
+			if err := r.check(ctx, conn, &cur, hs); err != nil {
+				if !errors.Is(err, errStreamUnreachable) {
+					return err
+				}
+				r.logger.Warn("relay: cannot check the stream; publishing waits", "stream", r.opts.Stream, "error", err)
+				if !failures.Wait(ctx) {
+					return nil
+				}
+				continue
+			}
+			outboxDue = outboxDue || r.watch.ceiling > 0
+		}
 		direct, due := r.handoff.take()
 		outboxDue = outboxDue || due
 		failed := false
@@ -172,7 +192,7 @@ func (r *Relay) lead(ctx context.Context, conn *pgx.Conn) (err error) {
 		if outboxDue {
 			continue
 		}
-		wait := time.Until(lastOutbox.Add(r.opts.PollInterval))
+		wait := min(time.Until(lastOutbox.Add(r.opts.PollInterval)), time.Until(r.watch.checkedAt.Add(r.opts.VerifyInterval)))
 		if len(cur.toRemove) > 0 {
 			wait = min(wait, time.Until(removeBy))
 		}

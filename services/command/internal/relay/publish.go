@@ -40,12 +40,12 @@ func (r *Relay) round(ctx context.Context, conn *pgx.Conn, cur *cursor, hs heads
 		r.floor.Store(cur.floor)
 		return roundResult{}, nil
 	}
-	published := r.publish(ctx, evs)
+	published, seqs := r.publish(ctx, evs)
 	res := roundResult{read: len(evs), published: len(published)}
 	lastRead, full, lowestFailed := evs[len(evs)-1].Position, len(evs) >= r.opts.BatchSize, lowestUnpublished(evs, published)
 	cur.advance(h, lastRead, full, lowestFailed)
 	r.floor.Store(cur.floor)
-	return res, r.acked(ctx, start, cur, hs, published)
+	return res, r.acked(ctx, start, cur, hs, published, seqs)
 }
 
 // directRound publishes handed-off events (see handoff.go): those whose
@@ -57,14 +57,14 @@ func (r *Relay) directRound(ctx context.Context, cur *cursor, hs heads, evs []en
 	if len(ready) == 0 {
 		return roundResult{}, deferred, nil
 	}
-	published := r.publish(ctx, ready)
-	return roundResult{read: len(ready), published: len(published)}, deferred, r.acked(ctx, start, cur, hs, published)
+	published, seqs := r.publish(ctx, ready)
+	return roundResult{read: len(ready), published: len(published)}, deferred, r.acked(ctx, start, cur, hs, published, seqs)
 }
 
 // acked takes note of a round's events that the stream acknowledged (in
-// position order): their carts' heads, and their rows to remove. An error is
-// the AfterPublish hook's.
-func (r *Relay) acked(ctx context.Context, start time.Time, cur *cursor, hs heads, published []envelope.Envelope) error {
+// position order, with their stream sequences): their carts' heads, and
+// their rows to remove. An error is the AfterPublish hook's.
+func (r *Relay) acked(ctx context.Context, start time.Time, cur *cursor, hs heads, published []envelope.Envelope, seqs []uint64) error {
 	if len(published) == 0 {
 		return nil
 	}
@@ -74,9 +74,11 @@ func (r *Relay) acked(ctx context.Context, start time.Time, cur *cursor, hs head
 			return fmt.Errorf("relay: after publish of %d events: %w", len(published), err)
 		}
 	}
-	for _, e := range published {
+	for i, e := range published {
 		cur.toRemove = append(cur.toRemove, e.Position)
+		cur.removeSeqs = append(cur.removeSeqs, int64(seqs[i]))
 	}
+	r.repaired(published)
 	r.lastRound.Store(int64(time.Since(start)))
 	return nil
 }
@@ -90,16 +92,34 @@ func (r *Relay) flushRemovals(ctx context.Context, conn *pgx.Conn, cur *cursor) 
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), statementTimeout)
 	defer cancel()
-	if _, err := conn.Exec(sctx, removeRows, cur.toRemove); err != nil {
+	if _, err := conn.Exec(sctx, r.removeRows(), r.removeArgs(cur)...); err != nil {
 		return fmt.Errorf("relay: remove %d published outbox rows: %w", len(cur.toRemove), err)
 	}
 	r.published.Add(uint64(len(cur.toRemove)))
-	cur.toRemove = cur.toRemove[:0]
+	cur.removed()
 	return nil
 }
 
-// removeRows removes published outbox rows by position.
-const removeRows = `DELETE FROM outbox WHERE position = ANY($1)`
+// removeRows is the statement that takes published rows out of the outbox,
+// by position ($1), with their stream sequences ($2): into outbox_published
+// for the retention window (see verify.go), or gone at once when nothing is
+// retained. removeArgs are its arguments.
+func (r *Relay) removeRows() string {
+	if r.opts.Retention < 0 {
+		return `DELETE FROM outbox WHERE position = ANY($1)`
+	}
+	return `WITH removed AS (DELETE FROM outbox WHERE position = ANY($1) RETURNING position)
+INSERT INTO outbox_published (position, stream_seq)
+SELECT p.position, p.seq FROM unnest($1::bigint[], $2::bigint[]) AS p(position, seq) JOIN removed USING (position)
+ON CONFLICT (position) DO UPDATE SET stream_seq = EXCLUDED.stream_seq, published_at = EXCLUDED.published_at`
+}
+
+func (r *Relay) removeArgs(cur *cursor) []any {
+	if r.opts.Retention < 0 {
+		return []any{cur.toRemove}
+	}
+	return []any{cur.toRemove, cur.removeSeqs}
+}
 
 // lowestUnpublished is the lowest position of evs (in position order) that
 // is not in published (in position order, a subset of evs), or 0.
@@ -146,7 +166,7 @@ func (r *Relay) removeAndRead(ctx context.Context, conn *pgx.Conn, cur *cursor) 
 	b := &pgx.Batch{}
 	removing := len(cur.toRemove)
 	if removing > 0 {
-		b.Queue(removeRows, cur.toRemove)
+		b.Queue(r.removeRows(), r.removeArgs(cur)...)
 	}
 	b.Queue(`SELECT (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM events_position_seq),
 		       pg_snapshot_xmin(pg_current_snapshot())::text::bigint, ` + xid).QueryRow(func(row pgx.Row) error {
@@ -166,7 +186,7 @@ func (r *Relay) removeAndRead(ctx context.Context, conn *pgx.Conn, cur *cursor) 
 		return nil, horizon{}, fmt.Errorf("relay: remove %d published outbox rows and read the outbox: %w", removing, err)
 	}
 	r.published.Add(uint64(removing))
-	cur.toRemove = cur.toRemove[:0]
+	cur.removed()
 	return evs, h, nil
 }
 
@@ -187,7 +207,7 @@ type flight struct {
 }
 
 // publish sends evs to JetStream and returns those whose PubAck arrived, in
-// position order. Each cart is a chain: its event k+1 is sent only after the
+// position order, with the stream sequence of each. Each cart is a chain: its event k+1 is sent only after the
 // PubAck of event k arrived, so a cart's events reach the stream in version
 // order even when one of them fails. The chains of different carts run side
 // by side, up to MaxInFlight unacknowledged messages in all, so a round costs
@@ -195,14 +215,18 @@ type flight struct {
 // whose publish failed publishes nothing more this round; a deposed leader
 // still finishing a round only re-publishes what the stream drops as
 // duplicates (Nats-Msg-Id).
-func (r *Relay) publish(ctx context.Context, evs []envelope.Envelope) []envelope.Envelope {
+//
+// Every PubAck goes past the stream watch (see verify.go): one that shows the
+// stream went back stops the round from sending more, since whatever it sent
+// next could overtake a lost earlier event of its cart.
+func (r *Relay) publish(ctx context.Context, evs []envelope.Envelope) ([]envelope.Envelope, []uint64) {
 	pctx, cancel := context.WithTimeout(ctx, r.opts.PublishTimeout)
 	defer cancel()
 
 	ready := r.group(evs) // carts whose next event may be sent, oldest first
 	var (
 		inflight    []flight // in the order sent: PubAcks come back in it
-		published   = make([]envelope.Envelope, 0, len(evs))
+		published   = make([]sent, 0, len(evs))
 		failedCarts int
 		firstErr    error
 	)
@@ -214,7 +238,7 @@ func (r *Relay) publish(ctx context.Context, evs []envelope.Envelope) []envelope
 		}
 	}
 	for len(ready) > 0 || len(inflight) > 0 {
-		for len(ready) > 0 && len(inflight) < r.opts.MaxInFlight && pctx.Err() == nil {
+		for len(ready) > 0 && len(inflight) < r.opts.MaxInFlight && pctx.Err() == nil && !r.watch.wentBack() {
 			c := ready[0]
 			ready = ready[1:]
 			e, msg := c.evs[c.next], c.msgs[c.next]
@@ -240,7 +264,7 @@ func (r *Relay) publish(ctx context.Context, evs []envelope.Envelope) []envelope
 		fl := inflight[0]
 		inflight = inflight[1:]
 		c := fl.cart
-		err := awaitAck(pctx, fl.ack)
+		ack, err := awaitAck(pctx, fl.ack)
 		if err != nil {
 			err = fmt.Errorf("relay: publish event %s: %w", c.evs[c.next].EventID, err)
 		}
@@ -250,7 +274,8 @@ func (r *Relay) publish(ctx context.Context, evs []envelope.Envelope) []envelope
 			fail(c, err)
 			continue
 		}
-		published = append(published, c.evs[c.next])
+		r.watch.acked(ack)
+		published = append(published, sent{c.evs[c.next], ack.Sequence})
 		if c.next++; c.next < len(c.evs) {
 			ready = append(ready, c)
 		}
@@ -259,8 +284,18 @@ func (r *Relay) publish(ctx context.Context, evs []envelope.Envelope) []envelope
 		r.logger.Warn("relay: publish failed; those carts wait for a later round",
 			"carts", failedCarts, "events", len(evs)-len(published), "error", firstErr)
 	}
-	slices.SortFunc(published, func(a, b envelope.Envelope) int { return cmp.Compare(a.Position, b.Position) })
-	return published
+	slices.SortFunc(published, func(a, b sent) int { return cmp.Compare(a.e.Position, b.e.Position) })
+	evsOut, seqs := make([]envelope.Envelope, len(published)), make([]uint64, len(published))
+	for i, p := range published {
+		evsOut[i], seqs[i] = p.e, p.seq
+	}
+	return evsOut, seqs
+}
+
+// sent is an event and the stream sequence its PubAck gave.
+type sent struct {
+	e   envelope.Envelope
+	seq uint64
 }
 
 // group splits a round by cart, carts in order of their oldest event, each
@@ -335,20 +370,20 @@ func (r *Relay) tracePublishing(ctx context.Context, e envelope.Envelope, msg *n
 }
 
 // awaitAck waits for one PubAck. A duplicate counts as published: the stream
-// already holds the event.
-func awaitAck(ctx context.Context, f jetstream.PubAckFuture) error {
+// already holds the event (at the sequence the PubAck gives).
+func awaitAck(ctx context.Context, f jetstream.PubAckFuture) (*jetstream.PubAck, error) {
 	select {
-	case <-f.Ok():
-		return nil
+	case ack := <-f.Ok():
+		return ack, nil
 	case err := <-f.Err():
-		return err
+		return nil, err
 	case <-ctx.Done():
 		// An ack may have arrived while ctx ended.
 		select {
-		case <-f.Ok():
-			return nil
+		case ack := <-f.Ok():
+			return ack, nil
 		default:
-			return fmt.Errorf("wait for puback: %w", ctx.Err())
+			return nil, fmt.Errorf("wait for puback: %w", ctx.Err())
 		}
 	}
 }

@@ -1,13 +1,16 @@
 // Package relay is the outbox relay of the command service: it publishes the
 // rows of the transactional outbox to NATS JetStream as CloudEvents and
-// removes each row once JetStream has acknowledged it.
+// takes each row out of the outbox once JetStream has acknowledged it,
+// keeping it for a retention window should the stream lose it (verify.go).
 //
 // Exactly one relay is active at a time across all command instances: the
 // leader holds a PostgreSQL session-level advisory lock on a connection of its
 // own; the others stand by and retry. The guarantees, and why they hold:
 //
 //   - At least once: a row is removed only after its PubAck arrived, so a crash
-//     at any point leaves unpublished rows in the outbox for the next leader.
+//     at any point leaves unpublished rows in the outbox for the next leader;
+//     and a stream that forgets what it acknowledged is detected and given
+//     the lost events again (verify.go).
 //   - Effectively once: every message carries Nats-Msg-Id = event id, so the
 //     stream drops the re-publication of a row whose PubAck arrived but whose
 //     removal did not happen (within the stream's duplicate window).
@@ -45,6 +48,11 @@ const (
 	DefaultPollInterval    = time.Second
 	DefaultPublishTimeout  = 5 * time.Second
 	DefaultStandbyInterval = time.Second
+	// DefaultRetention outlasts NATS' default sync_interval (2 minutes), and
+	// equals the default duplicate window, so that what the stream still
+	// holds of a re-published window is dropped as a duplicate.
+	DefaultRetention      = 5 * time.Minute
+	DefaultVerifyInterval = 10 * time.Second
 	// DefaultLockKey is the advisory lock key: "cart_out" in ASCII.
 	DefaultLockKey int64 = 0x636172745f6f7574
 )
@@ -64,6 +72,19 @@ type Options struct {
 	// StandbyInterval is how often a standby retries the lock, and the pause
 	// before contending again after leadership was lost; default 1s.
 	StandbyInterval time.Duration
+	// Retention is how long published rows are kept to publish them again
+	// should the stream lose them (see verify.go); default 5m, negative:
+	// none are kept, for a stream whose servers fsync every message or
+	// replicate it. It should not exceed DuplicateWindow.
+	Retention time.Duration
+	// RepublishHorizon is how far back the events go that are published
+	// again when the stream is gone, or lost more than the retained rows
+	// cover; 0 (the default): all of history.
+	RepublishHorizon time.Duration
+	// VerifyInterval is how often the leader compares the stream with what
+	// it acknowledged, besides at the start and after a reconnect; default
+	// 10s.
+	VerifyInterval time.Duration
 	// AfterPublish is a fault-injection hook for tests and chaos runs: called after the PubAcks of a batch and before its rows are
 	// removed. An error makes the relay drop leadership as if it had crashed at that point.
 	AfterPublish func(ctx context.Context, published []envelope.Envelope) error
@@ -103,6 +124,12 @@ func (o Options) withDefaults() Options {
 	if o.StandbyInterval <= 0 {
 		o.StandbyInterval = DefaultStandbyInterval
 	}
+	if o.Retention == 0 {
+		o.Retention = DefaultRetention
+	}
+	if o.VerifyInterval <= 0 {
+		o.VerifyInterval = DefaultVerifyInterval
+	}
 	return o
 }
 
@@ -119,6 +146,13 @@ type Relay struct {
 	published atomic.Uint64
 	lastRound atomic.Int64 // nanoseconds
 	floor     atomic.Int64
+
+	// watch is what the leader knows of the stream (verify.go); only the
+	// leader's goroutine uses it.
+	watch       *watch
+	losses      lossCounters
+	republished atomic.Uint64
+	retained    atomic.Int64
 }
 
 // New returns a relay. js should be created with
@@ -129,7 +163,7 @@ func New(pool *pgxpool.Pool, js jetstream.JetStream, opts Options, logger *slog.
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Relay{pool: pool, js: js, opts: opts.withDefaults(), logger: logger.With("component", "relay"), handoff: newHandoff()}
+	return &Relay{pool: pool, js: js, opts: opts.withDefaults(), logger: logger.With("component", "relay"), handoff: newHandoff(), watch: &watch{}}
 }
 
 // Leading reports whether this relay leads and takes committed events
