@@ -121,35 +121,40 @@ func fold(evs []envelope.Envelope) (cart.State, error) {
 	return st, nil
 }
 
-// checkStream: the stream holds every event exactly once and nothing else,
-// each cart's events in version order.
-func checkStream(p *problems, events, msgs []envelope.Envelope) {
+// checkStream: a subscriber reading the stream from the start sees every
+// event exactly once and nothing else, each cart's events in version
+// order. lost says where the events the stream lost had been.
+func checkStream(p *problems, events []envelope.Envelope, msgs []StreamEvent, lost map[string]string) {
 	stored := make(map[string]envelope.Envelope, len(events))
 	for _, e := range events {
 		stored[e.EventID] = e
 	}
 	seen := map[string]int{}
 	last := map[string]int{}
-	for i, m := range msgs {
+	for _, m := range msgs {
 		seen[m.EventID]++
 		e, ok := stored[m.EventID]
 		switch {
 		case !ok:
-			p.add("stream message %d: event %s (cart %s v%d) is not in the event log", i+1, m.EventID, m.StreamID, m.Version)
+			p.add("stream message %d: event %s (cart %s v%d) is not in the event log", m.Seq, m.EventID, m.StreamID, m.Version)
 			continue
 		case seen[m.EventID] == 2:
-			p.add("DUPLICATE: event %s is in the stream more than once", m.EventID)
+			p.add("DUPLICATE: event %s is in the stream more than once (again at sequence %d)", m.EventID, m.Seq)
 		case m.StreamID != e.StreamID || m.Version != e.Version || m.Type != e.Type || !jsontest.Equal(m.Data, e.Data):
-			p.add("stream message %d: event %s differs from the stored one", i+1, m.EventID)
+			p.add("stream message %d: event %s differs from the stored one", m.Seq, m.EventID)
 		}
 		if m.Version <= last[m.StreamID] {
-			p.add("ORDER: cart %s v%d published after v%d", m.StreamID, m.Version, last[m.StreamID])
+			p.add("ORDER: cart %s v%d published after v%d (sequence %d)", m.StreamID, m.Version, last[m.StreamID], m.Seq)
 		}
 		last[m.StreamID] = max(last[m.StreamID], m.Version)
 	}
 	for _, e := range events {
 		if seen[e.EventID] == 0 {
-			p.add("MISSING from the stream: event %s (cart %s v%d)", e.EventID, e.StreamID, e.Version)
+			where := ""
+			if l, ok := lost[e.EventID]; ok {
+				where = ", lost: it was " + l
+			}
+			p.add("MISSING from the stream: event %s (cart %s v%d%s)", e.EventID, e.StreamID, e.Version, where)
 		}
 	}
 }

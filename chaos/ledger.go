@@ -143,3 +143,16 @@ func (l *Ledger) Counts(from, to time.Time) Counts {
 	}
 	return n
 }
+
+// owners maps each cart to the customer whose commands named it.
+func (l *Ledger) owners() map[string]string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	m := map[string]string{}
+	for _, c := range l.cmds {
+		if c.CartID != "" && m[c.CartID] == "" {
+			m[c.CartID] = c.Customer
+		}
+	}
+	return m
+}

@@ -26,3 +26,8 @@ func Pick[T any](m Mode, short, full T) T {
 // Settle is how long the oracle waits at most for the system to become
 // quiet: generous, because a deadline only bounds a failing run.
 func (m Mode) Settle() time.Duration { return Pick(m, 90*time.Second, 5*time.Minute) }
+
+// Republish is how long after the stream lost messages (NATS came back
+// with an older store, the stream was deleted) or after NATS came back at
+// all, the relay may take to have every event on the stream again.
+func (m Mode) Republish() time.Duration { return Pick(m, 30*time.Second, 90*time.Second) }

@@ -80,6 +80,9 @@ type System struct {
 	// ProjectorEnv is the projectors' environment (besides the process's
 	// own), for running `projector rebuild` as an operator would.
 	ProjectorEnv []string
+
+	// losses are the times the stream lost messages, for the oracle.
+	losses []StreamLoss
 }
 
 // Start builds and starts a System; everything is stopped and removed when
