@@ -154,19 +154,54 @@ func (b *bench) phase(ctx context.Context, name string, f func(context.Context) 
 func (b *bench) system(ctx context.Context) (err error) {
 	var nats *natsServer
 	if b.cfg.NATSURL == "" {
-		if nats, err = startNATS(ctx, b.tool("nats-server"), filepath.Join(b.work, "nats"), b.logs); err != nil {
+		if nats, err = b.startNATS(ctx, "nats-server", report.SyncDefault); err != nil {
 			return err
 		}
-		defer func() {
-			if serr := nats.stop(); serr != nil {
-				b.note(fmt.Sprintf("nats-server did not stop cleanly: %v", serr))
-			}
-		}()
+		defer b.stopNATS(nats)
 	} else {
 		nats = externalNATS(b.cfg.NATSURL)
 	}
 	b.res.Machine.NATSVersion = nats.version
+	return b.withServices(ctx, nats, func(ctx context.Context, st *stack, m *meter) error {
+		b.phase(ctx, "idle", func(ctx context.Context) error { return b.idle(ctx, m) })
+		b.phase(ctx, "command service", func(ctx context.Context) error { return b.commands(ctx, st, m) })
+		b.phase(ctx, "query service", func(ctx context.Context) error { return b.reads(ctx, st) })
+		b.phase(ctx, "sustainable rate", func(ctx context.Context) error { return b.steps(ctx, st, m) })
+		b.phase(ctx, "mix", func(ctx context.Context) error { return b.mix(ctx, st) })
+		for _, svc := range []string{report.ServiceCommand, report.ServiceProjector, report.ServiceQuery} {
+			m, err := st.memory(svc, report.PhaseLoad)
+			if err != nil {
+				return err
+			}
+			b.res.Memory = append(b.res.Memory, m)
+		}
+		b.phase(ctx, "relay drain", func(ctx context.Context) error { return b.drain(ctx, st, m) })
+		b.phase(ctx, "rebuild", func(ctx context.Context) error { return b.rebuild(ctx, st) })
+		return nil
+	})
+}
+
+// startNATS starts a nats-server of the benchmark's own, named name, with
+// the file store's sync setting and a store of its own.
+func (b *bench) startNATS(ctx context.Context, name, sync string) (*natsServer, error) {
+	return startNATS(ctx, b.tool("nats-server"), name, filepath.Join(b.work, "nats", name), b.logs, sync)
+}
+
+// stopNATS stops a nats-server the benchmark started.
+func (b *bench) stopNATS(n *natsServer) {
+	if err := n.stop(); err != nil {
+		b.note(fmt.Sprintf("nats-server did not stop cleanly: %v", err))
+	}
+}
+
+// withServices starts the three services on nats, over an empty database
+// and Redis prefix, runs f with a meter of every process of the system,
+// and stops them.
+func (b *bench) withServices(ctx context.Context, nats *natsServer, f func(context.Context, *stack, *meter) error) (err error) {
 	if err := resetDatabase(ctx, b.cfg.DatabaseURL); err != nil {
+		return err
+	}
+	if err := deleteKeys(ctx, b.rdb, b.cfg.RedisPrefix); err != nil {
 		return err
 	}
 	serverURL, err := withDatabase(b.cfg.DatabaseURL, "postgres")
@@ -196,22 +231,7 @@ func (b *bench) system(ctx context.Context) (err error) {
 	if err := st.startAll(ctx); err != nil {
 		return err
 	}
-	m := newMeter(ctx, st, nats, pg, b.rdb)
-	b.phase(ctx, "idle", func(ctx context.Context) error { return b.idle(ctx, m) })
-	b.phase(ctx, "command service", func(ctx context.Context) error { return b.commands(ctx, st, m) })
-	b.phase(ctx, "query service", func(ctx context.Context) error { return b.reads(ctx, st) })
-	b.phase(ctx, "sustainable rate", func(ctx context.Context) error { return b.steps(ctx, st, m) })
-	b.phase(ctx, "mix", func(ctx context.Context) error { return b.mix(ctx, st) })
-	for _, svc := range []string{report.ServiceCommand, report.ServiceProjector, report.ServiceQuery} {
-		m, err := st.memory(svc, report.PhaseLoad)
-		if err != nil {
-			return err
-		}
-		b.res.Memory = append(b.res.Memory, m)
-	}
-	b.phase(ctx, "relay drain", func(ctx context.Context) error { return b.drain(ctx, st, m) })
-	b.phase(ctx, "rebuild", func(ctx context.Context) error { return b.rebuild(ctx, st) })
-	return nil
+	return f(ctx, st, newMeter(ctx, st, nats, pg, b.rdb))
 }
 
 // write writes results.json, the plots and REPORT.md, and prints the

@@ -6,10 +6,12 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
 	"github.com/cart-cqrs/cart/scripts/bench/procs"
+	"github.com/cart-cqrs/cart/scripts/bench/report"
 )
 
 // natsServer is the NATS the system runs on: a nats-server the benchmark
@@ -25,8 +27,10 @@ type natsServer struct {
 }
 
 // startNATS runs the nats-server binary with JetStream, storing in dir,
-// on free loopback ports, and waits until JetStream is up.
-func startNATS(ctx context.Context, bin, dir, logDir string) (*natsServer, error) {
+// on free loopback ports, with the file store's sync setting (see
+// natsConfig), and waits until JetStream is up. Its configuration and log
+// are <logDir>/<name>.conf and .log.
+func startNATS(ctx context.Context, bin, name, dir, logDir, sync string) (*natsServer, error) {
 	client, err := procs.FreeAddr()
 	if err != nil {
 		return nil, err
@@ -35,16 +39,18 @@ func startNATS(ctx context.Context, bin, dir, logDir string) (*natsServer, error
 	if err != nil {
 		return nil, err
 	}
-	_, port, _ := net.SplitHostPort(client) // FreeAddr returns host:port
-	_, mport, _ := net.SplitHostPort(monitor)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("nats: %w", err)
+	}
+	conf := filepath.Join(logDir, name+".conf")
+	if err := os.WriteFile(conf, []byte(natsConfig(client, monitor, dir, sync)), 0o644); err != nil {
 		return nil, fmt.Errorf("nats: %w", err)
 	}
 	version, err := runTool(ctx, bin, "--version")
 	if err != nil {
 		return nil, fmt.Errorf("nats: %w", err)
 	}
-	p, err := procs.Start("nats-server", bin, []string{"-a", "127.0.0.1", "-p", port, "-m", mport, "-js", "-sd", dir}, baseEnv(), logDir)
+	p, err := procs.Start(name, bin, []string{"-c", conf}, baseEnv(), logDir)
 	if err != nil {
 		return nil, err
 	}
@@ -56,6 +62,21 @@ func startNATS(ctx context.Context, bin, dir, logDir string) (*natsServer, error
 		version: strings.TrimPrefix(strings.TrimSpace(version), "nats-server: ") + " (nats-server, a child process of the benchmark)",
 		proc:    p, pid: p.Pid(),
 	}, nil
+}
+
+// natsConfig is the configuration of a nats-server the benchmark runs:
+// clients and monitoring on the loopback addresses given, JetStream storing
+// in dir. report.SyncDefault leaves the file store's sync_interval to the
+// server (an fsync every 2 minutes); any other sync is written as
+// sync_interval ("always": an fsync before every PubAck).
+func natsConfig(client, monitor, dir, sync string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "listen: %q\nhttp: %q\n\njetstream {\n  store_dir: %q\n", client, monitor, dir)
+	if sync != report.SyncDefault {
+		fmt.Fprintf(&b, "  sync_interval: %q\n", sync)
+	}
+	b.WriteString("}\n")
+	return b.String()
 }
 
 // externalNATS is BENCH_NATS_URL's server; its process is found when it
