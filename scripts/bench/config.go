@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cart-cqrs/cart/pkg/envconf"
+	"github.com/cart-cqrs/cart/scripts/bench/report"
 )
 
 // config is one benchmark, read from BENCH_* variables (and the services'
@@ -57,6 +58,12 @@ type config struct {
 	// builds from the version in scripts/go.mod) as a child process, the
 	// reproducible choice, whose CPU time is measured like the services'.
 	NATSURL, NATSServer string
+	// NATSSync are the sync settings of the benchmark's own nats-server
+	// whose durability cost it measures, each with a server, database and
+	// services of its own after the rest (BENCH_NATS_SYNC "default
+	// always"; each "default", "always" or a sync_interval duration; "off"
+	// skips it).
+	NATSSync []string
 	// Before is the results of the code before the speed work, shown beside
 	// this run's (BENCH_BEFORE "bench/before.json"; missing: not shown).
 	Before string
@@ -97,8 +104,9 @@ func configFromEnv(env envconf.Env) (config, error) {
 	cfg.NATSServer = r.String("BENCH_NATS_SERVER", filepath.Join(cfg.Bin, "nats-server"))
 	clients, err := parseClients(r.String("BENCH_CLIENTS", "1 4 16 64"))
 	rates, errR := parseRates(r.String("BENCH_RATES", "250 500 1000 1500 2000 3000 4000 6000 8000"))
-	errs := []error{r.Err(), err, errR}
-	cfg.Clients, cfg.Rates = clients, rates
+	syncs, errS := parseSync(r.String("BENCH_NATS_SYNC", report.SyncDefault+" "+report.SyncAlways))
+	errs := []error{r.Err(), err, errR, errS}
+	cfg.Clients, cfg.Rates, cfg.NATSSync = clients, rates, syncs
 	check := func(ok bool, msg string) {
 		if !ok {
 			errs = append(errs, errors.New(msg))
@@ -151,6 +159,33 @@ func parseRates(s string) ([]float64, error) {
 	}
 	slices.Sort(out)
 	return slices.Compact(out), nil
+}
+
+// parseSync reads "default always 1s" (spaces or commas) into distinct
+// nats-server sync settings in the order given; "off" alone is none.
+func parseSync(s string) ([]string, error) {
+	fields := strings.FieldsFunc(s, func(r rune) bool { return r == ' ' || r == ',' || r == '\t' })
+	if len(fields) == 1 && strings.EqualFold(fields[0], "off") {
+		return nil, nil
+	}
+	var out []string
+	for _, f := range fields {
+		v := strings.ToLower(f)
+		if v != report.SyncDefault && v != report.SyncAlways {
+			d, err := time.ParseDuration(f)
+			if err != nil || d <= 0 {
+				return nil, fmt.Errorf("BENCH_NATS_SYNC=%q: %q is not default, always, a positive duration or off", s, f)
+			}
+			v = d.String()
+		}
+		if !slices.Contains(out, v) {
+			out = append(out, v)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("BENCH_NATS_SYNC=%q: no sync setting (off skips the comparison)", s)
+	}
+	return out, nil
 }
 
 // steppedRates are the open-loop steps: the configured rates with the idle

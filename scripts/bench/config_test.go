@@ -29,7 +29,8 @@ func TestConfigFromEnv(t *testing.T) {
 		}
 		if cfg.Duration != 10*time.Second || !slices.Equal(cfg.Clients, []int{1, 4, 16, 64}) || cfg.maxClients() != 64 ||
 			cfg.DrainEvents != 100_000 || cfg.LagRate != 1000 || cfg.IdleRate != 50 || cfg.NATSURL != "" ||
-			cfg.NATSServer != "bin/nats-server" || cfg.Before != "bench/before.json" {
+			cfg.NATSServer != "bin/nats-server" || cfg.Before != "bench/before.json" ||
+			!slices.Equal(cfg.NATSSync, []string{"default", "always"}) {
 			t.Fatalf("defaults = %+v", cfg)
 		}
 		// The targets' rates are always among the steps.
@@ -71,10 +72,36 @@ func TestConfigFromEnv(t *testing.T) {
 		"ErrRate":        {"BENCH_RATES": "100 fast"},
 		"ErrZeroRate":    {"BENCH_RATES": "0 100"},
 		"ErrIdleRate":    {"BENCH_IDLE_RATE": "0"},
+		"ErrNATSSync":    {"BENCH_NATS_SYNC": "default sometimes"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			if _, err := configFromEnv(with(env)); err == nil || !strings.HasPrefix(err.Error(), "config: ") {
 				t.Fatalf("configFromEnv = %v, want a config error", err)
+			}
+		})
+	}
+}
+
+func TestParseSync(t *testing.T) {
+	for _, tc := range []struct {
+		name, in string
+		want     []string
+	}{
+		{"OKBoth", "default always", []string{"default", "always"}},
+		{"OKOrderKeptAndDurationsNormalized", "always, 1000ms default,1s ALWAYS", []string{"always", "1s", "default"}},
+		{"OKOff", " off ", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := parseSync(tc.in)
+			if err != nil || !slices.Equal(got, tc.want) {
+				t.Fatalf("parseSync(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
+			}
+		})
+	}
+	for _, in := range []string{"sometimes", "0s", "-1s", "off always", " , "} {
+		t.Run("Err"+in, func(t *testing.T) {
+			if got, err := parseSync(in); err == nil || !strings.HasPrefix(err.Error(), "BENCH_NATS_SYNC=") {
+				t.Fatalf("parseSync(%q) = %q, %v; want an error", in, got, err)
 			}
 		})
 	}

@@ -9,10 +9,14 @@
 // service closed loop (profiled), the query service closed loop and at half
 // load, the open-loop steps of the sustainable rate (each command read back
 // with ?minVersion: the visibility lag), a shop's mix; the relay draining an
-// outbox backlog; a full read-model rebuild. Over each measured window of
-// the command runs, the steps and the drain, the CPU time of every process
-// of the system (PostgreSQL's included) and PostgreSQL's transactions and
-// statements are read; each service's memory is read from /proc.
+// outbox backlog; a full read-model rebuild. Last, the cost of the stream's
+// durability: for each nats-server sync setting compared (BENCH_NATS_SYNC),
+// a server of its own under one synchronous publisher, then the system on
+// it under the command service's closed loop at the most clients. Over each
+// measured window of the command runs, the steps and the drain, the CPU
+// time of every process of the system (PostgreSQL's included) and
+// PostgreSQL's transactions and statements are read; each service's memory
+// is read from /proc.
 // The durations, client counts and rates come from BENCH_* variables
 // (config.go).
 package main
@@ -115,7 +119,7 @@ func run(ctx context.Context, env envconf.Env, out io.Writer) (err error) {
 	b.res.Machine = machineFacts(ctx, serverURL, rdb)
 	b.res.Settings = report.Settings{Duration: cfg.Duration, Warmup: cfg.Warmup, Clients: cfg.Clients,
 		LagRate: float64(cfg.LagRate), IdleRate: float64(cfg.IdleRate), Rates: cfg.steppedRates(),
-		DrainEvents: cfg.DrainEvents, ReadCarts: cfg.ReadCarts, Code: codeMeasured(ctx, cfg), Note: cfg.Note}
+		DrainEvents: cfg.DrainEvents, ReadCarts: cfg.ReadCarts, Code: codeMeasured(ctx, cfg), Note: cfg.Note, NATSSync: cfg.NATSSync}
 	b.say("measuring the machine's other work for %v before starting", settle)
 	b.res.Machine.OutsideBefore = outsideBefore(ctx, settle)
 	if o := b.res.Machine.OutsideBefore; o > report.BusyShare*float64(b.res.Machine.NProc) {
@@ -125,6 +129,7 @@ func run(ctx context.Context, env envconf.Env, out io.Writer) (err error) {
 	b.phase(ctx, "raw PostgreSQL (pgbench)", b.rawWrites)
 	b.phase(ctx, "raw read", b.rawReads)
 	b.phase(ctx, "the system", b.system)
+	b.phase(ctx, "stream durability", b.natsSync)
 
 	if err := deleteKeys(context.WithoutCancel(ctx), rdb, cfg.RedisPrefix); err != nil {
 		b.note(fmt.Sprintf("Could not delete the benchmark's Redis keys (%s*): %v", cfg.RedisPrefix, err))

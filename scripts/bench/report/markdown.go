@@ -82,6 +82,7 @@ func Markdown(r Results, before *Results, checks []Check, plots []string) string
 	}
 
 	drainSection(&b, r)
+	natsSyncSection(&b, r)
 	rebuildSection(&b, r.Rebuild)
 	memorySection(&b, r.Memory)
 	profileSection(&b, r.Profile)
@@ -92,8 +93,12 @@ func Markdown(r Results, before *Results, checks []Check, plots []string) string
 			w("* %s\n", n)
 		}
 	}
-	w("\n## Reproduce\n\n```sh\nmake bench   # BENCH_DURATION=%s BENCH_WARMUP=%s BENCH_CLIENTS=\"%s\" BENCH_RATES=\"%s\" BENCH_LAG_RATE=%.0f BENCH_IDLE_RATE=%.0f BENCH_DRAIN_EVENTS=%d\n```\n",
-		r.Settings.Duration, r.Settings.Warmup, joinInts(r.Settings.Clients), joinRates(r.Settings.Rates), r.Settings.LagRate, r.Settings.IdleRate, r.Settings.DrainEvents)
+	natsSync := "off"
+	if len(r.Settings.NATSSync) > 0 {
+		natsSync = strings.Join(r.Settings.NATSSync, " ")
+	}
+	w("\n## Reproduce\n\n```sh\nmake bench   # BENCH_DURATION=%s BENCH_WARMUP=%s BENCH_CLIENTS=\"%s\" BENCH_RATES=\"%s\" BENCH_LAG_RATE=%.0f BENCH_IDLE_RATE=%.0f BENCH_DRAIN_EVENTS=%d BENCH_NATS_SYNC=\"%s\"\n```\n",
+		r.Settings.Duration, r.Settings.Warmup, joinInts(r.Settings.Clients), joinRates(r.Settings.Rates), r.Settings.LagRate, r.Settings.IdleRate, r.Settings.DrainEvents, natsSync)
 	w("\nThe raw results, with every latency histogram (HDR, base64) and every window's CPU time per process, are in `results.json` next to this report.\n")
 	return b.String()
 }

@@ -43,6 +43,9 @@ type Results struct {
 
 	Drain   *Drain   `json:"drain,omitempty"`
 	Rebuild *Rebuild `json:"rebuild,omitempty"`
+	// NATSSync compares the stream's durability settings: a run per
+	// sync_interval of the benchmark's own nats-server.
+	NATSSync []SyncRun `json:"natsSync,omitempty"`
 	// Memory is each service's resident set, by service, under load and
 	// through the backlog.
 	Memory []ServiceMemory `json:"memory"`
@@ -95,6 +98,10 @@ type Settings struct {
 	// Note is what else a reader must know of the run.
 	Code string `json:"code"`
 	Note string `json:"note,omitempty"`
+
+	// NATSSync are the nats-server sync settings compared (none: the
+	// comparison was off).
+	NATSSync []string `json:"natsSync,omitempty"`
 }
 
 // Drain is the relay draining an outbox backlog written while no command

@@ -29,6 +29,7 @@ const (
 	WindowDrain   = "drain"    // the relay draining the outbox backlog
 	WindowCatchUp = "catch-up" // the drain until the projector applied it all
 	WindowIdle    = "idle"     // no load at all: the cost of timers and polling
+	WindowSync    = "sync"     // a closed-loop commands run of the NATS sync comparison
 )
 
 // Usage is what the system's processes used over one measured window.
