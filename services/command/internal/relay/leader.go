@@ -183,6 +183,9 @@ func (r *Relay) lead(ctx context.Context, conn *pgx.Conn) (err error) {
 			}
 		}
 		if failed { // NATS refused some: do not hammer it
+			// A stream that is gone refuses everything: check it before
+			// the next publish rather than at the next interval.
+			r.watch.checkedAt = time.Time{}
 			if !failures.Wait(ctx) {
 				return nil
 			}
